@@ -1,0 +1,108 @@
+"""Pure checks over turn records, shared by the Then steps.
+
+Each check returns data (matching calls, a list of problems); the steps turn that into
+an assertion whose message shows what actually happened.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .records import ToolCall, Turn
+
+
+def calls_of(turns: Iterable[Turn]) -> list[ToolCall]:
+    return [call for turn in turns for call in turn.tool_calls]
+
+
+def name_matches(call: ToolCall, name: str) -> bool:
+    """``transfer`` matches the tool on any server; ``bank.transfer`` only on ``bank``."""
+    if call.name == name or call.qualified_name == name:
+        return True
+    return not call.name and call.provider_name == name
+
+
+def calls_named(turns: Iterable[Turn], name: str) -> list[ToolCall]:
+    return [c for c in calls_of(turns) if name_matches(c, name)]
+
+
+def split_names(text: str) -> list[str]:
+    """``"get_balance, transfer"`` -> ``["get_balance", "transfer"]``."""
+    return [part.strip().strip('"') for part in text.split(",") if part.strip()]
+
+
+def _same(wanted: Any, value: Any) -> bool:
+    if isinstance(wanted, bool) or isinstance(value, bool):
+        return wanted is value
+    return bool(wanted == value)
+
+
+def _lookup(arguments: Any, path: str) -> tuple[bool, Any]:
+    value = arguments
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return False, None
+    return True, value
+
+
+def argument_problems(expected: Mapping[str, str], arguments: Any) -> list[str]:
+    """Differences between a ``| argument | value |`` table and one call's arguments.
+
+    Values compare as JSON where they parse (``500`` equals ``500.0``, ``true`` is
+    True, ``{"a": 1}`` an object), else as text. A dotted name looks inside objects and
+    lists (``to.account``, ``items.0``).
+    """
+    problems: list[str] = []
+    for name, text in expected.items():
+        found, value = _lookup(arguments, name)
+        if not found:
+            problems.append(f"{name}: missing")
+            continue
+        try:
+            wanted: Any = json.loads(text)
+        except (json.JSONDecodeError, TypeError):
+            wanted = text
+        if isinstance(wanted, str) and not isinstance(value, str):
+            same = wanted == json.dumps(value, ensure_ascii=False)
+        else:
+            same = _same(wanted, value)
+        if not same:
+            problems.append(f"{name}: expected {text}, got {json.dumps(value, ensure_ascii=False)}")
+    return problems
+
+
+def is_subsequence(names: Sequence[str], calls: Sequence[ToolCall]) -> bool:
+    """True when the tools ``names`` were called in this order (other calls may interleave)."""
+    position = 0
+    for call in calls:
+        if position < len(names) and name_matches(call, names[position]):
+            position += 1
+    return position == len(names)
+
+
+def mentions(text: str, phrase: str) -> bool:
+    """Case-insensitive containment, with runs of whitespace treated as one space."""
+    def squash(s: str) -> str:
+        return re.sub(r"\s+", " ", s).casefold()
+
+    return squash(phrase) in squash(text)
+
+
+def describe(turns: Sequence[Turn], *, what: str = "this turn") -> str:
+    """What the agent actually did: its tool calls and its answer (for failure messages)."""
+    calls = calls_of(turns)
+    lines = [f"What the agent did in {what}:"]
+    lines.append("  tools called:" if calls else "  tools called: none")
+    lines.extend(f"    - {c.describe()}" for c in calls)
+    response = turns[-1].response if turns else ""
+    lines.append(f"  response: {response!r}" if len(response) < 600 else f"  response: {response[:600]!r}…")
+    errors = [t.error for t in turns if t.error]
+    lines.extend(f"  turn error: {e}" for e in errors)
+    return "\n".join(lines)

@@ -1,0 +1,441 @@
+"""Configuration: ``[tool.behave_aitest]`` in pyproject.toml, plus ``-D aitest.*`` overrides.
+
+Every mistake is reported before the first scenario runs, as a :class:`ConfigError`
+whose message names the file, the table and the key, and says what to do. The
+loaded configuration is immutable: steps copy what they change into the
+conversation's own agent settings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+TRANSPORTS = ("stdio", "streamable-http", "sse")
+SCOPES = ("conversation", "feature", "run")
+SCRIPTED_MODEL = "scripted"
+USERDATA_PREFIX = "aitest."
+
+
+class ConfigError(Exception):
+    """A configuration mistake, worded for the person who has to fix it."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How to reach one MCP server, and how long one process of it lives."""
+
+    name: str
+    transport: str = "stdio"
+    command: tuple[str, ...] = ()
+    cwd: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    scope: str = "conversation"
+    startup_timeout_s: float = 30.0
+    tool_timeout_s: float = 60.0
+    where: str = ""  # "pyproject.toml [tool.behave_aitest.servers.bank]", for messages
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """A named agent: servers, system prompt, tool allow-list and model settings."""
+
+    name: str
+    servers: tuple[str, ...] = ()
+    system_prompt: str | None = None
+    allowed_tools: tuple[str, ...] | None = None
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    api_base: str | None = None
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration of one behave run."""
+
+    path: Path | None = None
+    model: str = SCRIPTED_MODEL
+    models: tuple[str, ...] = ()  # -D aitest.models=a,b: one flow per model
+    model_override: str | None = None  # -D aitest.model=...: beats tags and steps
+    max_turns: int = 10
+    timeout_s: float = 120.0
+    retries: int = 2
+    retry_backoff_s: float = 1.0
+    api_base: str | None = None
+    scripted_rules: Path | None = None
+    servers: Mapping[str, ServerConfig] = field(default_factory=dict)
+    agents: Mapping[str, AgentConfig] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory that relative paths in the config are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+
+# --------------------------------------------------------------------------- value checks
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("must be a whole number of at least 0")
+    return value
+
+
+def _positive_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number") from None
+    if not number > 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _non_negative_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number") from None
+    if number < 0:
+        raise ValueError("must be 0 or greater")
+    return number
+
+
+def _temperature(value: Any) -> float:
+    number = _non_negative_float(value)
+    if number > 2:
+        raise ValueError("must be between 0 and 2")
+    return number
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ValueError('must be a list of strings, e.g. ["a", "b"]')
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError('must be a list of strings, e.g. ["a", "b"]')
+    return tuple(value)
+
+
+def _str_table(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError('must be a table of strings, e.g. { NAME = "value" }')
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise ValueError(f"{key!r} must be a string (quote numbers and booleans)")
+    return dict(value)
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(repr(a) for a in allowed)}")
+        return value
+
+    return check
+
+
+def _model_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    models = _str_list(value)
+    if not models:
+        raise ValueError("must name at least one model")
+    return models
+
+
+TOP_KEYS: dict[str, Callable[[Any], Any]] = {
+    "model": _str,
+    "models": _model_list,
+    "max_turns": _positive_int,
+    "timeout_s": _positive_float,
+    "retries": _non_negative_int,
+    "retry_backoff_s": _non_negative_float,
+    "api_base": _str,
+    "scripted_rules": _str,
+    "servers": dict,
+    "agents": dict,
+}
+SERVER_KEYS: dict[str, Callable[[Any], Any]] = {
+    "command": _str_list,
+    "cwd": _str,
+    "env": _str_table,
+    "url": _str,
+    "transport": _choice(*TRANSPORTS),
+    "headers": _str_table,
+    "scope": _choice(*SCOPES),
+    "startup_timeout_s": _positive_float,
+    "tool_timeout_s": _positive_float,
+}
+AGENT_KEYS: dict[str, Callable[[Any], Any]] = {
+    "servers": _str_list,
+    "system_prompt": str,
+    "system_prompt_file": _str,
+    "allowed_tools": _str_list,
+    "model": _str,
+    "temperature": _temperature,
+    "max_tokens": _positive_int,
+    "api_base": _str,
+}
+# -D aitest.<key>=value: the run-level knobs a CI job or a developer overrides.
+USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {
+    "config": _str,
+    "model": _str,
+    "models": _model_list,
+    "max_turns": _positive_int,
+    "timeout_s": _positive_float,
+    "retries": _non_negative_int,
+    "retry_backoff_s": _non_negative_float,
+    "api_base": _str,
+    "scripted_rules": _str,
+}
+# Keys that belong to later layers (reports, cassettes, judge, repeats); accepted here so
+# that a run configured for them does not fail validation in this module.
+EXTENSION_KEYS: set[str] = set()
+
+
+def _suggest(key: str, known: Mapping[str, Any] | set[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    if close:
+        return f" Did you mean {close[0]!r}?"
+    return f" Known keys: {', '.join(sorted(known))}."
+
+
+def _check_table(
+    table: Mapping[str, Any],
+    schema: Mapping[str, Callable[[Any], Any]],
+    where: str,
+    extra_ok: set[str] | None = None,
+) -> dict[str, Any]:
+    """Validate every key of ``table`` against ``schema``; return the converted values."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        check = schema.get(key)
+        if check is None:
+            if extra_ok and key in extra_ok:
+                out[key] = value
+                continue
+            raise ConfigError(f"{where}: unknown key {key!r}.{_suggest(key, {**schema, **dict.fromkeys(extra_ok or ())})}")
+        if check is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key!r} must be a table ([...{key}.<name>] sections).")
+            out[key] = value
+            continue
+        try:
+            out[key] = check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {key!r} {exc} (got {value!r}).") from None
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def find_config_file(start: Path | None = None) -> Path | None:
+    """The nearest pyproject.toml with a ``[tool.behave_aitest]`` table, from ``start`` upwards."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError):
+                return candidate  # let load_config report the problem with its file name
+            if "behave_aitest" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """The behave-aitest table of ``path`` and its printable name."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (given by -D aitest.config).") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}.") from None
+    if "tool" in data and "behave_aitest" in data["tool"]:
+        return data["tool"]["behave_aitest"], "tool.behave_aitest"
+    if path.name == "pyproject.toml":
+        return {}, "tool.behave_aitest"
+    return data, ""
+
+
+def _table_name(root: str, *parts: str) -> str:
+    name = ".".join(p for p in (root, *parts) if p)
+    return f"[{name}]" if name else "(top level)"
+
+
+def load_config(userdata: Mapping[str, Any] | None = None, cwd: Path | None = None) -> Config:
+    """Load, merge and validate the configuration for one run.
+
+    ``userdata`` is behave's ``config.userdata``; its ``aitest.*`` keys override the file.
+    """
+    overrides = _userdata_overrides(userdata or {})
+    if "config" in overrides:
+        path: Path | None = Path(overrides["config"])
+        if not path.is_absolute():
+            path = (cwd or Path.cwd()) / path
+    else:
+        path = find_config_file(cwd)
+    raw: dict[str, Any] = {}
+    root = "tool.behave_aitest"
+    if path is not None:
+        raw, root = _read_toml(path)
+    label = str(path.name if path and path.parent == (cwd or Path.cwd()).resolve() else path) if path else "(no config file)"
+    top = _check_table(raw, TOP_KEYS, f"{label} {_table_name(root)}", EXTENSION_KEYS)
+    base_dir = path.parent if path else (cwd or Path.cwd())
+
+    servers = {
+        name: _server(name, table, f"{label} {_table_name(root, 'servers', name)}")
+        for name, table in top.get("servers", {}).items()
+    }
+    agents = {
+        name: _agent(name, table, f"{label} {_table_name(root, 'agents', name)}", servers, base_dir)
+        for name, table in top.get("agents", {}).items()
+    }
+    settings = {k: v for k, v in top.items() if k not in ("servers", "agents") and k in TOP_KEYS}
+    settings.update({k: v for k, v in overrides.items() if k not in ("config", "model")})
+    model_override = overrides.get("model")
+    rules = settings.pop("scripted_rules", None)
+    scripted_rules = None
+    if rules:
+        scripted_rules = Path(rules) if Path(rules).is_absolute() else base_dir / rules
+        if not scripted_rules.is_file():
+            raise ConfigError(
+                f"{label} {_table_name(root)}: 'scripted_rules' file {rules!r} not found "
+                f"(looked in {scripted_rules})."
+            )
+    if model_override and settings.get("models"):
+        raise ConfigError("-D aitest.model and -D aitest.models were both given: use one of them.")
+    return Config(
+        path=path,
+        servers=servers,
+        agents=agents,
+        model_override=model_override,
+        scripted_rules=scripted_rules,
+        **settings,
+    )
+
+
+def _userdata_overrides(userdata: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in userdata.items():
+        if not key.startswith(USERDATA_PREFIX):
+            continue
+        short = key[len(USERDATA_PREFIX):]
+        if short in EXTENSION_KEYS:
+            continue
+        check = USERDATA_KEYS.get(short)
+        if check is None:
+            raise ConfigError(f"-D {key}: unknown option.{_suggest(short, {**USERDATA_KEYS, **dict.fromkeys(EXTENSION_KEYS)})}")
+        try:
+            out[short] = check(value)
+        except ValueError as exc:
+            raise ConfigError(f"-D {key}: {exc} (got {value!r}).") from None
+    return out
+
+
+def _server(name: str, table: Any, where: str) -> ServerConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table with 'command' or 'url'.")
+    values = _check_table(table, SERVER_KEYS, where)
+    command, url = values.get("command"), values.get("url")
+    transport = values.get("transport") or ("stdio" if command or not url else "streamable-http")
+    if transport == "stdio":
+        if not command:
+            raise ConfigError(f"{where}: a stdio server needs 'command', e.g. command = [\"python\", \"-m\", \"my_server\"].")
+        if url:
+            raise ConfigError(f"{where}: 'url' is for transport \"streamable-http\" or \"sse\"; a stdio server has 'command' only.")
+    else:
+        if not url:
+            raise ConfigError(f"{where}: transport {transport!r} needs 'url', e.g. url = \"http://127.0.0.1:8000/mcp\".")
+        if command:
+            raise ConfigError(f"{where}: 'command' is for stdio servers; start HTTP servers yourself and give 'url'.")
+        if not re.match(r"^https?://", url):
+            raise ConfigError(f"{where}: 'url' must start with http:// or https:// (got {url!r}).")
+    values["transport"] = transport
+    return ServerConfig(name=name, where=where, **values)
+
+
+def _agent(
+    name: str, table: Any, where: str, servers: Mapping[str, ServerConfig], base_dir: Path
+) -> AgentConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table.")
+    values = _check_table(table, AGENT_KEYS, where)
+    for server in values.get("servers", ()):
+        if server not in servers:
+            known = ", ".join(sorted(servers)) or "none are defined"
+            raise ConfigError(
+                f"{where}: 'servers' names unknown server {server!r} "
+                f"(known servers: {known}). Define it under [tool.behave_aitest.servers.{server}]."
+            )
+    prompt_file = values.pop("system_prompt_file", None)
+    if prompt_file is not None:
+        if "system_prompt" in values:
+            raise ConfigError(f"{where}: give 'system_prompt' or 'system_prompt_file', not both.")
+        file = Path(prompt_file) if Path(prompt_file).is_absolute() else base_dir / prompt_file
+        try:
+            values["system_prompt"] = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{where}: 'system_prompt_file' {prompt_file!r} cannot be read: {exc.strerror}.") from None
+    return AgentConfig(name=name, where=where, **values)
+
+
+# --------------------------------------------------------------------------- ${VAR} expansion
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str, where: str, environ: Mapping[str, str] | None = None) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}``; an unset variable without default is an error."""
+    env = os.environ if environ is None else environ
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set (used as ${{{name}}}).")
+
+    return _VAR.sub(replace, value)

@@ -1,0 +1,101 @@
+"""behave hooks, as plain functions a project calls from its own features/environment.py.
+
+A new project needs only ``from behave_aitest.environment import *``. A project with
+hooks of its own calls these from them, in the same-named hook::
+
+    from behave_aitest import hooks as aitest
+
+    def before_all(context):
+        aitest.before_all(context)
+        ...  # your set-up
+
+Every function is cheap when no AI step runs: servers start on the first
+"When the user says", litellm is imported on the first model call.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .config import load_config
+from .runtime import Runtime, model_tags, runtime_of, scenario_model
+
+
+def before_all(context: Any) -> None:
+    """Load and check the configuration, start the event loop, expand per-model flows."""
+    context.config.setup_logging()  # what behave's default before_all does
+    config = load_config(context.config.userdata)
+    runtime = Runtime(config)
+    context.aitest = runtime
+    runtime.start()
+    context.add_cleanup(runtime.close)  # also runs when after_all is missing or fails
+    features = getattr(getattr(context, "_runner", None), "features", None)
+    if features is not None:
+        expand_model_flows(features, config.models)
+    check_features(features or [], runtime)
+
+
+def check_features(features: list[Any], runtime: Runtime) -> None:
+    """Fail before the first scenario on mistakes visible in the feature files."""
+    for feature in features:
+        for scenario in feature.walk_scenarios():
+            scenario_model(scenario)
+
+
+def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) -> None:
+    """Replace each feature that names several models by one copy per model.
+
+    A ``@session`` feature with ``@model:a @model:b`` (or any feature in a run with
+    ``-D aitest.models=a,b``) becomes the features ``Title [a]`` and ``Title [b]``: each
+    its own conversation, history and servers, run one after the other.
+    """
+    index = 0
+    while index < len(features):
+        feature = features[index]
+        models = list(run_models) or model_tags(feature.tags)
+        if len(models) <= 1:
+            if models:
+                feature.aitest_model = models[0]
+            index += 1
+            continue
+        copies = []
+        for model in models:
+            flow = copy.deepcopy(feature)
+            flow.name = f"{feature.name} [{model}]"
+            flow.aitest_model = model
+            copies.append(flow)
+        features[index:index + 1] = copies
+        index += len(copies)
+
+
+def before_feature(context: Any, feature: Any) -> None:
+    """Open the feature's scope; a ``@session`` feature opens its one conversation here."""
+    runtime_of(context).begin_feature(feature)
+
+
+def after_feature(context: Any, feature: Any) -> None:
+    """Stop the servers of the feature's session and of ``scope = "feature"``."""
+    runtime_of(context).end_feature(feature)
+
+
+def before_scenario(context: Any, scenario: Any) -> None:
+    """Start a new conversation (or continue the feature's session) and hang its record on the scenario."""
+    runtime_of(context).begin_scenario(scenario)
+
+
+def after_scenario(context: Any, scenario: Any) -> None:
+    """End the scenario's conversation and stop its servers (unless it is part of a session)."""
+    runtime_of(context).end_scenario(scenario)
+
+
+def before_step(context: Any, step: Any) -> None:
+    """Remember the running step, so a turn can be recorded on it (behave has no context.step)."""
+    runtime_of(context).current_step = step
+
+
+def after_all(context: Any) -> None:
+    """Stop everything still running."""
+    runtime = getattr(context, "aitest", None)
+    if isinstance(runtime, Runtime):
+        runtime.close()

@@ -1,0 +1,114 @@
+"""The model boundary: one function that sends a chat request through litellm.
+
+Everything that talks to a model goes through :func:`complete`, so recording and
+replaying (cassettes) and the judge plug in at exactly one place. litellm is imported
+on the first call, never at import time: it costs about two seconds and a dry run or a
+run without AI steps must not pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+_litellm: Any = None
+
+# Exceptions worth another attempt: the provider is busy, down or unreachable.
+RETRYABLE = ("RateLimitError", "InternalServerError", "ServiceUnavailableError", "APIConnectionError", "BadGatewayError")
+
+
+def litellm_module() -> Any:
+    """Import litellm once, offline and quiet."""
+    global _litellm
+    if _litellm is None:
+        # Without this litellm fetches its price map from GitHub at import (5 s when offline).
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        _litellm = litellm
+    return _litellm
+
+
+@dataclass
+class ToolRequest:
+    """A tool call as the model sent it (arguments still raw JSON text)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class ModelReply:
+    """The parts of a chat completion the agent loop and the records need."""
+
+    content: str | None
+    tool_calls: list[ToolRequest] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    finish_reason: str | None = None
+    model: str = ""
+    latency_s: float = 0.0
+
+
+class ModelError(Exception):
+    """The model could not be reached or refused the request (after any retries)."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return type(exc).__name__ in RETRYABLE or any(c.__name__ in RETRYABLE for c in type(exc).__mro__)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the provider asked us to wait, if it said so."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
+    try:
+        value = headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def reply_from_response(response: Any, latency_s: float) -> ModelReply:
+    """Convert a litellm ``ModelResponse`` into a :class:`ModelReply`."""
+    choice = response.choices[0]
+    message = choice.message
+    calls = [
+        ToolRequest(
+            id=c.id or f"call_{i}",
+            name=(c.function.name or "") if c.function else "",
+            arguments=(c.function.arguments or "") if c.function else "",
+        )
+        for i, c in enumerate(message.tool_calls or [])
+    ]
+    usage = getattr(response, "usage", None)
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    return ModelReply(
+        content=message.content,
+        tool_calls=calls,
+        input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost_usd=float(cost) if cost is not None else None,
+        finish_reason=choice.finish_reason,
+        model=getattr(response, "model", "") or "",
+        latency_s=latency_s,
+    )
+
+
+async def complete(request: dict[str, Any], *, timeout_s: float | None = None) -> ModelReply:
+    """One chat completion, no retries (the agent loop retries and records attempts).
+
+    ``request`` holds the litellm keyword arguments that decide the answer (model,
+    messages, tools, temperature, ...) plus transport settings (api_base, api_key).
+    """
+    litellm = litellm_module()
+    started = time.perf_counter()
+    response = await litellm.acompletion(**request, max_retries=0, timeout=timeout_s)
+    return reply_from_response(response, time.perf_counter() - started)

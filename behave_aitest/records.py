@@ -1,0 +1,126 @@
+"""Conversation records: what happened in every turn, kept for assertions and reports.
+
+Data flows one way: steps drive the engine, the engine fills these records, and the
+formatters read them. The records are plain dataclasses with no behaviour beyond
+derived totals, so they serialise to JSON losslessly (see :meth:`to_dict`).
+Unknown cost stays ``None``: a sum with an unknown part is reported as a lower bound
+together with the number of calls whose cost is unknown, never as a silent 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ToolCall:
+    """One tool call the model asked for, and what the MCP server answered."""
+
+    id: str
+    name: str  # the MCP server's own tool name ("" when the model named no known tool)
+    server: str | None  # server that ran it; None for unknown or refused tools
+    provider_name: str  # the name sent to and received from the provider
+    arguments: Any  # parsed JSON arguments (dict) or None when they did not parse
+    raw_arguments: str
+    result: str = ""
+    is_error: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def qualified_name(self) -> str:
+        """``server.tool`` form, used in messages when two servers need telling apart."""
+        return f"{self.server}.{self.name}" if self.server else self.name
+
+    def describe(self, limit: int = 200) -> str:
+        """A one-line ``name(args) -> result`` summary for failure messages."""
+        args = self.raw_arguments if self.arguments is None else json.dumps(self.arguments, ensure_ascii=False)
+        result = self.result if len(self.result) <= limit else self.result[:limit] + "…"
+        marker = "ERROR " if self.is_error else ""
+        return f"{self.name or self.provider_name}({args}) -> {marker}{result!r}"
+
+
+@dataclass
+class ModelCall:
+    """One request to the model (one ``litellm.acompletion``)."""
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+    tool_call_count: int = 0
+    attempts: int = 1  # 1 + retries after 429/5xx/connection errors
+
+
+def _sum_costs(costs: list[float | None]) -> tuple[float, int]:
+    """(sum of the known costs, number of unknown ones)."""
+    return sum(c for c in costs if c is not None), sum(1 for c in costs if c is None)
+
+
+@dataclass
+class Turn:
+    """Everything one ``When the user says`` caused, in order."""
+
+    index: int  # position in the conversation, from 0
+    user_text: str
+    model: str
+    history_before: int  # messages carried into this turn (the session flow count)
+    messages: list[dict[str, Any]] = field(default_factory=list)  # messages this turn added
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    model_calls: list[ModelCall] = field(default_factory=list)
+    response: str = ""
+    started_at: float = 0.0  # epoch seconds
+    duration_s: float = 0.0
+    error: str | None = None  # why the turn did not complete, if it did not
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(c.input_tokens for c in self.model_calls)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(c.output_tokens for c in self.model_calls)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Total cost, or None when any model call's cost is unknown."""
+        known, unknown = _sum_costs([c.cost_usd for c in self.model_calls])
+        return None if unknown else known
+
+    @property
+    def unknown_cost_calls(self) -> int:
+        return _sum_costs([c.cost_usd for c in self.model_calls])[1]
+
+    def tool_names(self) -> list[str]:
+        return [c.name for c in self.tool_calls]
+
+
+@dataclass
+class ScenarioRecord:
+    """The part of a conversation one behave scenario ran, hung on ``scenario.aitest``."""
+
+    conversation_id: str
+    turns: list[Turn] = field(default_factory=list)
+    history_at_start: int = 0
+    warnings: list[str] = field(default_factory=list)
+    model: str | None = None
+    agent: str | None = None
+
+
+@dataclass
+class Conversation:
+    """One conversation: a scenario, or a whole ``@session`` feature (per model flow)."""
+
+    id: str
+    title: str
+    session: bool
+    model: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)  # history without system prompt
+    turns: list[Turn] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,392 @@
+"""Run-wide state: the event-loop portal, server processes per scope, live conversations.
+
+The hooks create one :class:`Runtime` per behave run and keep it on ``context.aitest``.
+It owns every resource the run opens, in three nested scopes (run, feature,
+conversation), each an ``ExitStack`` closed by the matching ``after_*`` hook, so no
+server process outlives its scope, whatever failed in between.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError
+from .engine import AgentSetupError, ToolBox, TurnSettings, run_turn
+from .records import Conversation, ScenarioRecord, Turn
+from .servers import ServerConnection, ServerError
+
+SESSION_TAG = "session"
+MODEL_TAG = "model:"
+
+
+def model_tags(tags: Any) -> list[str]:
+    """Models named by ``@model:...`` tags, in order, without duplicates."""
+    seen: list[str] = []
+    for tag in tags or ():
+        if str(tag).startswith(MODEL_TAG):
+            model = str(tag)[len(MODEL_TAG):].strip()
+            if model and model not in seen:
+                seen.append(model)
+    return seen
+
+
+def scenario_model(scenario: Any) -> str | None:
+    """The model a scenario's own ``@model:`` tag names; several are a mistake worth stopping for."""
+    models = model_tags(scenario.tags)
+    if len(models) > 1:
+        raise ConfigError(
+            f"{scenario.location}: scenario has several @model tags ({', '.join(models)}). "
+            "To compare models, use a Scenario Outline with @model:<model> and a 'model' Examples column, "
+            "or put the @model tags on the Feature."
+        )
+    return models[0] if models else None
+
+
+class Scope:
+    """Resources that live exactly as long as a run, a feature or a conversation."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stack = ExitStack()
+        self.servers: dict[str, ServerConnection] = {}
+
+    def close(self) -> None:
+        self.servers.clear()
+        self.stack.close()
+
+
+@dataclass
+class AgentState:
+    """The agent as the scenario has set it up so far (a copy: steps may change it)."""
+
+    name: str | None = None
+    servers: list[str] = field(default_factory=list)
+    system_prompt: str | None = None
+    allowed_tools: list[str] | None = None
+    model: str | None = None  # set by "Given the model"
+    config_model: str | None = None  # the agent's own model in the config
+    temperature: float | None = None
+    max_tokens: int | None = None
+    api_base: str | None = None
+
+    @classmethod
+    def from_config(cls, agent: AgentConfig) -> AgentState:
+        return cls(
+            name=agent.name,
+            servers=list(agent.servers),
+            system_prompt=agent.system_prompt,
+            allowed_tools=list(agent.allowed_tools) if agent.allowed_tools is not None else None,
+            config_model=agent.model,
+            temperature=agent.temperature,
+            max_tokens=agent.max_tokens,
+            api_base=agent.api_base,
+        )
+
+
+@dataclass
+class LiveConversation:
+    """A conversation in progress: its record plus what it needs while it runs."""
+
+    record: Conversation
+    scope: Scope
+    agent: AgentState
+    feature_model: str | None = None
+    scenario_model: str | None = None
+    scenario: ScenarioRecord | None = None
+    last_turns: list[Turn] = field(default_factory=list)  # since the last "When the user says"
+
+
+class Runtime:
+    """Everything behave-aitest holds for one behave run."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.run_scope = Scope("run")
+        self.feature_scope: Scope | None = None
+        self.session: LiveConversation | None = None  # the @session feature's conversation
+        self.current: LiveConversation | None = None
+        self.current_step: Any = None
+        self.conversations: list[Conversation] = []
+        self.portal: Any = None
+        self.log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-"))
+        self._ids = itertools.count(1)
+        self._scripted: Any = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        from anyio.from_thread import start_blocking_portal
+
+        self.portal = self.run_scope.stack.enter_context(start_blocking_portal(backend="asyncio"))
+
+    def close(self) -> None:
+        """Stop every server and the event loop; safe to call twice."""
+        for scope in (self.current.scope if self.current else None, self.session.scope if self.session else None, self.feature_scope):
+            if scope is not None:
+                scope.close()
+        self.current = self.session = None
+        self.feature_scope = None
+        self.run_scope.close()
+        if self._scripted is not None:
+            self._scripted.stop()
+            self._scripted = None
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def begin_feature(self, feature: Any) -> None:
+        self.feature_scope = Scope(f"feature {feature.name}")
+        tags = [str(t) for t in feature.tags]
+        flow_model = getattr(feature, "aitest_model", None)
+        models = model_tags(tags)
+        feature_model = flow_model or (models[0] if len(models) == 1 else None)
+        if SESSION_TAG in tags:
+            self.session = self._new_conversation(feature.name, session=True, feature_model=feature_model)
+            feature.aitest_conversation = self.session.record
+        feature.aitest_model = feature_model
+
+    def end_feature(self, feature: Any) -> None:
+        if self.session is not None:
+            self.session.scope.close()
+            self.session = None
+        if self.feature_scope is not None:
+            self.feature_scope.close()
+            self.feature_scope = None
+
+    def begin_scenario(self, scenario: Any) -> None:
+        feature_model = getattr(scenario.feature, "aitest_model", None)
+        if self.session is not None:
+            live = self.session
+            warnings = self._session_gaps(scenario)
+        else:
+            live = self._new_conversation(scenario.name, session=False, feature_model=feature_model)
+            warnings = []
+        live.scenario_model = scenario_model(scenario)
+        live.last_turns = []
+        record = ScenarioRecord(
+            conversation_id=live.record.id,
+            history_at_start=len(live.record.messages),
+            warnings=warnings,
+            agent=live.agent.name,
+        )
+        live.scenario = record
+        live.record.warnings.extend(warnings)
+        scenario.aitest = record
+        self.current = live
+        for warning in warnings:
+            print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
+
+    def end_scenario(self, scenario: Any) -> None:
+        live = self.current
+        self.current = None
+        if live is not None and not live.record.session:
+            live.scope.close()
+
+    def _new_conversation(self, title: str, *, session: bool, feature_model: str | None) -> LiveConversation:
+        record = Conversation(id=f"c{next(self._ids)}", title=title, session=session)
+        self.conversations.append(record)
+        return LiveConversation(record, Scope(f"conversation {title}"), self.default_agent(), feature_model=feature_model)
+
+    @staticmethod
+    def _session_gaps(scenario: Any) -> list[str]:
+        """Warnings for earlier scenarios of the session that did not run (filtered, skipped)."""
+        gaps = []
+        for earlier in scenario.feature.walk_scenarios():
+            if earlier is scenario:
+                break
+            status = getattr(earlier.status, "name", str(earlier.status))
+            if status in ("skipped", "untested"):
+                gaps.append(
+                    f"@session {scenario.feature.name!r}: scenario {earlier.name!r} ({earlier.location}) did not run, "
+                    f"so {scenario.name!r} continues the conversation without its messages."
+                )
+        return gaps
+
+    # ----------------------------------------------------------------- agents and models
+
+    def default_agent(self) -> AgentState:
+        """The only configured agent, or an agent with no tools when there are several."""
+        if len(self.config.agents) == 1:
+            return AgentState.from_config(next(iter(self.config.agents.values())))
+        return AgentState()
+
+    def use_agent(self, name: str) -> AgentState:
+        agent = self.config.agents.get(name)
+        if agent is None:
+            known = ", ".join(sorted(self.config.agents)) or "none are configured"
+            raise ConfigError(
+                f"Unknown agent {name!r} (known agents: {known}). "
+                f"Define it under [tool.behave_aitest.agents.{name}] in {self._config_name()}."
+            )
+        live = self.live()
+        live.agent = AgentState.from_config(agent)
+        if live.scenario is not None:
+            live.scenario.agent = name
+        return live.agent
+
+    def _config_name(self) -> str:
+        return str(self.config.path) if self.config.path else "pyproject.toml"
+
+    def live(self) -> LiveConversation:
+        if self.current is None:
+            raise RuntimeError(
+                "behave-aitest has no conversation for this scenario: the before_scenario hook did not run. "
+                "Call behave_aitest.hooks.before_scenario(context, scenario) from before_scenario in "
+                "features/environment.py (or use `from behave_aitest.environment import *`)."
+            )
+        return self.current
+
+    def model_for(self, live: LiveConversation) -> str:
+        """-D aitest.model > Given the model > scenario @model > feature @model > agent > config."""
+        return (
+            self.config.model_override
+            or live.agent.model
+            or live.scenario_model
+            or live.feature_model
+            or live.agent.config_model
+            or self.config.model
+        )
+
+    def turn_settings(self, live: LiveConversation) -> TurnSettings:
+        model = self.model_for(live)
+        request: dict[str, Any] = {}
+        if model == SCRIPTED_MODEL:
+            request.update(model="openai/scripted", api_base=self.scripted_base_url(), api_key="scripted-needs-no-key")
+        else:
+            request["model"] = model
+            api_base = live.agent.api_base or self.config.api_base
+            if api_base:
+                request["api_base"] = api_base
+        if live.agent.temperature is not None:
+            request["temperature"] = live.agent.temperature
+        if live.agent.max_tokens is not None:
+            request["max_tokens"] = live.agent.max_tokens
+        return TurnSettings(
+            model=model,
+            request=request,
+            max_turns=self.config.max_turns,
+            timeout_s=self.config.timeout_s,
+            retries=self.config.retries,
+            retry_backoff_s=self.config.retry_backoff_s,
+        )
+
+    def scripted_base_url(self) -> str:
+        """Start the built-in scripted model (a local OpenAI-compatible server) on first use."""
+        if self._scripted is None:
+            from .fakellm import FakeOpenAI
+            from .scripted import RulesBrain
+
+            if self.config.scripted_rules is None:
+                raise ConfigError(
+                    f"The model is {SCRIPTED_MODEL!r} (the built-in scripted model) but no rules file is configured: "
+                    f'set scripted_rules = "features/scripted_model.toml" in {self._config_name()}, '
+                    "or choose a real model with -D aitest.model=<provider/model>."
+                )
+            self._scripted = FakeOpenAI(brain=RulesBrain.from_file(self.config.scripted_rules), model_name=SCRIPTED_MODEL)
+            self._scripted.start()
+        return str(self._scripted.base_url)
+
+    # ----------------------------------------------------------------- servers and turns
+
+    def _scope_for(self, live: LiveConversation, scope: str) -> Scope:
+        if scope == "run":
+            return self.run_scope
+        if scope == "feature" and self.feature_scope is not None:
+            return self.feature_scope
+        return live.scope
+
+    def connections(self, live: LiveConversation) -> list[ServerConnection]:
+        """Live connections to the agent's servers, started on first use in their scope."""
+        from .servers import connect
+
+        found = []
+        for name in live.agent.servers:
+            server = self.config.servers.get(name)
+            if server is None:
+                known = ", ".join(sorted(self.config.servers)) or "none are configured"
+                raise ConfigError(
+                    f"Unknown MCP server {name!r} (known servers: {known}). "
+                    f"Define it under [tool.behave_aitest.servers.{name}] in {self._config_name()}."
+                )
+            scope = self._scope_for(live, server.scope)
+            conn = scope.servers.get(name)
+            if conn is None or not conn.alive:
+                errlog = self.log_dir / f"{name}-{next(self._ids)}.stderr.log"
+                conn = scope.stack.enter_context(self.portal.wrap_async_context_manager(connect(server, errlog)))
+                scope.servers[name] = conn
+            found.append(conn)
+        return found
+
+    def say(self, text: str) -> Turn:
+        """Run one user message through the agent and record the turn everywhere it belongs."""
+        live = self.live()
+        settings = self.turn_settings(live)
+        try:
+            toolbox = ToolBox(self.connections(live), live.agent.allowed_tools)
+        except AgentSetupError as exc:
+            raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
+        complete = self._completer(settings)
+        turn = self.portal.call(
+            lambda: run_turn(
+                complete,
+                toolbox,
+                system_prompt=live.agent.system_prompt,
+                history=live.record.messages,
+                user_text=text,
+                settings=settings,
+                index=len(live.record.turns),
+            )
+        )
+        live.record.turns.append(turn)
+        live.record.model = live.record.model or settings.model
+        live.last_turns = [turn]
+        if live.scenario is not None:
+            live.scenario.turns.append(turn)
+            live.scenario.model = live.scenario.model or settings.model
+        if self.current_step is not None:
+            self.current_step.aitest_turn = turn
+        return turn
+
+    def _completer(self, settings: TurnSettings) -> Any:
+        from . import llm
+
+        if settings.model != SCRIPTED_MODEL:
+            return llm.complete
+
+        async def scripted(request: dict[str, Any], *, timeout_s: float | None = None) -> llm.ModelReply:
+            reply = await llm.complete(request, timeout_s=timeout_s)
+            reply.cost_usd = 0.0  # the scripted model costs nothing, and we know it
+            return reply
+
+        return scripted
+
+    def drop_dead_servers(self) -> None:
+        """Forget crashed servers so the next conversation starts them again."""
+        for scope in (self.run_scope, self.feature_scope, self.current.scope if self.current else None):
+            if scope is not None:
+                for name in [n for n, c in scope.servers.items() if not c.alive]:
+                    del scope.servers[name]
+
+
+class HooksMissing(RuntimeError):
+    """AI steps ran but ``before_all`` never created the runtime."""
+
+
+HOOKS_MISSING = (
+    "behave-aitest hooks are not installed. Add this line to features/environment.py:\n"
+    "    from behave_aitest.environment import *\n"
+    "or, if you have your own hooks, call behave_aitest.hooks.before_all(context), "
+    "before_feature, before_scenario, before_step, after_scenario, after_feature and after_all from them."
+)
+
+
+def runtime_of(context: Any) -> Runtime:
+    runtime = getattr(context, "aitest", None)
+    if not isinstance(runtime, Runtime):
+        raise HooksMissing(HOOKS_MISSING)
+    return runtime

@@ -1,0 +1,234 @@
+"""MCP connections: start or reach one MCP server and talk to it with the official SDK.
+
+One :func:`connect` is one async context manager that owns the transport, the client
+session and the handshake, so that entering and leaving it happen in the same task
+(the run's portal enters it with ``wrap_async_context_manager``). The ``mcp`` package
+is imported inside the functions: a ``behave --dry-run`` never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, ServerConfig, expand_env
+
+# What every stdio server gets from our environment; everything else must be listed in
+# the server's ``env`` table, so API keys never reach a server by accident.
+BASE_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TMPDIR", "TZ",
+    "LANG", "LC_ALL", "LC_CTYPE",
+    "SYSTEMROOT", "SYSTEMDRIVE", "USERPROFILE", "APPDATA", "LOCALAPPDATA", "TEMP", "TMP", "COMSPEC", "PATHEXT",
+)
+
+
+class ServerError(Exception):
+    """An MCP server could not be started, or died; carries the tail of its stderr."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool as the server lists it."""
+
+    server: str
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+
+
+@dataclass
+class ToolOutcome:
+    """What a tool call produced, flattened to the text the model reads."""
+
+    text: str
+    is_error: bool
+    duration_s: float
+
+
+@dataclass
+class ServerConnection:
+    """A live, initialised MCP client session and the tools it offers."""
+
+    config: ServerConfig
+    session: Any  # mcp.ClientSession
+    tools: list[ToolSpec] = field(default_factory=list)
+    errlog: Path | None = None
+    alive: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        return stderr_tail(self.errlog, lines)
+
+    async def call(self, tool: str, arguments: Mapping[str, Any]) -> ToolOutcome:
+        """Call ``tool``; MCP errors and timeouts come back as error outcomes for the model.
+
+        A broken connection (the server process died) raises :class:`ServerError`,
+        because no answer the model could read would make the conversation valid.
+        """
+        import anyio
+
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(self.config.tool_timeout_s):
+                result = await self.session.call_tool(tool, dict(arguments))
+        except TimeoutError:
+            return ToolOutcome(
+                f"Tool {tool!r} did not answer within {self.config.tool_timeout_s:g} s (tool_timeout_s).",
+                True,
+                time.perf_counter() - started,
+            )
+        except Exception as exc:  # transport-level failure: the server is gone
+            if _connection_broken(exc):
+                self.alive = False
+                raise ServerError(
+                    f"MCP server {self.name!r} stopped answering during a call to {tool!r}: "
+                    f"{type(exc).__name__}: {exc}{_tail_text(self.errlog)}"
+                ) from exc
+            return ToolOutcome(f"{type(exc).__name__}: {exc}", True, time.perf_counter() - started)
+        return ToolOutcome(result_text(result), bool(getattr(result, "is_error", False)), time.perf_counter() - started)
+
+
+def _connection_broken(exc: BaseException) -> bool:
+    import anyio
+
+    if isinstance(exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, BrokenPipeError, ConnectionError)):
+        return True
+    text = str(exc).lower()
+    return "connection closed" in text or "closed" in text and "stream" in text
+
+
+def result_text(result: Any) -> str:
+    """Flatten an MCP ``CallToolResult`` into text, keeping every block (not only the first)."""
+    parts: list[str] = []
+    for block in getattr(result, "content", None) or []:
+        kind = getattr(block, "type", "")
+        if kind == "text":
+            parts.append(block.text)
+        elif kind in ("image", "audio"):
+            size = len(getattr(block, "data", "") or "") * 3 // 4
+            parts.append(f"[{kind}: {getattr(block, 'mime_type', '?')}, about {size} bytes]")
+        elif kind == "resource":
+            resource = block.resource
+            parts.append(getattr(resource, "text", None) or f"[resource: {resource.uri}]")
+        elif kind == "resource_link":
+            parts.append(f"[resource link: {block.uri}]")
+        else:
+            parts.append(str(block))
+    if not parts and getattr(result, "structured_content", None) is not None:
+        parts.append(json.dumps(result.structured_content, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def stderr_tail(path: Path | None, lines: int = 20) -> str:
+    """The last ``lines`` lines a server wrote to stderr ("" when none)."""
+    if path is None or not path.exists():
+        return ""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _tail_text(path: Path | None) -> str:
+    tail = stderr_tail(path)
+    return f"\n--- server stderr (last lines) ---\n{tail}" if tail else " (the server wrote nothing to stderr)"
+
+
+def server_environment(config: ServerConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The minimal base environment plus the server's own ``env`` table, ``${VAR}`` expanded."""
+    source = os.environ if environ is None else environ
+    env = {k: source[k] for k in BASE_ENV if k in source}
+    for key, value in config.env.items():
+        env[key] = expand_env(value, f"{config.where} env.{key}", source)
+    return env
+
+
+def resolve_command(command: tuple[str, ...]) -> tuple[str, list[str]]:
+    """``python``/``python3`` mean the interpreter running behave, so a venv needs no activation."""
+    program, *args = command
+    if program in ("python", "python3"):
+        program = sys.executable
+    return program, args
+
+
+@asynccontextmanager
+async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerConnection]:
+    """Start (stdio) or reach (HTTP) the server, initialise, list tools; stop it on exit."""
+    import anyio
+    from mcp import ClientSession
+
+    errlog.parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncExitStack() as stack:
+        try:
+            read, write = await _open_transport(config, errlog, stack)
+            session = await stack.enter_async_context(ClientSession(read, write))
+            with anyio.fail_after(config.startup_timeout_s):
+                await session.initialize()
+                listed = await session.list_tools()
+        except ConfigError:
+            raise
+        except TimeoutError:
+            raise ServerError(
+                f"MCP server {config.name!r} did not finish start-up within {config.startup_timeout_s:g} s "
+                f"(startup_timeout_s in {config.where}).{_tail_text(errlog)}"
+            ) from None
+        except FileNotFoundError as exc:
+            raise ServerError(
+                f"MCP server {config.name!r}: command not found: {exc.filename or config.command[0]!r} "
+                f"(command in {config.where}). Check the program name and that it is on PATH."
+            ) from None
+        except Exception as exc:
+            raise ServerError(
+                f"MCP server {config.name!r} failed to start: {type(exc).__name__}: {exc}{_tail_text(errlog)}"
+            ) from exc
+        tools = [
+            ToolSpec(config.name, t.name, t.description or "", dict(t.input_schema or {"type": "object", "properties": {}}))
+            for t in listed.tools
+        ]
+        yield ServerConnection(config, session, tools, errlog)
+
+
+async def _open_transport(config: ServerConfig, errlog: Path, stack: AsyncExitStack) -> tuple[Any, Any]:
+    """Enter the transport for ``config`` on ``stack`` and return its read/write streams."""
+    if config.transport == "stdio":
+        from mcp import StdioServerParameters
+        from mcp.client.stdio import stdio_client
+
+        program, args = resolve_command(config.command)
+        params = StdioServerParameters(
+            command=program,
+            args=args,
+            env=server_environment(config),
+            cwd=config.cwd,
+        )
+        log = stack.enter_context(open(errlog, "a", encoding="utf-8"))
+        read, write = await stack.enter_async_context(stdio_client(params, errlog=log))
+        return read, write
+    url = expand_env(config.url or "", f"{config.where} url")
+    headers = {k: expand_env(v, f"{config.where} headers.{k}") for k, v in config.headers.items()}
+    if config.transport == "sse":
+        from mcp.client.sse import sse_client
+
+        streams = await stack.enter_async_context(
+            sse_client(url, headers=headers or None, timeout=config.startup_timeout_s, sse_read_timeout=config.tool_timeout_s + 30)
+        )
+        return streams[0], streams[1]
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    client = await stack.enter_async_context(
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(config.startup_timeout_s, read=config.tool_timeout_s + 30))
+    )
+    streams = await stack.enter_async_context(streamable_http_client(url, http_client=client))
+    return streams[0], streams[1]

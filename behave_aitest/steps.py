@@ -1,0 +1,381 @@
+"""The step vocabulary. Import it from a step module: ``from behave_aitest.steps import *``.
+
+``behave --steps-catalog`` prints every step below with its docstring: it is the
+reference product owners write scenarios from. Then-steps look at the latest turn
+(everything since the last "When the user says"); the tool steps also have a form
+ending in "during the conversation" that looks at every turn of the conversation
+(for a ``@session`` feature: of the whole session so far).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from behave import given, then, when
+
+from . import checks
+from .records import Turn
+from .runtime import LiveConversation, runtime_of
+
+__all__: list[str] = []  # `import *` only needs to run the decorators
+
+
+class AgentError(Exception):
+    """The agent could not complete the turn (model or server trouble): a step error, not a verdict."""
+
+
+def _live(context: Any) -> LiveConversation:
+    return runtime_of(context).live()
+
+
+def _turns(context: Any, whole: bool) -> tuple[list[Turn], str]:
+    live = _live(context)
+    if whole:
+        return list(live.record.turns), "the conversation"
+    if not live.last_turns:
+        raise AssertionError('No turn to check yet: a "When the user says ..." step must come before this step.')
+    return list(live.last_turns), "this turn"
+
+
+def _fail(message: str, turns: Sequence[Turn], what: str) -> None:
+    raise AssertionError(f"{message}\n{checks.describe(turns, what=what)}")
+
+
+# --------------------------------------------------------------------------- Given
+
+
+@given('the agent "{name}"')
+def step_agent(context: Any, name: str) -> None:
+    """Use the agent configured under [tool.behave_aitest.agents.<name>]: its MCP servers,
+    system prompt, allowed tools and model settings. In a @session feature (e.g. in a
+    Background) this sets the agent up again without dropping the conversation so far."""
+    runtime_of(context).use_agent(name)
+
+
+@given('the model "{model}"')
+def step_model(context: Any, model: str) -> None:
+    """Talk to this model (any litellm model string, e.g. "openai/gpt-4.1-mini") for the rest
+    of the scenario. Beats @model tags and the config; -D aitest.model=... beats it."""
+    _live(context).agent.model = model
+
+
+@given("the system prompt:")
+def step_system_prompt(context: Any) -> None:
+    """Replace the agent's system prompt with the doc string below the step."""
+    if not context.text:
+        raise ValueError('"Given the system prompt:" needs a doc string ("""...""") below it.')
+    _live(context).agent.system_prompt = context.text
+
+
+@given('the MCP server "{name}"')
+def step_server(context: Any, name: str) -> None:
+    """Give the agent the tools of this MCP server (configured under
+    [tool.behave_aitest.servers.<name>]), in addition to its own."""
+    runtime = runtime_of(context)
+    if name not in runtime.config.servers:
+        known = ", ".join(sorted(runtime.config.servers)) or "none are configured"
+        raise ValueError(f"Unknown MCP server {name!r} (known servers: {known}).")
+    agent = _live(context).agent
+    if name not in agent.servers:
+        agent.servers.append(name)
+
+
+@given('the agent may only use the tools "{names}"')
+def step_allowed_tools(context: Any, names: str) -> None:
+    """Offer the model only these tools (comma-separated; "server.tool" picks one server's tool).
+    A tool the model calls anyway is refused and recorded as an error."""
+    _live(context).agent.allowed_tools = checks.split_names(names)
+
+
+# --------------------------------------------------------------------------- When
+
+
+def _say(context: Any, text: str) -> None:
+    runtime = runtime_of(context)
+    turn = runtime.say(text)
+    if turn.error:
+        runtime.drop_dead_servers()
+        kind, _, detail = turn.error.partition(": ")
+        message = f"The agent did not finish the turn: {detail}\n{checks.describe([turn])}"
+        if kind == "max_turns":
+            raise AssertionError(message)  # the agent misbehaved: a failure, not an error
+        raise AgentError(message)
+
+
+@when('the user says "{text}"')
+def step_user_says(context: Any, text: str) -> None:
+    """Send this message to the agent and let it work (call tools, answer) until it replies.
+    Adds to the conversation's history; later turns (and later scenarios of a @session
+    feature) see everything said and done before."""
+    _say(context, text)
+
+
+@when("the user says:")
+def step_user_says_text(context: Any) -> None:
+    """Send the doc string below the step to the agent, like "When the user says", for long
+    or multi-line messages."""
+    if not context.text:
+        raise ValueError('"When the user says:" needs a doc string ("""...""") below it.')
+    _say(context, context.text)
+
+
+# --------------------------------------------------------------------------- Then: tools
+
+
+def _called(context: Any, name: str, whole: bool) -> None:
+    turns, what = _turns(context, whole)
+    if not checks.calls_named(turns, name):
+        _fail(f"Expected the agent to call tool {name!r} in {what}, but it did not.", turns, what)
+
+
+@then('the agent called tool "{name}"')
+def step_called(context: Any, name: str) -> None:
+    """The agent called this tool (at least once) in the latest turn. Write "server.tool"
+    to require the tool of one particular server."""
+    _called(context, name, False)
+
+
+@then('the agent called tool "{name}" during the conversation')
+def step_called_conv(context: Any, name: str) -> None:
+    """The agent called this tool at least once in any turn of the conversation so far."""
+    _called(context, name, True)
+
+
+def _not_called(context: Any, name: str, whole: bool) -> None:
+    turns, what = _turns(context, whole)
+    if checks.calls_named(turns, name):
+        _fail(f"Expected the agent not to call tool {name!r} in {what}, but it did.", turns, what)
+
+
+@then('the agent did not call tool "{name}"')
+def step_not_called(context: Any, name: str) -> None:
+    """The agent did not call this tool in the latest turn."""
+    _not_called(context, name, False)
+
+
+@then('the agent did not call tool "{name}" during the conversation')
+def step_not_called_conv(context: Any, name: str) -> None:
+    """The agent did not call this tool in any turn of the conversation so far."""
+    _not_called(context, name, True)
+
+
+def _count(context: Any, name: str, count: int, whole: bool) -> None:
+    turns, what = _turns(context, whole)
+    actual = len(checks.calls_named(turns, name))
+    if actual != count:
+        _fail(f"Expected tool {name!r} to be called {count} time(s) in {what}, but it was called {actual} time(s).", turns, what)
+
+
+@then('the agent called tool "{name}" {count:d} times')
+@then('the agent called tool "{name}" {count:d} time')
+def step_count(context: Any, name: str, count: int) -> None:
+    """The agent called this tool exactly this many times in the latest turn."""
+    _count(context, name, count, False)
+
+
+@then('the agent called tool "{name}" {count:d} times during the conversation')
+@then('the agent called tool "{name}" {count:d} time during the conversation')
+def step_count_conv(context: Any, name: str, count: int) -> None:
+    """The agent called this tool exactly this many times in the whole conversation so far."""
+    _count(context, name, count, True)
+
+
+def _table_dict(context: Any, step: str) -> dict[str, str]:
+    if context.table is None:
+        raise ValueError(f'"{step}" needs a table below it: | argument | value |')
+    headings = [h.strip().lower() for h in context.table.headings]
+    if len(headings) != 2:
+        raise ValueError(f'"{step}": the table needs two columns, | argument | value |.')
+    # behave treats the first row as headings; accept tables written without a heading row.
+    rows = [tuple(r.cells) for r in context.table.rows]
+    if headings != ["argument", "value"]:
+        rows.insert(0, tuple(context.table.headings))
+    return {a.strip(): v.strip() for a, v in rows}
+
+
+def _called_with(context: Any, name: str, whole: bool) -> None:
+    expected = _table_dict(context, f'the agent called tool "{name}" with:')
+    turns, what = _turns(context, whole)
+    calls = checks.calls_named(turns, name)
+    if not calls:
+        _fail(f"Expected a call to tool {name!r} in {what}, but there was none.", turns, what)
+    problems = [checks.argument_problems(expected, c.arguments if c.arguments is not None else {}) for c in calls]
+    if not any(not p for p in problems):
+        detail = "\n".join(f"  call {i + 1}: " + "; ".join(p) for i, p in enumerate(problems))
+        _fail(f"No call to tool {name!r} in {what} had the expected arguments:\n{detail}", turns, what)
+
+
+@then('the agent called tool "{name}" with:')
+def step_called_with(context: Any, name: str) -> None:
+    """At least one call of this tool in the latest turn had these arguments (other
+    arguments may be present). Table: | argument | value |. Values compare as JSON where
+    they parse (500 equals 500.0, true, "text", {"a": 1}), otherwise as text; a dotted
+    argument name looks inside objects (to.account)."""
+    _called_with(context, name, False)
+
+
+@then('the agent called tool "{name}" during the conversation with:')
+def step_called_with_conv(context: Any, name: str) -> None:
+    """Like "the agent called tool ... with:", over every turn of the conversation so far."""
+    _called_with(context, name, True)
+
+
+def _names_from_table(context: Any, step: str) -> list[str]:
+    if context.table is None:
+        raise ValueError(f'"{step}" needs a one-column table of tool names below it, e.g. | tool |.')
+    names = [row.cells[0].strip() for row in context.table.rows]
+    heading = context.table.headings[0].strip()
+    if heading.lower() not in ("tool", "tools", "name"):
+        names.insert(0, heading)
+    return names
+
+
+def _in_order(context: Any, whole: bool, exactly: bool) -> None:
+    names = _names_from_table(context, "the agent called the tools in order:")
+    turns, what = _turns(context, whole)
+    calls = checks.calls_of(turns)
+    if exactly:
+        ok = len(calls) == len(names) and all(checks.name_matches(c, n) for c, n in zip(calls, names))
+    else:
+        ok = checks.is_subsequence(names, calls)
+    if not ok:
+        how = "exactly these tools" if exactly else "these tools"
+        _fail(f"Expected the agent to call {how} in this order in {what}: {', '.join(names)}.", turns, what)
+
+
+@then("the agent called the tools in order:")
+def step_in_order(context: Any) -> None:
+    """In the latest turn the agent called the tools listed in the table (one column,
+    heading | tool |) in this order. Other calls may come before, between or after them."""
+    _in_order(context, False, False)
+
+
+@then("the agent called the tools in order during the conversation:")
+def step_in_order_conv(context: Any) -> None:
+    """Like "the agent called the tools in order:", over every turn of the conversation so far."""
+    _in_order(context, True, False)
+
+
+@then("the agent called exactly these tools in order:")
+def step_exactly_in_order(context: Any) -> None:
+    """In the latest turn the agent called exactly the tools in the table, in this order,
+    and nothing else."""
+    _in_order(context, False, True)
+
+
+def _no_tools(context: Any, whole: bool) -> None:
+    turns, what = _turns(context, whole)
+    if checks.calls_of(turns):
+        _fail(f"Expected no tool calls in {what}.", turns, what)
+
+
+@then("the agent called no tools")
+def step_no_tools(context: Any) -> None:
+    """The agent answered the latest message without calling any tool."""
+    _no_tools(context, False)
+
+
+@then("the agent called no tools during the conversation")
+def step_no_tools_conv(context: Any) -> None:
+    """The agent has not called any tool in the conversation so far."""
+    _no_tools(context, True)
+
+
+def _no_failures(context: Any, whole: bool) -> None:
+    turns, what = _turns(context, whole)
+    failed = [c for c in checks.calls_of(turns) if c.is_error]
+    if failed:
+        _fail(f"Expected every tool call in {what} to succeed, but {len(failed)} failed.", turns, what)
+
+
+@then("no tool call failed")
+def step_no_tool_failed(context: Any) -> None:
+    """Every tool call of the latest turn succeeded (no MCP error, unknown or refused tool,
+    or arguments that were not valid JSON)."""
+    _no_failures(context, False)
+
+
+@then("no tool call failed during the conversation")
+def step_no_tool_failed_conv(context: Any) -> None:
+    """Every tool call of the conversation so far succeeded."""
+    _no_failures(context, True)
+
+
+@then('the result of tool "{name}" mentions "{text}"')
+def step_result_mentions(context: Any, name: str, text: str) -> None:
+    """A result the tool returned in the latest turn contains this text (case-insensitive).
+    Checks what the server said, not what the agent repeated."""
+    turns, what = _turns(context, False)
+    calls = checks.calls_named(turns, name)
+    if not any(checks.mentions(c.result, text) for c in calls):
+        _fail(f"Expected a result of tool {name!r} in {what} to mention {text!r}.", turns, what)
+
+
+# --------------------------------------------------------------------------- Then: answer
+
+
+def _response(context: Any) -> tuple[str, list[Turn]]:
+    turns, _ = _turns(context, False)
+    return turns[-1].response, turns
+
+
+@then('the response mentions "{text}"')
+def step_mentions(context: Any, text: str) -> None:
+    """The agent's answer to the latest message contains this text, ignoring case and
+    extra spaces."""
+    response, turns = _response(context)
+    if not checks.mentions(response, text):
+        _fail(f"Expected the response to mention {text!r}.", turns, "this turn")
+
+
+@then('the response does not mention "{text}"')
+def step_not_mentions(context: Any, text: str) -> None:
+    """The agent's answer to the latest message does not contain this text (ignoring case)."""
+    response, turns = _response(context)
+    if checks.mentions(response, text):
+        _fail(f"Expected the response not to mention {text!r}.", turns, "this turn")
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+    except re.error as exc:
+        raise ValueError(f"Not a valid regular expression {pattern!r}: {exc}.") from None
+
+
+@then('the response matches "{pattern}"')
+def step_matches(context: Any, pattern: str) -> None:
+    """The agent's answer matches this regular expression somewhere (case-insensitive),
+    e.g. "\\$\\s?1,?000"."""
+    response, turns = _response(context)
+    if not _regex(pattern).search(response):
+        _fail(f"Expected the response to match /{pattern}/.", turns, "this turn")
+
+
+@then('the response does not match "{pattern}"')
+def step_not_matches(context: Any, pattern: str) -> None:
+    """The agent's answer does not match this regular expression anywhere (case-insensitive)."""
+    response, turns = _response(context)
+    if _regex(pattern).search(response):
+        _fail(f"Expected the response not to match /{pattern}/.", turns, "this turn")
+
+
+@then("the agent answered")
+def step_answered(context: Any) -> None:
+    """The agent gave a non-empty text answer to the latest message."""
+    response, turns = _response(context)
+    if not response.strip():
+        _fail("Expected a non-empty answer.", turns, "this turn")
+
+
+@then("the conversation has {count:d} messages")
+def step_message_count(context: Any, count: int) -> None:
+    """The conversation's history holds exactly this many messages: user, assistant and
+    tool-result messages, not counting the system prompt."""
+    live = _live(context)
+    actual = len(live.record.messages)
+    if actual != count:
+        roles = ", ".join(m.get("role", "?") for m in live.record.messages)
+        raise AssertionError(f"Expected {count} messages in the conversation, found {actual}: {roles}.")

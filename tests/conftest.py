@@ -1,0 +1,88 @@
+"""Shared fixtures: a temporary behave project run as ``python -m behave`` in a subprocess,
+and the project's fake OpenAI-compatible server for litellm to talk HTTP to."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from behave_aitest.fakellm import FakeOpenAI
+
+# Variables that would let a test reach a real provider; removed from every subprocess.
+_PROVIDER_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_API_KEY", "GEMINI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE")
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Project:
+    """A throw-away behave project using behave-aitest, in a temporary directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "features" / "steps").mkdir(parents=True)
+        (root / "features" / "environment.py").write_text("from behave_aitest.environment import *\n")
+        (root / "features" / "steps" / "aitest.py").write_text("from behave_aitest.steps import *\n")
+
+    def config(self, text: str) -> None:
+        """Write pyproject.toml (dedented)."""
+        (self.root / "pyproject.toml").write_text(textwrap.dedent(text), encoding="utf-8")
+
+    def feature(self, name: str, text: str) -> Path:
+        path = self.root / "features" / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Result:
+        """Run behave in a subprocess with no provider keys in its environment."""
+        clean = {k: v for k, v in os.environ.items() if k not in _PROVIDER_ENV}
+        clean["OPENAI_API_KEY"] = "sk-fake-key-for-the-local-fake-server"
+        clean.update(env or {})
+        done = subprocess.run(
+            [sys.executable, "-m", "behave", "--no-color", "--no-capture", *args],
+            cwd=self.root,
+            env=clean,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=timeout,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+def llm_config(server: FakeOpenAI, extra: str = "", **top: object) -> str:
+    """A [tool.behave_aitest] header pointing litellm at the fake server."""
+    lines = ["[tool.behave_aitest]", 'model = "openai/fake-model"', f'api_base = "{server.base_url}"', "retry_backoff_s = 0"]
+    lines += [f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in top.items()]
+    return "\n".join(lines) + "\n" + textwrap.dedent(extra)
+
+
+BANK = '[tool.behave_aitest.servers.bank]\ncommand = ["python", "-m", "behave_aitest.testing.bank_server"]\n'
+WEATHER = '[tool.behave_aitest.servers.weather]\ncommand = ["python", "-m", "behave_aitest.testing.weather_server"]\n'
+TODO = '[tool.behave_aitest.servers.todo]\ncommand = ["python", "-m", "behave_aitest.testing.todo_server"]\n'
