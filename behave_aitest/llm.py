@@ -25,9 +25,13 @@ def litellm_module() -> Any:
     if _litellm is None:
         # Without this litellm fetches its price map from GitHub at import (5 s when offline).
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import logging
+
         import litellm
 
         litellm.suppress_debug_info = True
+        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         litellm.telemetry = False
         _litellm = litellm
     return _litellm
@@ -66,13 +70,16 @@ def is_retryable(exc: BaseException) -> bool:
 
 def retry_after(exc: BaseException) -> float | None:
     """Seconds the provider asked us to wait, if it said so."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
-    try:
-        value = headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError, AttributeError):
-        return None
+    # litellm keeps the provider's real headers in litellm_response_headers; its
+    # exc.response is a stand-in whose headers are empty.
+    for headers in (getattr(exc, "litellm_response_headers", None), getattr(getattr(exc, "response", None), "headers", None)):
+        try:
+            value = headers.get("retry-after") if headers else None
+            if value is not None:
+                return float(value)
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return None
 
 
 def reply_from_response(response: Any, latency_s: float) -> ModelReply:
