@@ -15,10 +15,10 @@ Every function is cheap when no AI step runs: servers start on the first
 
 from __future__ import annotations
 
-import copy
+import re
 from typing import Any
 
-from .config import load_config
+from .config import SCRIPTED_MODEL, ConfigError, load_config
 from .runtime import Runtime, model_tags, runtime_of, scenario_model
 
 
@@ -34,13 +34,36 @@ def before_all(context: Any) -> None:
     if features is not None:
         expand_model_flows(features, config.models)
     check_features(features or [], runtime)
+    if config.model == SCRIPTED_MODEL and not config.model_override and not config.models:
+        print(
+            f"behave-aitest: the default model is the built-in SCRIPTED MODEL (rules in {config.scripted_rules}), "
+            "not an LLM: no key, no network, no cost. Run live with -D aitest.model=<provider/model>."
+        )
+
+
+# Steps that name configured things, checked before the first scenario runs.
+_NAMED = (
+    (re.compile(r'the agent "(.+)"'), "agents", "agent", "agents"),
+    (re.compile(r'the MCP server "(.+)"'), "servers", "MCP server", "servers"),
+)
 
 
 def check_features(features: list[Any], runtime: Runtime) -> None:
     """Fail before the first scenario on mistakes visible in the feature files."""
+    config = runtime.config
     for feature in features:
         for scenario in feature.walk_scenarios():
             scenario_model(scenario)
+            for step in scenario.all_steps:
+                for pattern, names, kind, table in _NAMED:
+                    found = pattern.fullmatch(step.name)
+                    if found and found.group(1) not in getattr(config, names):
+                        known = ", ".join(sorted(getattr(config, names))) or "none are configured"
+                        raise ConfigError(
+                            f"{step.location}: unknown {kind} {found.group(1)!r} (known {kind}s: {known}). "
+                            f"Define it under [tool.behave_aitest.{table}.{found.group(1)}] in "
+                            f"{config.path or 'pyproject.toml'}."
+                        )
 
 
 def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) -> None:
@@ -59,9 +82,12 @@ def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) ->
                 feature.aitest_model = models[0]
             index += 1
             continue
+        from behave.parser import parse_file
+
         copies = []
         for model in models:
-            flow = copy.deepcopy(feature)
+            # A fresh parse, not a deepcopy: behave's model objects do not support copying.
+            flow = parse_file(feature.filename, language=getattr(feature, "language", None))
             flow.name = f"{feature.name} [{model}]"
             flow.aitest_model = model
             copies.append(flow)
