@@ -28,6 +28,7 @@ def before_all(context: Any) -> None:
     config = load_config(context.config.userdata)
     runtime = Runtime(config)
     context.aitest = runtime
+    context.config.aitest_runtime = runtime  # formatters get behave's config, not the context
     runtime.start()
     context.add_cleanup(runtime.close)  # also runs when after_all is missing or fails
     features = getattr(getattr(context, "_runner", None), "features", None)
