@@ -103,6 +103,4 @@ def describe(turns: Sequence[Turn], *, what: str = "this turn") -> str:
     lines.extend(f"    - {c.describe()}" for c in calls)
     response = turns[-1].response if turns else ""
     lines.append(f"  response: {response!r}" if len(response) < 600 else f"  response: {response[:600]!r}…")
-    errors = [t.error for t in turns if t.error]
-    lines.extend(f"  turn error: {e}" for e in errors)
     return "\n".join(lines)

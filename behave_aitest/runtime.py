@@ -336,7 +336,10 @@ class Runtime:
             conn = scope.servers.get(name)
             if conn is None or not conn.alive:
                 errlog = self.log_dir / f"{name}-{next(self._ids)}.stderr.log"
-                conn = scope.stack.enter_context(self.portal.wrap_async_context_manager(connect(server, errlog)))
+                try:
+                    conn = scope.stack.enter_context(self.portal.wrap_async_context_manager(connect(server, errlog)))
+                except BaseException as exc:  # anyio wraps start-up failures in exception groups
+                    raise first_leaf(exc) from None
                 scope.servers[name] = conn
             found.append(conn)
         return found
@@ -390,6 +393,13 @@ class Runtime:
             if scope is not None:
                 for name in [n for n, c in scope.servers.items() if not c.alive]:
                     del scope.servers[name]
+
+
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 class HooksMissing(RuntimeError):

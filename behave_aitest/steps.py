@@ -18,6 +18,7 @@ from behave import given, then, when
 from . import checks
 from .records import Turn
 from .runtime import LiveConversation, runtime_of
+from .servers import ServerError
 
 __all__: list[str] = []  # `import *` only needs to run the decorators
 
@@ -94,7 +95,11 @@ def step_allowed_tools(context: Any, names: str) -> None:
 
 def _say(context: Any, text: str) -> None:
     runtime = runtime_of(context)
-    turn = runtime.say(text)
+    try:
+        turn = runtime.say(text)
+    except ServerError as exc:
+        runtime.drop_dead_servers()
+        raise AgentError(str(exc)) from None
     if turn.error:
         runtime.drop_dead_servers()
         kind, _, detail = turn.error.partition(": ")

@@ -1,0 +1,59 @@
+"""An MCP server that misbehaves on purpose, for the fault tests.
+
+Tools: ``echo`` (works), ``crash`` (the process dies mid-call, after a line on stderr),
+``hang`` (sleeps longer than any sensible tool timeout), ``fail`` (an MCP error result).
+With ``FAULTY_EXIT_AT_START=1`` in its environment the process prints a reason on stderr
+and exits before the MCP handshake.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from behave_aitest.testing._serve import run, text_tool
+
+
+def create_server() -> MCPServer:
+    server = MCPServer("faulty", instructions="A server that fails in chosen ways.")
+    tool = text_tool(server)
+
+    @tool
+    def echo(text: str) -> str:
+        """Return the text unchanged."""
+        return text
+
+    @tool
+    def crash() -> str:
+        """Kill the server process in the middle of the call."""
+        print("faulty server: crashing on purpose (tool 'crash')", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    @tool
+    def hang(seconds: float = 3600) -> str:
+        """Sleep for a long time before answering."""
+        time.sleep(seconds)
+        return "woke up"
+
+    @tool
+    def fail(message: str = "it went wrong") -> str:
+        """Answer with an MCP error result."""
+        raise ToolError(message)
+
+    return server
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if os.environ.get("FAULTY_EXIT_AT_START"):
+        print("faulty server: refusing to start (FAULTY_EXIT_AT_START is set)", file=sys.stderr, flush=True)
+        return 4
+    return run(create_server(), argv, prog="python -m behave_aitest.testing.faulty_server")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

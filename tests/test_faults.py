@@ -1,0 +1,76 @@
+"""Faults of MCP servers: each gives a clear, specific error of the right scenario, later
+scenarios still run, and no server process is left behind."""
+
+from __future__ import annotations
+
+import subprocess
+
+from conftest import Project, llm_config
+
+from behave_aitest.fakellm import FakeOpenAI
+
+FAULTY = """
+[tool.behave_aitest.servers.faulty]
+command = ["python", "-m", "behave_aitest.testing.faulty_server"]
+tool_timeout_s = 1
+[tool.behave_aitest.servers.dead]
+command = ["python", "-m", "behave_aitest.testing.faulty_server"]
+env = { FAULTY_EXIT_AT_START = "1" }
+[tool.behave_aitest.servers.missing]
+command = ["no-such-program-xyz"]
+[tool.behave_aitest.agents.f]
+servers = ["faulty"]
+"""
+
+FEATURE = """\
+Feature: faults
+  Scenario: crash
+    Given the agent "f"
+    When the user says "crash please"
+  Scenario: after crash
+    Given the agent "f"
+    When the user says "echo"
+    Then the response mentions "echoed"
+  Scenario: hang
+    Given the agent "f"
+    When the user says "hang"
+    Then the result of tool "hang" mentions "did not answer within 1 s"
+    And the agent called tool "fail"
+    And the result of tool "fail" mentions "it went wrong"
+  Scenario: dead at start
+    Given the MCP server "dead"
+    When the user says "x"
+  Scenario: missing
+    Given the MCP server "missing"
+    When the user says "x"
+"""
+
+
+def leftover_servers() -> str:
+    done = subprocess.run(["pgrep", "-fa", "behave_aitest.testing.faulty_server"], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def test_server_faults(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add(
+        {"tool_calls": [("crash", {})]},
+        {"tool_calls": [("echo", {"text": "x"})]},
+        {"content": "echoed"},
+        {"tool_calls": [("hang", {}), ("fail", {})]},
+        {"content": "gave up"},
+    )
+    project.config(llm_config(fake_llm) + FAULTY)
+    project.feature("faults.feature", FEATURE)
+    result = project.run("-f", "plain")
+    out = result.output
+    assert result.returncode == 1
+    assert "2 scenarios passed, 0 failed, 3 error" in out
+    # A crash fails the current step with the server's own last words ...
+    assert "MCP server 'faulty' stopped answering during a call to 'crash'" in out
+    assert "faulty server: crashing on purpose (tool 'crash')" in out
+    # ... and the next conversation gets a new process (scenario "after crash" passed).
+    assert "MCP server 'dead' failed to start" in out
+    assert "faulty server: refusing to start (FAULTY_EXIT_AT_START is set)" in out
+    assert "MCP server 'missing': command not found: 'no-such-program-xyz'" in out
+    assert "[tool.behave_aitest.servers.missing]" in out
+    assert leftover_servers() == ""
