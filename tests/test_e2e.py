@@ -334,3 +334,46 @@ def test_streamable_http_server(project: Project, fake_llm: FakeOpenAI, tmp_path
         server.kill()
         server.wait()
     assert json.loads(fake_llm.requests[1]["messages"][-2]["tool_calls"][0]["function"]["arguments"]) == {"account": "savings"}
+
+
+def test_session_warns_when_earlier_scenarios_did_not_run(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add({"tool_calls": [("get_balance", {"account": "savings"})]}, {"content": "I don't know."})
+    project.config(llm_config(fake_llm) + BANK + BANKER)
+    project.feature("bank.feature", BANKING_SESSION.split("    Then the response mentions")[0])
+    result = project.run("-n", "Remember the goal")
+    assert result.returncode == 0, result.output
+    assert "scenario 'Check balances' (features/bank.feature:6) did not run" in result.stderr
+    assert "scenario 'Transfer for that trip' (features/bank.feature:10) did not run" in result.stderr
+    assert texts(fake_llm.requests[0])[1:] == ["What was I saving for again?"]
+
+
+def test_server_scope_run_is_shared_and_conversation_scope_is_not(project: Project, fake_llm: FakeOpenAI) -> None:
+    feature = """\
+        Feature: Scope
+          Scenario: move money
+            Given the agent "banker"
+            And the agent may only use the tools "transfer, bank.get_balance"
+            When the user says "Move $100 to savings"
+          Scenario: look
+            Given the agent "banker"
+            And the system prompt:
+              \"\"\"
+              Answer in French.
+              \"\"\"
+            When the user says "Savings?"
+            Then the result of tool "get_balance" mentions "{expected}"
+    """
+    for scope, expected in (("run", "3,300.00"), ("conversation", "3,200.00")):
+        fake_llm.add(
+            {"tool_calls": [("transfer", {"from_account": "checking", "to_account": "savings", "amount": 100})]},
+            {"content": "done"},
+            {"tool_calls": [("get_balance", {"account": "savings"})]},
+            {"content": "ok"},
+        )
+        project.config(llm_config(fake_llm) + BANK + f'scope = "{scope}"\n' + BANKER)
+        project.feature("scope.feature", feature.format(expected=expected))
+        result = project.run()
+        assert result.returncode == 0, (scope, result.output)
+        look = fake_llm.requests[-2]
+        assert look["messages"][0] == {"role": "system", "content": "Answer in French."}
+    assert {t["function"]["name"] for t in fake_llm.requests[0]["tools"]} == {"transfer", "get_balance"}
