@@ -169,3 +169,33 @@ def test_provider_names_are_sanitised_and_unique() -> None:
     assert first == "order_create"
     assert second != first and second.startswith("order_create_")
     assert len(provider_name("x" * 100, set())) == 64
+
+
+def test_sse_transport_through_connect(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "behave_aitest.testing.bank_server", "--transport", "sse", "--port", "0"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        url = ""
+        while time.monotonic() < deadline and not url:
+            line = proc.stderr.readline() if proc.stderr else ""
+            if line.startswith("listening on "):
+                url = line.split()[-1]
+        assert url.endswith("/sse"), "the SSE server did not announce its URL"
+
+        async def main() -> str:
+            config = ServerConfig(name="bank", transport="sse", url=url)
+            async with connect(config, tmp_path / "sse.log") as conn:
+                assert {t.name for t in conn.tools} >= {"get_balance", "transfer"}
+                return (await conn.call("get_balance", {"account": "savings"})).text
+
+        assert anyio.run(main) == "savings: $3,200.00"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -74,3 +74,31 @@ def test_server_faults(project: Project, fake_llm: FakeOpenAI) -> None:
     assert "MCP server 'missing': command not found: 'no-such-program-xyz'" in out
     assert "[tool.behave_aitest.servers.missing]" in out
     assert leftover_servers() == ""
+
+
+def test_servers_get_only_the_environment_they_are_given(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add(
+        {"tool_calls": [("getenv", {"name": "OPENAI_API_KEY"}), ("getenv", {"name": "GREETING"}), ("getenv", {"name": "PATH"})]},
+        {"content": "ok"},
+    )
+    project.config(
+        llm_config(fake_llm)
+        + '[tool.behave_aitest.servers.faulty]\ncommand = ["python", "-m", "behave_aitest.testing.faulty_server"]\n'
+        + 'env = { GREETING = "${HELLO_FROM_TEST:-none} world" }\n'
+    )
+    project.feature(
+        "env.feature",
+        """\
+        Feature: env
+          Scenario: env
+            Given the MCP server "faulty"
+            When the user says "env?"
+            Then the agent called tool "getenv" 3 times
+        """,
+    )
+    result = project.run(env={"HELLO_FROM_TEST": "hello"})
+    assert result.returncode == 0, result.output
+    results = [m["content"] for m in fake_llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert results[0] == "(unset)"  # the runner's provider key does not reach the server
+    assert results[1] == "hello world"
+    assert results[2] != "(unset)"

@@ -29,6 +29,11 @@ def create_server() -> MCPServer:
         return text
 
     @tool
+    def getenv(name: str) -> str:
+        """The value of an environment variable of the server process, or "(unset)"."""
+        return os.environ.get(name, "(unset)")
+
+    @tool
     def crash() -> str:
         """Kill the server process in the middle of the call."""
         print("faulty server: crashing on purpose (tool 'crash')", file=sys.stderr, flush=True)
