@@ -65,6 +65,17 @@ class AgentConfig:
 
 
 @dataclass(frozen=True)
+class Price:
+    """A model's price in USD per million tokens, for models litellm has no price for."""
+
+    input_per_million: float
+    output_per_million: float
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_million + output_tokens * self.output_per_million) / 1_000_000
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration of one behave run."""
 
@@ -78,6 +89,8 @@ class Config:
     retry_backoff_s: float = 1.0
     api_base: str | None = None
     scripted_rules: Path | None = None
+    judge_model: str | None = None  # None: judge with the agent's own model
+    prices: Mapping[str, Price] = field(default_factory=dict)
     servers: Mapping[str, ServerConfig] = field(default_factory=dict)
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
 
@@ -189,6 +202,8 @@ TOP_KEYS: dict[str, Callable[[Any], Any]] = {
     "retry_backoff_s": _non_negative_float,
     "api_base": _str,
     "scripted_rules": _str,
+    "judge_model": _str,
+    "prices": dict,
     "servers": dict,
     "agents": dict,
 }
@@ -224,6 +239,7 @@ USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {
     "retry_backoff_s": _non_negative_float,
     "api_base": _str,
     "scripted_rules": _str,
+    "judge_model": _str,
 }
 # Keys that belong to later layers (reports, cassettes, judge, repeats); accepted here so
 # that a run configured for them does not fail validation in this module.
@@ -332,7 +348,11 @@ def load_config(userdata: Mapping[str, Any] | None = None, cwd: Path | None = No
         name: _agent(name, table, f"{label} {_table_name(root, 'agents', name)}", servers, base_dir)
         for name, table in top.get("agents", {}).items()
     }
-    settings = {k: v for k, v in top.items() if k not in ("servers", "agents") and k in TOP_KEYS}
+    prices = {
+        model: _price(table, f"{label} {_table_name(root, 'prices', repr(model))}")
+        for model, table in top.get("prices", {}).items()
+    }
+    settings = {k: v for k, v in top.items() if k not in ("servers", "agents", "prices") and k in TOP_KEYS}
     settings.update({k: v for k, v in overrides.items() if k not in ("config", "model")})
     model_override = overrides.get("model")
     rules = settings.pop("scripted_rules", None)
@@ -352,6 +372,7 @@ def load_config(userdata: Mapping[str, Any] | None = None, cwd: Path | None = No
         agents=agents,
         model_override=model_override,
         scripted_rules=scripted_rules,
+        prices=prices,
         **settings,
     )
 
@@ -372,6 +393,18 @@ def _userdata_overrides(userdata: Mapping[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise ConfigError(f"-D {key}: {exc} (got {value!r}).") from None
     return out
+
+
+PRICE_KEYS: dict[str, Callable[[Any], Any]] = {
+    "input_per_million": _non_negative_float,
+    "output_per_million": _non_negative_float,
+}
+
+
+def _price(table: Any, where: str) -> Price:
+    if not isinstance(table, dict) or set(table) != set(PRICE_KEYS):
+        raise ConfigError(f"{where}: give both input_per_million and output_per_million (USD per million tokens).")
+    return Price(**_check_table(table, PRICE_KEYS, where))
 
 
 def _server(name: str, table: Any, where: str) -> ServerConfig:

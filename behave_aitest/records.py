@@ -55,6 +55,24 @@ class ModelCall:
     attempts: int = 1  # 1 + retries after 429/5xx/connection errors
 
 
+@dataclass
+class JudgeCall:
+    """One judgement by the judge model; its cost is counted apart from the agent's."""
+
+    kind: str  # "response", "conversation", "score", "clarification"
+    model: str
+    criteria: list[str] = field(default_factory=list)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # {criterion, passed, reason}
+    score: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    cost_known: bool = True  # False when any of its model calls had no known price
+    latency_s: float = 0.0
+    attempts: int = 0  # 2 when the first answer was not valid JSON
+    error: str | None = None
+
+
 def _sum_costs(costs: list[float | None]) -> tuple[float, int]:
     """(sum of the known costs, number of unknown ones)."""
     return sum(c for c in costs if c is not None), sum(1 for c in costs if c is None)
@@ -75,6 +93,7 @@ class Turn:
     started_at: float = 0.0  # epoch seconds
     duration_s: float = 0.0
     error: str | None = None  # why the turn did not complete, if it did not
+    judge_calls: list[JudgeCall] = field(default_factory=list)  # judgements made of this turn
 
     @property
     def input_tokens(self) -> int:

@@ -24,6 +24,7 @@ from .servers import ServerConnection, ServerError
 
 SESSION_TAG = "session"
 MODEL_TAG = "model:"
+JUDGE_TAG = "judge:"
 
 
 def model_tags(tags: Any) -> list[str]:
@@ -132,6 +133,7 @@ class Runtime:
         self.session: LiveConversation | None = None  # the @session feature's conversation
         self.current: LiveConversation | None = None
         self.current_step: Any = None
+        self.current_scenario: Any = None
         self.conversations: list[Conversation] = []
         self.portal: Any = None
         self.log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-"))
@@ -197,6 +199,7 @@ class Runtime:
         live.record.warnings.extend(warnings)
         scenario.aitest = record
         self.current = live
+        self.current_scenario = scenario
         for warning in warnings:
             print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
 
@@ -271,16 +274,19 @@ class Runtime:
             or self.config.model
         )
 
+    def model_request(self, model: str, agent: AgentState) -> dict[str, Any]:
+        """litellm keyword arguments that pick and reach ``model`` (no sampling parameters)."""
+        if model == SCRIPTED_MODEL:
+            return {"model": "openai/scripted", "api_base": self.scripted_base_url(), "api_key": "scripted-needs-no-key"}
+        request: dict[str, Any] = {"model": model}
+        api_base = agent.api_base or self.config.api_base
+        if api_base:
+            request["api_base"] = api_base
+        return request
+
     def turn_settings(self, live: LiveConversation) -> TurnSettings:
         model = self.model_for(live)
-        request: dict[str, Any] = {}
-        if model == SCRIPTED_MODEL:
-            request.update(model="openai/scripted", api_base=self.scripted_base_url(), api_key="scripted-needs-no-key")
-        else:
-            request["model"] = model
-            api_base = live.agent.api_base or self.config.api_base
-            if api_base:
-                request["api_base"] = api_base
+        request = self.model_request(model, live.agent)
         if live.agent.temperature is not None:
             request["temperature"] = live.agent.temperature
         if live.agent.max_tokens is not None:
@@ -293,6 +299,24 @@ class Runtime:
             retries=self.config.retries,
             retry_backoff_s=self.config.retry_backoff_s,
         )
+
+    def judge_model_for(self, live: LiveConversation, scenario: Any = None) -> str:
+        """@judge:... on the scenario > on the feature > judge_model (config, -D) > the agent's model."""
+        for tags in (own_tags(scenario) if scenario is not None else [], [str(t) for t in getattr(getattr(scenario, "feature", None), "tags", [])]):
+            judges = [t[len(JUDGE_TAG):] for t in tags if t.startswith(JUDGE_TAG)]
+            if judges:
+                return judges[0]
+        return self.config.judge_model or self.model_for(live)
+
+    def judge_settings(self, live: LiveConversation, scenario: Any = None) -> TurnSettings:
+        """How judge calls are made: the judge model, through the same completer as the agent."""
+        model = self.judge_model_for(live, scenario)
+        return TurnSettings(model=model, request=self.model_request(model, live.agent), timeout_s=self.config.timeout_s)
+
+    def run_judge(self, settings: TurnSettings, run: Any) -> Any:
+        """Run ``await run(complete, request)`` on the run's event loop, through the same
+        completer the agent uses (so prices and recording apply to judge calls too)."""
+        return self.portal.call(run, self._completer(settings), settings.request)
 
     def scripted_base_url(self) -> str:
         """Start the built-in scripted model (a local OpenAI-compatible server) on first use."""
@@ -377,15 +401,19 @@ class Runtime:
     def _completer(self, settings: TurnSettings) -> Any:
         from . import llm
 
-        if settings.model != SCRIPTED_MODEL:
+        price = self.config.prices.get(settings.model)
+        if settings.model != SCRIPTED_MODEL and price is None:
             return llm.complete
 
-        async def scripted(request: dict[str, Any], *, timeout_s: float | None = None) -> llm.ModelReply:
+        async def priced(request: dict[str, Any], *, timeout_s: float | None = None) -> llm.ModelReply:
             reply = await llm.complete(request, timeout_s=timeout_s)
-            reply.cost_usd = 0.0  # the scripted model costs nothing, and we know it
+            if price is not None:  # the user's price beats litellm's table
+                reply.cost_usd = price.cost(reply.input_tokens, reply.output_tokens)
+            elif settings.model == SCRIPTED_MODEL:
+                reply.cost_usd = 0.0  # the scripted model costs nothing, and we know it
             return reply
 
-        return scripted
+        return priced
 
     def drop_dead_servers(self) -> None:
         """Forget crashed servers so the next conversation starts them again."""

@@ -384,3 +384,186 @@ def step_message_count(context: Any, count: int) -> None:
     if actual != count:
         roles = ", ".join(m.get("role", "?") for m in live.record.messages)
         raise AssertionError(f"Expected {count} messages in the conversation, found {actual}: {roles}.")
+
+
+# --------------------------------------------------------------------------- Then: judge
+
+
+def _judge(context: Any, kind: str, criteria: list[str], run: Any) -> Any:
+    """Record a judge call on the latest turn, run it, and turn judge trouble into a step error."""
+    from .judge import JudgeError
+    from .records import JudgeCall
+
+    runtime = runtime_of(context)
+    live = _live(context)
+    turns, _ = _turns(context, False)
+    settings = runtime.judge_settings(live, runtime.current_scenario)
+    record = JudgeCall(kind=kind, model=settings.model, criteria=criteria)
+    turns[-1].judge_calls.append(record)
+    try:
+        return runtime.run_judge(settings, lambda complete, request: run(complete, request, record)), turns
+    except JudgeError as exc:
+        raise JudgeStepError(f"The judge could not give a verdict: {exc}") from None
+
+
+class JudgeStepError(Exception):
+    """The judge model failed (unreachable, or no valid JSON after a retry): a step error, not a verdict."""
+
+
+def _criteria_verdicts(context: Any, criteria: list[str], whole: bool) -> None:
+    from . import judge
+
+    if not criteria:
+        raise ValueError("No criteria given: write one criterion per line.")
+    turns, what = _turns(context, whole)
+    evidence = judge.conversation_evidence(turns) if whole else turns[-1].response
+    kind = "conversation" if whole else "response"
+    verdicts, _ = _judge(
+        context, kind, criteria, lambda complete, request, record: judge.judge_criteria(complete, request, criteria, evidence, record)
+    )
+    failed = [v for v in verdicts if not v.passed]
+    if failed:
+        lines = "\n".join(f"  {'PASS' if v.passed else 'FAIL'}: {v.criterion} ({v.reason})" for v in verdicts)
+        _fail(f"The judge found {len(failed)} of {len(verdicts)} criteria not met:\n{lines}", turns, what)
+
+
+@then('the response satisfies "{criterion}"')
+def step_satisfies(context: Any, criterion: str) -> None:
+    """The judge model decides that the agent's answer to the latest message meets this
+    criterion, e.g. "states the new savings balance". Its reason is shown on failure and in
+    the report; its cost is counted apart from the agent's."""
+    _criteria_verdicts(context, [criterion], False)
+
+
+@then("the response satisfies:")
+def step_satisfies_all(context: Any) -> None:
+    """Like "the response satisfies", with one criterion per line of the doc string below;
+    each criterion gets its own verdict and reason, and all must pass."""
+    criteria = [line.strip().lstrip("-*").strip() for line in (context.text or "").splitlines() if line.strip()]
+    _criteria_verdicts(context, criteria, False)
+
+
+@then('the conversation satisfies "{criterion}"')
+def step_conversation_satisfies(context: Any, criterion: str) -> None:
+    """The judge model decides that the whole conversation so far — every user message,
+    tool call with its arguments and result, and answer — meets this criterion."""
+    _criteria_verdicts(context, [criterion], True)
+
+
+@then('the response scores at least {minimum:d} out of {scale:d} on "{criterion}"')
+def step_score(context: Any, minimum: int, scale: int, criterion: str) -> None:
+    """The judge model rates the latest answer from 1 to the scale on this criterion, and the
+    score is at least the minimum, e.g. "the response scores at least 4 out of 5 on
+    'clarity'"."""
+    from . import judge
+
+    if not 1 <= minimum <= scale:
+        raise ValueError(f"The minimum must be between 1 and {scale}.")
+    turns, _ = _turns(context, False)
+    (score, reason), _ = _judge(
+        context, "score", [criterion],
+        lambda complete, request, record: judge.judge_score(complete, request, criterion, turns[-1].response, scale, record),
+    )
+    if score < minimum:
+        _fail(f"The judge scored {score} out of {scale} on {criterion!r} (at least {minimum} needed): {reason}", turns, "this turn")
+
+
+def _clarification(context: Any, expected: bool) -> None:
+    from . import judge
+
+    turns, _ = _turns(context, False)
+    (asks, reason), _ = _judge(
+        context, "clarification", ["asks for clarification"],
+        lambda complete, request, record: judge.judge_clarification(complete, request, turns[-1].response, record),
+    )
+    if asks != expected:
+        did = "asked for clarification" if asks else "did not ask for clarification"
+        _fail(f"The judge found the agent {did}: {reason}", turns, "this turn")
+
+
+@then("the agent asked for clarification")
+def step_asked_clarification(context: Any) -> None:
+    """The judge model finds that the latest answer asks the user to clarify or confirm
+    instead of acting (right for ambiguous requests)."""
+    _clarification(context, True)
+
+
+@then("the agent did not ask for clarification")
+def step_no_clarification(context: Any) -> None:
+    """The judge model finds that the agent acted on the latest message instead of stalling
+    with a question such as "Would you like me to ...?"."""
+    _clarification(context, False)
+
+
+# --------------------------------------------------------------------------- Then: budgets
+
+
+class BudgetError(Exception):
+    """A budget cannot be checked (unknown cost): a step error, never a silent pass."""
+
+
+def _dollars(text: str) -> float:
+    try:
+        return float(text.strip().lstrip("$").replace(",", ""))
+    except ValueError:
+        raise ValueError(f"Not an amount of dollars: {text!r} (write e.g. $0.01).") from None
+
+
+def _known_cost(turns: Sequence[Turn], what: str) -> float:
+    unknown = sorted({c.model for t in turns for c in t.model_calls if c.cost_usd is None})
+    if unknown:
+        models = ", ".join(unknown)
+        raise BudgetError(
+            f"The cost of {what} is unknown: litellm has no price for {models}. Give one in the config, e.g.\n"
+            f'  [tool.behave_aitest.prices."{unknown[0]}"]\n  input_per_million = 0.40\n  output_per_million = 1.60'
+        )
+    return sum(c.cost_usd or 0.0 for t in turns for c in t.model_calls)
+
+
+@then("the turn cost less than {amount}")
+def step_turn_cost(context: Any, amount: str) -> None:
+    """The agent's model calls for the latest message cost less than this many US dollars,
+    e.g. "$0.01" (judge calls not included). Unknown prices make this step an error."""
+    turns, what = _turns(context, False)
+    limit, cost = _dollars(amount), _known_cost(turns, what)
+    if not cost < limit:
+        _fail(f"The turn cost ${cost:.6f}, not less than ${limit:g}.", turns, what)
+
+
+@then("the conversation cost less than {amount}")
+def step_conversation_cost(context: Any, amount: str) -> None:
+    """The agent's model calls in the whole conversation so far cost less than this many US
+    dollars (judge calls not included). Unknown prices make this step an error."""
+    turns, what = _turns(context, True)
+    limit, cost = _dollars(amount), _known_cost(turns, what)
+    if not cost < limit:
+        _fail(f"The conversation cost ${cost:.6f}, not less than ${limit:g}.", turns, what)
+
+
+@then("the turn used fewer than {count:d} tokens")
+def step_turn_tokens(context: Any, count: int) -> None:
+    """The agent's model calls for the latest message used fewer than this many tokens,
+    input and output together."""
+    turns, what = _turns(context, False)
+    used = sum(t.input_tokens + t.output_tokens for t in turns)
+    if not used < count:
+        _fail(f"The turn used {used} tokens, not fewer than {count}.", turns, what)
+
+
+@then("the turn took less than {seconds:g} seconds")
+def step_turn_time(context: Any, seconds: float) -> None:
+    """The latest message was handled (model and tool calls together) in less than this
+    many seconds of wall-clock time."""
+    turns, what = _turns(context, False)
+    took = sum(t.duration_s for t in turns)
+    if not took < seconds:
+        _fail(f"The turn took {took:.2f} s, not less than {seconds:g} s.", turns, what)
+
+
+@then("the agent needed at most {count:d} model calls")
+def step_model_calls(context: Any, count: int) -> None:
+    """The agent answered the latest message with at most this many calls to the model."""
+    turns, what = _turns(context, False)
+    used = sum(len(t.model_calls) for t in turns)
+    if used > count:
+        _fail(f"The agent needed {used} model calls, more than {count}.", turns, what)
