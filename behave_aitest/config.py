@@ -90,6 +90,8 @@ class Config:
     api_base: str | None = None
     scripted_rules: Path | None = None
     judge_model: str | None = None  # None: judge with the agent's own model
+    repeat: int = 1
+    min_pass_rate: float = 1.0
     prices: Mapping[str, Price] = field(default_factory=dict)
     servers: Mapping[str, ServerConfig] = field(default_factory=dict)
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
@@ -158,6 +160,13 @@ def _temperature(value: Any) -> float:
     return number
 
 
+def _rate(value: Any) -> float:
+    number = _non_negative_float(value)
+    if number > 1:
+        raise ValueError("must be between 0 and 1 (e.g. 0.8 for 80%)")
+    return number
+
+
 def _str_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         raise ValueError('must be a list of strings, e.g. ["a", "b"]')
@@ -203,6 +212,8 @@ TOP_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_base": _str,
     "scripted_rules": _str,
     "judge_model": _str,
+    "repeat": _positive_int,
+    "min_pass_rate": _rate,
     "prices": dict,
     "servers": dict,
     "agents": dict,
@@ -240,6 +251,8 @@ USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_base": _str,
     "scripted_rules": _str,
     "judge_model": _str,
+    "repeat": _positive_int,
+    "min_pass_rate": _rate,
 }
 # Keys that belong to later layers (reports, cassettes, judge, repeats); accepted here so
 # that a run configured for them does not fail validation in this module.

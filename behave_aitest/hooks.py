@@ -19,7 +19,8 @@ import re
 from typing import Any
 
 from .config import SCRIPTED_MODEL, ConfigError, load_config
-from .runtime import Runtime, model_tags, runtime_of, scenario_model
+from . import repeats
+from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
 
 
 def before_all(context: Any) -> None:
@@ -35,6 +36,8 @@ def before_all(context: Any) -> None:
     if features is not None:
         expand_model_flows(features, config.models)
     check_features(features or [], runtime)
+    if features is not None:
+        repeats.install(features, config.repeat, config.min_pass_rate, SESSION_TAG)
     if config.model == SCRIPTED_MODEL and not config.model_override and not config.models:
         print(
             f"behave-aitest: the default model is the built-in SCRIPTED MODEL (rules in {config.scripted_rules}), "
@@ -121,8 +124,17 @@ def before_step(context: Any, step: Any) -> None:
     runtime_of(context).current_step = step
 
 
+class ModelGateFailed(Exception):
+    """A model's pass rate over the run is below min_pass_rate."""
+
+
 def after_all(context: Any) -> None:
-    """Stop everything still running."""
+    """Stop everything still running; fail the run when a model's pass rate is too low."""
     runtime = getattr(context, "aitest", None)
     if isinstance(runtime, Runtime):
         runtime.close()
+        features = getattr(getattr(context, "_runner", None), "features", None) or []
+        below = repeats.model_gate(features, runtime.config.min_pass_rate)
+        runtime.models_below_gate = below
+        if below and runtime.config.min_pass_rate < 1:
+            raise ModelGateFailed("; ".join(below))

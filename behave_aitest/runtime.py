@@ -135,6 +135,7 @@ class Runtime:
         self.current_step: Any = None
         self.current_scenario: Any = None
         self.conversations: list[Conversation] = []
+        self.models_below_gate: list[str] = []  # filled by after_all for the reports
         self.portal: Any = None
         self.log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-"))
         self._ids = itertools.count(1)
