@@ -317,7 +317,20 @@ class Runtime:
     def run_judge(self, settings: TurnSettings, run: Any) -> Any:
         """Run ``await run(complete, request)`` on the run's event loop, through the same
         completer the agent uses (so prices and recording apply to judge calls too)."""
-        return self.portal.call(run, self._completer(settings), settings.request)
+        return self.call(run, self._completer(settings), settings.request)
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``await fn(*args)`` on the run's event loop and wait for it.
+
+        Unlike ``portal.call``, an interruption (Ctrl-C) while waiting cancels the task,
+        so the run stops at once instead of waiting for a slow model or tool.
+        """
+        future = self.portal.start_task_soon(fn, *args)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
 
     def scripted_base_url(self) -> str:
         """Start the built-in scripted model (a local OpenAI-compatible server) on first use."""
@@ -378,7 +391,7 @@ class Runtime:
         except AgentSetupError as exc:
             raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
         complete = self._completer(settings)
-        turn = self.portal.call(
+        turn = self.call(
             lambda: run_turn(
                 complete,
                 toolbox,

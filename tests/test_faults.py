@@ -102,3 +102,30 @@ def test_servers_get_only_the_environment_they_are_given(project: Project, fake_
     assert results[0] == "(unset)"  # the runner's provider key does not reach the server
     assert results[1] == "hello world"
     assert results[2] != "(unset)"
+
+
+def test_ctrl_c_in_the_middle_of_a_turn_stops_at_once_and_stops_servers(project: Project, fake_llm: FakeOpenAI) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    fake_llm.add({"tool_calls": [("echo", {"text": "x"})]}, {"content": "late", "delay": 60})
+    project.config(llm_config(fake_llm) + FAULTY)
+    project.feature("slow.feature", 'Feature: S\n  Scenario: slow\n    Given the agent "f"\n    When the user says "hi"\n')
+    env = {**os.environ, "OPENAI_API_KEY": "sk-fake"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "behave", "--no-color", "-f", "plain"], cwd=project.root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(fake_llm.requests) < 2 and time.monotonic() < deadline:  # the slow second model call is in flight
+        time.sleep(0.1)
+    assert len(fake_llm.requests) == 2
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    out, _ = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 15, "an interrupted turn must not wait for the slow model"
+    assert proc.returncode == 1
+    assert "ABORTED" in out
+    assert leftover_servers() == ""
