@@ -45,6 +45,8 @@ def before_all(context: Any) -> None:
         )
 
 
+_MODEL_STEP = re.compile(r'the model "(.+)"')
+
 # Steps that name configured things, checked before the first scenario runs.
 _NAMED = (
     (re.compile(r'the agent "(.+)"'), "agents", "agent", "agents"),
@@ -55,10 +57,19 @@ _NAMED = (
 def check_features(features: list[Any], runtime: Runtime) -> None:
     """Fail before the first scenario on mistakes visible in the feature files."""
     config = runtime.config
+    models: dict[str, str] = {}  # model -> where it is named
     for feature in features:
+        for model in [getattr(feature, "aitest_model", None), *model_tags(feature.tags)]:
+            if model:
+                models.setdefault(model, str(feature.location))
         for scenario in feature.walk_scenarios():
-            scenario_model(scenario)
+            model = scenario_model(scenario)
+            if model:
+                models.setdefault(model, str(scenario.location))
             for step in scenario.all_steps:
+                named = _MODEL_STEP.fullmatch(step.name)
+                if named:
+                    models.setdefault(named.group(1), str(step.location))
                 for pattern, names, kind, table in _NAMED:
                     found = pattern.fullmatch(step.name)
                     if found and found.group(1) not in getattr(config, names):
@@ -68,6 +79,32 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
                             f"Define it under [tool.behave_aitest.{table}.{found.group(1)}] in "
                             f"{config.path or 'pyproject.toml'}."
                         )
+    where = str(config.path or "pyproject.toml")
+    for model in (config.model, *config.models, *(a.model for a in config.agents.values() if a.model)):
+        models.setdefault(model, f"{where} [tool.behave_aitest]")
+    if config.model_override:
+        models = {config.model_override: "-D aitest.model"}  # it replaces every other choice
+    check_models(models)
+
+
+def check_models(models: dict[str, str]) -> None:
+    """Every model litellm cannot route is reported before any call (litellm is imported
+    only when some model is not the scripted one)."""
+    real = {m: w for m, w in models.items() if m != SCRIPTED_MODEL and "<" not in m}
+    if not real:
+        return
+    from .llm import litellm_module
+
+    litellm = litellm_module()
+    for model, where in real.items():
+        try:
+            litellm.get_llm_provider(model)
+        except Exception:
+            raise ConfigError(
+                f"{where}: litellm does not know which provider serves model {model!r}. "
+                "Write it as provider/model, e.g. openai/gpt-4.1-mini, anthropic/claude-sonnet-4-5, "
+                "azure/<deployment>, ollama/llama3 (see https://docs.litellm.ai/docs/providers)."
+            ) from None
 
 
 def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) -> None:

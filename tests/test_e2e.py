@@ -377,3 +377,15 @@ def test_server_scope_run_is_shared_and_conversation_scope_is_not(project: Proje
         look = fake_llm.requests[-2]
         assert look["messages"][0] == {"role": "system", "content": "Answer in French."}
     assert {t["function"]["name"] for t in fake_llm.requests[0]["tools"]} == {"transfer", "get_balance"}
+
+
+def test_unknown_model_is_reported_before_any_call(project: Project, fake_llm: FakeOpenAI) -> None:
+    project.config(llm_config(fake_llm))
+    project.feature(
+        "m.feature",
+        'Feature: M\n  Scenario: ok\n    When the user says "a"\n  @model:gpt-nonsense-9000\n  Scenario: bad\n    When the user says "b"\n',
+    )
+    result = project.run()
+    assert result.returncode == 1
+    assert "features/m.feature:5: litellm does not know which provider serves model 'gpt-nonsense-9000'" in result.output
+    assert fake_llm.requests == []

@@ -124,8 +124,8 @@ def test_ctrl_c_in_the_middle_of_a_turn_stops_at_once_and_stops_servers(project:
     assert len(fake_llm.requests) == 2
     proc.send_signal(signal.SIGINT)
     started = time.monotonic()
-    out, _ = proc.communicate(timeout=30)
-    assert time.monotonic() - started < 15, "an interrupted turn must not wait for the slow model"
+    out, _ = proc.communicate(timeout=50)
+    assert time.monotonic() - started < 40, "an interrupted turn must not wait for the slow (60 s) model"
     assert proc.returncode == 1
     assert "ABORTED" in out
     assert leftover_servers() == ""
