@@ -93,6 +93,14 @@ def step_allowed_tools(context: Any, names: str) -> None:
 # --------------------------------------------------------------------------- When
 
 
+TURN_ERRORS = {
+    "max_turns": "turn limit reached",
+    "timeout": "timeout",
+    "model": "model error",
+    "server": "MCP server error",
+}
+
+
 def _say(context: Any, text: str) -> None:
     runtime = runtime_of(context)
     try:
@@ -103,7 +111,8 @@ def _say(context: Any, text: str) -> None:
     if turn.error:
         runtime.drop_dead_servers()
         kind, _, detail = turn.error.partition(": ")
-        message = f"The agent did not finish the turn: {detail}\n{checks.describe([turn])}"
+        label = TURN_ERRORS.get(kind, kind)
+        message = f"The agent did not finish the turn ({label}): {detail}\n{checks.describe([turn])}"
         if kind == "max_turns":
             raise AssertionError(message)  # the agent misbehaved: a failure, not an error
         raise AgentError(message)

@@ -1,0 +1,58 @@
+"""Model-side faults, injected by the fake OpenAI server: each gives the right outcome and
+message for its own scenario, later scenarios still run, no server process is left."""
+
+from __future__ import annotations
+
+import subprocess
+
+from conftest import BANK, Project, llm_config
+
+from behave_aitest.fakellm import FakeOpenAI
+
+# name -> (replies the fake server gives for that scenario, Then steps, expected outcome, message)
+CASES: list[tuple[str, list[dict], str, str, str]] = [
+    ("rate limited then ok", [{"status": 429, "headers": {"retry-after": "0"}}, {"content": "fine"}],
+     'Then the response mentions "fine"', "passed", ""),
+    ("server error", [{"status": 500}] * 3, "", "error", "The agent did not finish the turn (model error): InternalServerError after 3 attempts"),
+    ("unavailable", [{"status": 503}] * 3, "", "error", "(model error): ServiceUnavailableError after 3 attempts"),
+    ("connection reset", [{"disconnect": True}] * 3, "", "error", "after 3 attempts"),
+    ("slower than the timeout", [{"content": "late", "delay": 5}], "", "error",
+     "(timeout): the turn did not finish within 1.5 s (timeout_s)"),
+    ("not JSON", [{"raw": "<html>oops</html>"}] * 3, "", "error", "(model error): InternalServerError"),
+    ("arguments not JSON", [{"tool_calls": [{"name": "get_balance", "arguments": "{oops"}]}, {"content": "sorry"}],
+     "Then no tool call failed", "failed", "Arguments are not valid JSON"),
+    ("unknown tool", [{"tool_calls": [("drain_account", {})]}, {"content": "sorry"}],
+     "Then no tool call failed", "failed", "Unknown tool 'drain_account'"),
+    ("calls tools forever", [{"tool_calls": [("get_all_balances", {})]}] * 3, "", "failed",
+     "(turn limit reached): the agent was still calling tools after 3 model calls (max_turns = 3)"),
+    ("empty answer", [{"content": ""}], "Then the agent answered", "failed", "Expected a non-empty answer."),
+    ("refusal", [{"content": "I can't help with that."}], 'Then the response mentions "savings"', "failed",
+     "Expected the response to mention 'savings'."),
+]
+
+
+def test_model_faults(project: Project, fake_llm: FakeOpenAI) -> None:
+    scenarios = []
+    for name, replies, then, _, _ in CASES:
+        fake_llm.add(*replies)
+        scenarios.append(f"  Scenario: {name}\n    Given the MCP server \"bank\"\n    When the user says \"go\"\n" + (f"    {then}\n" if then else ""))
+    fake_llm.add({"content": "still here"})
+    scenarios.append('  Scenario: after the faults\n    When the user says "hello"\n    Then the response mentions "still here"\n')
+    project.config(llm_config(fake_llm, max_turns=3, timeout_s=1.5, retries=2) + BANK)
+    project.feature("faults.feature", "Feature: Model faults\n" + "".join(scenarios))
+    result = project.run("-f", "plain")
+    out = result.output
+    assert result.returncode == 1
+    blocks = out.split("  Scenario: ")[1:]
+    by_name = {block.splitlines()[0].strip(): block for block in blocks}
+    for name, _, _, outcome, message in CASES:
+        block = by_name[name]
+        if outcome == "passed":
+            assert "failed" not in block and "error" not in block, (name, block)
+        else:
+            assert f" ... {outcome} in " in block, (name, block)
+            assert message in block, (name, message, block)
+    assert "after the faults" in by_name and " ... failed" not in by_name["after the faults"]
+    assert "2 scenarios passed, 5 failed, 5 error" in out
+    leftovers = subprocess.run(["pgrep", "-fa", "behave_aitest.testing.bank_server"], capture_output=True, text=True).stdout
+    assert leftovers.strip() == ""
