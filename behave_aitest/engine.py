@@ -200,7 +200,10 @@ async def _complete_with_retries(
     while True:
         attempt += 1
         try:
-            return await complete(request, timeout_s=max(deadline - time.monotonic(), 0.1)), attempt
+            # A constant timeout: litellm keeps one HTTP client per distinct timeout value, so
+            # a per-call remaining time would leak a client (and its sockets) per call. The
+            # turn's own deadline is enforced by fail_after in run_turn.
+            return await complete(request, timeout_s=settings.timeout_s), attempt
         except Exception as exc:
             if not is_retryable(exc) or attempt > settings.retries:
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
