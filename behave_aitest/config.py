@@ -328,6 +328,14 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
     return data, ""
 
 
+def _display(path: Path, cwd: Path) -> str:
+    """``path`` relative to the working directory when it is inside it, for messages."""
+    try:
+        return str(path.resolve().relative_to(cwd.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _table_name(root: str, *parts: str) -> str:
     name = ".".join(p for p in (root, *parts) if p)
     return f"[{name}]" if name else "(top level)"
@@ -349,7 +357,7 @@ def load_config(userdata: Mapping[str, Any] | None = None, cwd: Path | None = No
     root = "tool.behave_aitest"
     if path is not None:
         raw, root = _read_toml(path)
-    label = str(path.name if path and path.parent == (cwd or Path.cwd()).resolve() else path) if path else "(no config file)"
+    label = _display(path, cwd or Path.cwd()) if path else "(no config file)"
     top = _check_table(raw, TOP_KEYS, f"{label} {_table_name(root)}", EXTENSION_KEYS)
     base_dir = path.parent if path else (cwd or Path.cwd())
 
