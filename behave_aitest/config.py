@@ -129,25 +129,24 @@ def _non_negative_int(value: Any) -> int:
     return value
 
 
-def _positive_float(value: Any) -> float:
+def _float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("must be a number")
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise ValueError("must be a number") from None
+
+
+def _positive_float(value: Any) -> float:
+    number = _float(value)
     if not number > 0:
         raise ValueError("must be greater than 0")
     return number
 
 
 def _non_negative_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("must be a number") from None
+    number = _float(value)
     if number < 0:
         raise ValueError("must be 0 or greater")
     return number
@@ -473,6 +472,16 @@ def _agent(
         except OSError as exc:
             raise ConfigError(f"{where}: 'system_prompt_file' {prompt_file!r} cannot be read: {exc.strerror}.") from None
     return AgentConfig(name=name, where=where, **values)
+
+
+def unknown_name(kind: str, name: str, known: Mapping[str, Any], table: str, config_file: str, where: str = "") -> ConfigError:
+    """The error for a step or table naming an agent or server the config does not define."""
+    listed = ", ".join(sorted(known)) or "none are configured"
+    prefix = f"{where}: u" if where else "U"
+    return ConfigError(
+        f"{prefix}nknown {kind} {name!r} (known {kind}s: {listed}). "
+        f"Define it under [tool.behave_aitest.{table}.{name}] in {config_file}."
+    )
 
 
 # --------------------------------------------------------------------------- ${VAR} expansion

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .config import SCRIPTED_MODEL, ConfigError, load_config
+from .config import SCRIPTED_MODEL, ConfigError, load_config, unknown_name
 from . import repeats
 from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
 
@@ -73,11 +73,8 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
                 for pattern, names, kind, table in _NAMED:
                     found = pattern.fullmatch(step.name)
                     if found and found.group(1) not in getattr(config, names):
-                        known = ", ".join(sorted(getattr(config, names))) or "none are configured"
-                        raise ConfigError(
-                            f"{step.location}: unknown {kind} {found.group(1)!r} (known {kind}s: {known}). "
-                            f"Define it under [tool.behave_aitest.{table}.{found.group(1)}] in "
-                            f"{config.path or 'pyproject.toml'}."
+                        raise unknown_name(
+                            kind, found.group(1), getattr(config, names), table, str(config.path or "pyproject.toml"), str(step.location)
                         )
     where = str(config.path or "pyproject.toml")
     for model in (config.model, *config.models, *(a.model for a in config.agents.values() if a.model)):

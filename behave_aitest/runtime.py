@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError
+from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError, unknown_name
 from .engine import AgentSetupError, ToolBox, TurnSettings, run_turn
 from .records import Conversation, ScenarioRecord, Turn
 from .servers import ServerConnection, ServerError
@@ -241,11 +241,7 @@ class Runtime:
     def use_agent(self, name: str) -> AgentState:
         agent = self.config.agents.get(name)
         if agent is None:
-            known = ", ".join(sorted(self.config.agents)) or "none are configured"
-            raise ConfigError(
-                f"Unknown agent {name!r} (known agents: {known}). "
-                f"Define it under [tool.behave_aitest.agents.{name}] in {self._config_name()}."
-            )
+            raise unknown_name("agent", name, self.config.agents, "agents", self._config_name())
         live = self.live()
         live.agent = AgentState.from_config(agent)
         if live.scenario is not None:
@@ -365,11 +361,7 @@ class Runtime:
         for name in live.agent.servers:
             server = self.config.servers.get(name)
             if server is None:
-                known = ", ".join(sorted(self.config.servers)) or "none are configured"
-                raise ConfigError(
-                    f"Unknown MCP server {name!r} (known servers: {known}). "
-                    f"Define it under [tool.behave_aitest.servers.{name}] in {self._config_name()}."
-                )
+                raise unknown_name("MCP server", name, self.config.servers, "servers", self._config_name())
             scope = self._scope_for(live, server.scope)
             conn = scope.servers.get(name)
             if conn is None or not conn.alive:

@@ -16,6 +16,7 @@ from typing import Any
 from behave import given, then, when
 
 from . import checks
+from .config import unknown_name
 from .records import Turn
 from .runtime import LiveConversation, runtime_of
 from .servers import ServerError
@@ -76,8 +77,7 @@ def step_server(context: Any, name: str) -> None:
     [tool.behave_aitest.servers.<name>]), in addition to its own."""
     runtime = runtime_of(context)
     if name not in runtime.config.servers:
-        known = ", ".join(sorted(runtime.config.servers)) or "none are configured"
-        raise ValueError(f"Unknown MCP server {name!r} (known servers: {known}).")
+        raise unknown_name("MCP server", name, runtime.config.servers, "servers", str(runtime.config.path or "pyproject.toml"))
     agent = _live(context).agent
     if name not in agent.servers:
         agent.servers.append(name)
@@ -529,24 +529,25 @@ def _known_cost(turns: Sequence[Turn], what: str) -> float:
     return sum(c.cost_usd or 0.0 for t in turns for c in t.model_calls)
 
 
+def _cost_budget(context: Any, amount: str, whole: bool) -> None:
+    turns, what = _turns(context, whole)
+    limit, cost = _dollars(amount), _known_cost(turns, what)
+    if not cost < limit:
+        _fail(f"{what[0].upper()}{what[1:]} cost ${cost:.6f}, not less than ${limit:g}.", turns, what)
+
+
 @then("the turn cost less than {amount}")
 def step_turn_cost(context: Any, amount: str) -> None:
     """The agent's model calls for the latest message cost less than this many US dollars,
     e.g. "$0.01" (judge calls not included). Unknown prices make this step an error."""
-    turns, what = _turns(context, False)
-    limit, cost = _dollars(amount), _known_cost(turns, what)
-    if not cost < limit:
-        _fail(f"The turn cost ${cost:.6f}, not less than ${limit:g}.", turns, what)
+    _cost_budget(context, amount, False)
 
 
 @then("the conversation cost less than {amount}")
 def step_conversation_cost(context: Any, amount: str) -> None:
     """The agent's model calls in the whole conversation so far cost less than this many US
     dollars (judge calls not included). Unknown prices make this step an error."""
-    turns, what = _turns(context, True)
-    limit, cost = _dollars(amount), _known_cost(turns, what)
-    if not cost < limit:
-        _fail(f"The conversation cost ${cost:.6f}, not less than ${limit:g}.", turns, what)
+    _cost_budget(context, amount, True)
 
 
 @then("the turn used fewer than {count:d} tokens")

@@ -118,7 +118,7 @@ def test_budgets_pass_and_fail(project: Project, fake_llm: FakeOpenAI) -> None:
     assert result.returncode == 0, result.output
 
     for step, message in (
-        ("Then the turn cost less than $0.0005", "The turn cost $0.000750, not less than $0.0005."),
+        ("Then the turn cost less than $0.0005", "This turn cost $0.000750, not less than $0.0005."),
         ("Then the conversation cost less than $0.0001", "The conversation cost $0.000750, not less than $0.0001."),
         ("Then the turn used fewer than 2000 tokens", "The turn used 2000 tokens, not fewer than 2000."),
         ("Then the turn took less than 0.000001 seconds", "not less than 1e-06 s."),
@@ -151,4 +151,4 @@ def test_unknown_price_is_an_error_and_config_prices_fix_it(project: Project, fa
     assert project.run().returncode == 0
     feature(project, "Then the turn cost less than $0.3")
     fake_llm.add({"content": "ok", **usage})
-    assert "The turn cost $0.300000, not less than $0.3." in project.run().output
+    assert "This turn cost $0.300000, not less than $0.3." in project.run().output
