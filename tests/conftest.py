@@ -65,6 +65,21 @@ class Project:
         return Result(done.returncode, done.stdout, done.stderr)
 
 
+def processes_in(root: Path) -> list[str]:
+    """Command lines of live processes whose working directory is ``root`` (servers a run
+    started there); specific to one test, so it stays right when tests run in parallel."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if Path(os.readlink(proc / "cwd")) == root.resolve():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import Project, llm_config
+from conftest import Project, llm_config, processes_in
 
 from behave_aitest.fakellm import FakeOpenAI
 
@@ -46,9 +46,6 @@ Feature: faults
 """
 
 
-def leftover_servers() -> str:
-    done = subprocess.run(["pgrep", "-fa", "behave_aitest.testing.faulty_server"], capture_output=True, text=True)
-    return done.stdout.strip()
 
 
 def test_server_faults(project: Project, fake_llm: FakeOpenAI) -> None:
@@ -73,7 +70,7 @@ def test_server_faults(project: Project, fake_llm: FakeOpenAI) -> None:
     assert "faulty server: refusing to start (FAULTY_EXIT_AT_START is set)" in out
     assert "MCP server 'missing': command not found: 'no-such-program-xyz'" in out
     assert "[tool.behave_aitest.servers.missing]" in out
-    assert leftover_servers() == ""
+    assert processes_in(project.root) == []
 
 
 def test_servers_get_only_the_environment_they_are_given(project: Project, fake_llm: FakeOpenAI) -> None:
@@ -128,4 +125,4 @@ def test_ctrl_c_in_the_middle_of_a_turn_stops_at_once_and_stops_servers(project:
     assert time.monotonic() - started < 40, "an interrupted turn must not wait for the slow (60 s) model"
     assert proc.returncode == 1
     assert "ABORTED" in out
-    assert leftover_servers() == ""
+    assert processes_in(project.root) == []

@@ -9,9 +9,7 @@ keep CI fast while still showing a per-conversation leak, which would add >= 40 
 from __future__ import annotations
 
 import json
-import subprocess
-
-from conftest import BANK, Project, llm_config
+from conftest import BANK, Project, llm_config, processes_in
 
 from behave_aitest.fakellm import FakeOpenAI
 
@@ -64,5 +62,4 @@ Feature: Load
     assert late["fds"] - early["fds"] <= 3, [n["fds"] for n in notes]
     # Peak RSS may grow a little (allocator, caches); a leak per conversation would grow it steadily.
     assert late["rss_kb"] - early["rss_kb"] < 40_000, [n["rss_kb"] for n in notes]
-    leftovers = subprocess.run(["pgrep", "-fa", "behave_aitest.testing.bank_server"], capture_output=True, text=True).stdout
-    assert leftovers.strip() == ""
+    assert processes_in(project.root) == []
