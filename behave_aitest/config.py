@@ -25,6 +25,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 TRANSPORTS = ("stdio", "streamable-http", "sse")
 SCOPES = ("conversation", "feature", "run")
 SCRIPTED_MODEL = "scripted"
+CASSETTE_MODES = ("off", "record", "replay", "auto")
+CASSETTE_TOOL_MODES = ("off", "record")
+DEFAULT_CASSETTE_DIR = "features/cassettes"
 USERDATA_PREFIX = "aitest."
 
 
@@ -92,6 +95,9 @@ class Config:
     judge_model: str | None = None  # None: judge with the agent's own model
     repeat: int = 1
     min_pass_rate: float = 1.0
+    cassette: str = "off"  # off | record | replay | auto (see behave_aitest.cassettes)
+    cassette_dir: Path | None = None  # resolved; None: <config dir>/features/cassettes
+    cassette_tools: str = "off"  # off | record: also record MCP tool calls, replay them without the servers
     prices: Mapping[str, Price] = field(default_factory=dict)
     servers: Mapping[str, ServerConfig] = field(default_factory=dict)
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
@@ -213,6 +219,9 @@ TOP_KEYS: dict[str, Callable[[Any], Any]] = {
     "judge_model": _str,
     "repeat": _positive_int,
     "min_pass_rate": _rate,
+    "cassette": _choice(*CASSETTE_MODES),
+    "cassette_dir": _str,
+    "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
     "prices": dict,
     "servers": dict,
     "agents": dict,
@@ -252,6 +261,9 @@ USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {
     "judge_model": _str,
     "repeat": _positive_int,
     "min_pass_rate": _rate,
+    "cassette": _choice(*CASSETTE_MODES),
+    "cassette_dir": _str,
+    "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
 }
 # Keys that belong to later layers (reports, cassettes, judge, repeats); accepted here so
 # that a run configured for them does not fail validation in this module.
@@ -386,6 +398,13 @@ def load_config(userdata: Mapping[str, Any] | None = None, cwd: Path | None = No
             )
     if model_override and settings.get("models"):
         raise ConfigError("-D aitest.model and -D aitest.models were both given: use one of them.")
+    settings["cassette_dir"] = _cassette_dir(
+        settings.pop("cassette_dir", None),
+        settings.get("cassette", "off"),
+        base_dir,
+        "-D aitest.cassette_dir:" if "cassette_dir" in overrides else f"{label} {_table_name(root)}: 'cassette_dir'",
+        "-D aitest.cassette" if "cassette" in overrides else f"{label} {_table_name(root)}: 'cassette'",
+    )
     return Config(
         path=path,
         servers=servers,
@@ -395,6 +414,20 @@ def load_config(userdata: Mapping[str, Any] | None = None, cwd: Path | None = No
         prices=prices,
         **settings,
     )
+
+
+def _cassette_dir(value: str | None, mode: str, base_dir: Path, where: str, mode_where: str) -> Path:
+    """The cassette folder, relative to the config file's folder; replay needs it to exist."""
+    given = value or DEFAULT_CASSETTE_DIR
+    folder = Path(given) if Path(given).is_absolute() else base_dir / given
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{where} {given!r} is a file, not a folder (looked at {folder}).")
+    if mode == "replay" and not folder.is_dir():
+        raise ConfigError(
+            f"{mode_where} is 'replay' but the cassette folder {given!r} does not exist (looked in {folder}). "
+            "Record the cassettes first with -D aitest.cassette=record, or set cassette_dir."
+        )
+    return folder
 
 
 def _userdata_overrides(userdata: Mapping[str, Any]) -> dict[str, Any]:

@@ -204,6 +204,8 @@ async def _complete_with_retries(
             # a per-call remaining time would leak a client (and its sockets) per call. The
             # turn's own deadline is enforced by fail_after in run_turn.
             return await complete(request, timeout_s=settings.timeout_s), attempt
+        except TurnFailure:
+            raise  # e.g. a cassette miss: never retried, and not the model's fault
         except Exception as exc:
             if not is_retryable(exc) or attempt > settings.retries:
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
@@ -280,6 +282,8 @@ async def _loop(
                 finish_reason=reply.finish_reason,
                 tool_call_count=len(reply.tool_calls),
                 attempts=attempts,
+                replayed=reply.replayed,
+                recorded_cost_usd=reply.recorded_cost_usd,
             )
         )
         message = assistant_message(reply)

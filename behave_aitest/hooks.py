@@ -15,7 +15,9 @@ Every function is cheap when no AI step runs: servers start on the first
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .config import SCRIPTED_MODEL, ConfigError, load_config, unknown_name
@@ -23,6 +25,23 @@ from . import repeats
 from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
 
 
+def _noted(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Keep a failing run-level hook's message on behave's config for the report formatters
+    (behave only prints it), so a report can say why the run stopped."""
+
+    @functools.wraps(hook)
+    def run(context: Any) -> None:
+        try:
+            hook(context)
+        except BaseException as exc:
+            errors = list(getattr(context.config, "aitest_hook_errors", []))
+            context.config.aitest_hook_errors = [*errors, f"HOOK-ERROR in {hook.__name__}: {type(exc).__name__}: {exc}"]
+            raise
+
+    return run
+
+
+@_noted
 def before_all(context: Any) -> None:
     """Load and check the configuration, start the event loop, expand per-model flows."""
     context.config.setup_logging()  # what behave's default before_all does
@@ -38,6 +57,8 @@ def before_all(context: Any) -> None:
     check_features(features or [], runtime)
     if features is not None:
         repeats.install(features, config.repeat, config.min_pass_rate, SESSION_TAG)
+    if runtime.cassettes is not None:
+        print(runtime.cassettes.describe())
     if config.model == SCRIPTED_MODEL and not config.model_override and not config.models:
         print(
             f"behave-aitest: the default model is the built-in SCRIPTED MODEL (rules in {config.scripted_rules}), "
@@ -162,6 +183,7 @@ class ModelGateFailed(Exception):
     """A model's pass rate over the run is below min_pass_rate."""
 
 
+@_noted
 def after_all(context: Any) -> None:
     """Stop everything still running; fail the run when a model's pass rate is too low."""
     runtime = getattr(context, "aitest", None)

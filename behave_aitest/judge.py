@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .engine import TurnFailure
 from .llm import ModelReply
 from .records import JudgeCall, Turn
 
@@ -103,6 +104,10 @@ async def ask(
                 record.cost_known = False
             else:
                 record.cost_usd = (record.cost_usd or 0.0) + reply.cost_usd
+            if reply.replayed:
+                record.replayed = True
+                if reply.recorded_cost_usd is not None:
+                    record.recorded_cost_usd = (record.recorded_cost_usd or 0.0) + reply.recorded_cost_usd
             try:
                 return validate(parse_json_object(reply.content or ""))
             except (ValueError, KeyError, TypeError) as exc:
@@ -118,6 +123,9 @@ async def ask(
     except JudgeError as exc:
         record.error = str(exc)
         raise
+    except TurnFailure as exc:  # a cassette miss: say that, not "could not be reached"
+        record.error = f"{exc.kind}: {exc}"
+        raise JudgeError(str(exc)) from None
     except Exception as exc:  # provider trouble
         record.error = f"{type(exc).__name__}: {exc}"
         raise JudgeError(f"the judge model {record.model!r} could not be reached: {record.error}") from None

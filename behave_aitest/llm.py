@@ -58,6 +58,8 @@ class ModelReply:
     finish_reason: str | None = None
     model: str = ""
     latency_s: float = 0.0
+    replayed: bool = False  # answered from a cassette, not by the model
+    recorded_cost_usd: float | None = None  # a replayed answer's cost when it was recorded
 
 
 class ModelError(Exception):

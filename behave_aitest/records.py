@@ -53,6 +53,8 @@ class ModelCall:
     finish_reason: str | None = None
     tool_call_count: int = 0
     attempts: int = 1  # 1 + retries after 429/5xx/connection errors
+    replayed: bool = False  # answered from a cassette: no model was called, cost_usd is 0
+    recorded_cost_usd: float | None = None  # when replayed: what the call cost when it was recorded
 
 
 @dataclass
@@ -71,6 +73,8 @@ class JudgeCall:
     latency_s: float = 0.0
     attempts: int = 0  # 2 when the first answer was not valid JSON
     error: str | None = None
+    replayed: bool = False  # answered from a cassette: no model was called, cost_usd is 0
+    recorded_cost_usd: float | None = None  # when replayed: what the judgement cost when it was recorded
 
 
 def _sum_costs(costs: list[float | None]) -> tuple[float, int]:
@@ -140,6 +144,10 @@ class Conversation:
     messages: list[dict[str, Any]] = field(default_factory=list)  # history without system prompt
     turns: list[Turn] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    cassette: str | None = None  # the conversation's cassette file (relative to the working directory)
+    cassette_mode: str | None = None  # "record" or "replay" ("auto" resolved per conversation); None: off
+    cassette_recorded: dict[str, Any] | None = None  # when replayed: the cassette's "recorded" header
+    # ({"at", "models", "scripted": true for the built-in scripted model, "behave_aitest", "litellm", "tools"})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

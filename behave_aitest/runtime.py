@@ -121,6 +121,7 @@ class LiveConversation:
     scenario_model: str | None = None
     scenario: ScenarioRecord | None = None
     last_turns: list[Turn] = field(default_factory=list)  # since the last "When the user says"
+    cassette: Any = None  # its cassettes.Cassette, unless cassette = "off"
 
 
 class Runtime:
@@ -140,6 +141,11 @@ class Runtime:
         self.log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-"))
         self._ids = itertools.count(1)
         self._scripted: Any = None
+        self.cassettes: Any = None  # a cassettes.CassetteLibrary, unless cassette = "off"
+        if config.cassette != "off":  # imported only when used: a dry run or a plain run must not pay for it
+            from .cassettes import CassetteLibrary
+
+            self.cassettes = CassetteLibrary(config)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -169,11 +175,13 @@ class Runtime:
         feature_model = flow_model or (models[0] if len(models) == 1 else None)
         if SESSION_TAG in tags:
             self.session = self._new_conversation(feature.name, session=True, feature_model=feature_model)
+            self._open_cassette(self.session, feature, None)
             feature.aitest_conversation = self.session.record
         feature.aitest_model = feature_model
 
     def end_feature(self, feature: Any) -> None:
         if self.session is not None:
+            self._close_cassette(self.session)
             self.session.scope.close()
             self.session = None
         if self.feature_scope is not None:
@@ -187,6 +195,7 @@ class Runtime:
             warnings = self._session_gaps(scenario)
         else:
             live = self._new_conversation(scenario.name, session=False, feature_model=feature_model)
+            self._open_cassette(live, scenario.feature, scenario)
             warnings = []
         live.scenario_model = scenario_model(scenario)
         live.last_turns = []
@@ -208,6 +217,7 @@ class Runtime:
         live = self.current
         self.current = None
         if live is not None and not live.record.session:
+            self._close_cassette(live)
             live.scope.close()
 
     def _new_conversation(self, title: str, *, session: bool, feature_model: str | None) -> LiveConversation:
@@ -379,7 +389,7 @@ class Runtime:
         live = self.live()
         settings = self.turn_settings(live)
         try:
-            toolbox = ToolBox(self.connections(live), live.agent.allowed_tools)
+            toolbox = ToolBox(self._tool_connections(live), live.agent.allowed_tools)
         except AgentSetupError as exc:
             raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
         complete = self._completer(settings)
@@ -405,6 +415,33 @@ class Runtime:
         return turn
 
     def _completer(self, settings: TurnSettings) -> Any:
+        """The completer for one turn or judgement: priced, and through the conversation's cassette."""
+        complete = self._priced_completer(settings)
+        cassette = self.current.cassette if self.current is not None else None
+        return cassette.completer(complete, settings) if cassette is not None else complete
+
+    def _tool_connections(self, live: LiveConversation) -> list[Any]:
+        """The agent's servers; with cassette_tools = "record", recorded or replayed by the cassette."""
+        if live.cassette is None:
+            return self.connections(live)
+        return live.cassette.tool_connections(lambda: self.connections(live), live.agent.servers)
+
+    def _open_cassette(self, live: LiveConversation, feature: Any, scenario: Any) -> None:
+        """Open the cassette of a conversation that starts: a scenario, or a @session feature (scenario None)."""
+        if self.cassettes is not None:
+            live.cassette = self.cassettes.open(feature, scenario)
+            live.record.cassette, live.record.cassette_mode = live.cassette.display, live.cassette.mode
+            live.record.cassette_recorded = live.cassette.recorded
+
+    def _close_cassette(self, live: LiveConversation) -> None:
+        """Write the conversation's recording (only when complete); warn about what it did not do."""
+        cassette, live.cassette = live.cassette, None
+        warning = cassette.close(live.record.turns) if cassette is not None else None
+        if warning:
+            live.record.warnings.append(warning)
+            print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
+
+    def _priced_completer(self, settings: TurnSettings) -> Any:
         from . import llm
 
         price = self.config.prices.get(settings.model)

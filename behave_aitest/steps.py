@@ -519,14 +519,16 @@ def _dollars(text: str) -> float:
 
 
 def _known_cost(turns: Sequence[Turn], what: str) -> float:
-    unknown = sorted({c.model for t in turns for c in t.model_calls if c.cost_usd is None})
+    # A replayed call cost nothing now; the budget judges what the agent's calls cost when recorded.
+    costs = [(c.model, c.recorded_cost_usd if c.replayed else c.cost_usd) for t in turns for c in t.model_calls]
+    unknown = sorted({model for model, cost in costs if cost is None})
     if unknown:
         models = ", ".join(unknown)
         raise BudgetError(
             f"The cost of {what} is unknown: litellm has no price for {models}. Give one in the config, e.g.\n"
             f'  [tool.behave_aitest.prices."{unknown[0]}"]\n  input_per_million = 0.40\n  output_per_million = 1.60'
         )
-    return sum(c.cost_usd or 0.0 for t in turns for c in t.model_calls)
+    return sum(cost or 0.0 for _, cost in costs)
 
 
 def _cost_budget(context: Any, amount: str, whole: bool) -> None:

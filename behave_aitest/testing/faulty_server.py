@@ -1,7 +1,9 @@
 """An MCP server that misbehaves on purpose, for the fault tests.
 
 Tools: ``echo`` (works), ``crash`` (the process dies mid-call, after a line on stderr),
-``hang`` (sleeps longer than any sensible tool timeout), ``fail`` (an MCP error result).
+``hang`` (sleeps longer than any sensible tool timeout), ``fail`` (an MCP error result),
+``slow`` (answers after ``seconds``, without blocking the server: several calls overlap;
+the benchmarks use it to show that one turn's tool calls run concurrently).
 With ``FAULTY_EXIT_AT_START=1`` in its environment the process prints a reason on stderr
 and exits before the MCP handshake.
 """
@@ -44,6 +46,14 @@ def create_server() -> MCPServer:
         """Sleep for a long time before answering."""
         time.sleep(seconds)
         return "woke up"
+
+    @tool
+    async def slow(seconds: float = 0.2) -> str:
+        """Wait ``seconds`` (an async sleep: concurrent calls overlap), then answer."""
+        import anyio
+
+        await anyio.sleep(seconds)
+        return f"slept {seconds:g} s"
 
     @tool
     def fail(message: str = "it went wrong") -> str:

@@ -1,0 +1,938 @@
+"""Cassettes: record model calls once, replay them in CI with no key and no network.
+
+A cassette is one readable JSON file per conversation (a scenario, or a whole
+``@session`` feature flow) holding one *interaction* per model call: the normalised
+request (model, messages, tool schemas, the parameters that change the answer) and
+the response (content, tool calls, usage, cost). Recording sits at the litellm
+boundary (:func:`behave_aitest.llm.complete`), so prompt assembly, the tool loop, the
+MCP servers and every assertion run for real during a replay.
+
+Modes (``cassette`` in the config, ``-D aitest.cassette=...``):
+
+``off``
+    Nothing is read or written.
+``record``
+    Every call goes to the model; the conversation's cassette is (re)written when the
+    conversation ends — only if every model call of it succeeded.
+``replay``
+    Calls are answered from the cassette; litellm is never called. A request that
+    matches no recorded one fails the step with the cassette, the call number and a
+    diff against the nearest recorded request.
+``auto``
+    An existing cassette is replayed (a miss fails, exactly like ``replay``); a
+    conversation without a cassette is recorded when its model is *available*: the
+    request has an ``api_base`` or ``api_key`` (the scripted model has both), or
+    litellm finds the provider's key in the environment
+    (``litellm.validate_environment``).
+
+Matching: each request is normalised (:func:`normalize_request`), scrubbed of secrets
+(:class:`Scrubber`) and hashed (:func:`request_hash`); call N of a replay takes the
+first not-yet-used recorded interaction with the same hash. Transport settings
+(``api_base``, ``api_key``, timeouts, headers) are not part of the hash, and tool-call
+ids are renumbered in order of appearance, so a cassette recorded against one endpoint
+replays anywhere. Files are written atomically (temporary file + ``os.replace``).
+
+With ``cassette_tools = "record"`` the MCP tool calls are recorded too, and a replay
+answers them from the cassette without starting those servers (for servers that cannot
+run in CI). By default tools run for real in every mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import difflib
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+from . import __version__
+from .config import SCRIPTED_MODEL, Config, ConfigError, expand_env
+from .engine import TurnFailure
+from .llm import ModelReply, ToolRequest
+from .servers import ServerError, ToolOutcome, ToolSpec
+
+FORMAT = "behave-aitest cassette"
+VERSION = 1
+SESSION_NAME = "session"
+SUFFIX = ".json"
+
+# Request keys that only say how to reach the model, never what it answers: neither
+# hashed nor stored (api_base is stored apart, scrubbed, for information only).
+TRANSPORT_KEYS = frozenset(
+    {
+        "api_base", "base_url", "api_key", "api_version", "organization", "timeout", "request_timeout",
+        "max_retries", "num_retries", "extra_headers", "headers", "metadata", "stream", "stream_options",
+        "litellm_logging_obj", "mock_response",
+    }
+)
+
+# Strings that look like credentials wherever they appear.
+SECRET_PATTERNS = (
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),  # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-)
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key id
+    re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"),  # Google API key
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
+    re.compile(r"\bxox[abpr]-[A-Za-z0-9\-]{10,}"),  # Slack tokens
+    re.compile(r"\bhf_[A-Za-z0-9]{30,}"),  # Hugging Face tokens
+    re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/=\-]{16,}"),  # Authorization: Bearer <token>
+)
+# Environment variables whose values are secret by their name (OPENAI_API_KEY, GITHUB_TOKEN, ...).
+SECRET_ENV_NAME = re.compile(r"(?i)(api_?key|_key$|token|secret|passw|credential|auth)")
+MIN_SECRET_LENGTH = 6  # shorter values ("1", "true", "prod") would scrub ordinary words
+
+
+def _looks_secret(value: str) -> bool:
+    """A value of a secret-named environment variable that is worth scrubbing: long, one word,
+    not a path (so that ``AUTH_MODE=standard`` does not scrub every "standard")."""
+    return len(value) >= 12 and not any(c.isspace() for c in value) and not value.startswith(("/", "~", "."))
+
+
+REDACTED = "[REDACTED]"
+
+
+class CassetteMiss(TurnFailure):
+    """Replay found no recorded answer (or no cassette): the turn stops, kind ``cassette``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("cassette", message)
+
+
+# --------------------------------------------------------------------------- scrubbing
+
+
+class Scrubber:
+    """Replaces secret values and credential-looking strings in everything a cassette holds.
+
+    Secrets are: the values of environment variables that a server's ``env``, ``headers``
+    or ``url`` names as ``${VAR}``; every header value and every ``env`` entry whose name
+    looks secret; the values of environment variables whose names look secret
+    (``*_API_KEY``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ...); and anything that looks
+    like a provider key (``sk-...``, ``AKIA...``, ``Bearer ...``).
+    """
+
+    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
+        # value -> label; longest first so a secret containing another is replaced whole
+        items = {v: k for v, k in (secrets or {}).items() if len(v) >= MIN_SECRET_LENGTH}
+        self.secrets = dict(sorted(items.items(), key=lambda item: -len(item[0])))
+
+    @classmethod
+    def from_config(cls, config: Config, environ: Mapping[str, str] | None = None) -> Scrubber:
+        env = os.environ if environ is None else environ
+        secrets: dict[str, str] = {}
+        var = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+        for server in config.servers.values():
+            tables = [("env", server.env), ("headers", server.headers), ("url", {"url": server.url or ""})]
+            for table, values in tables:
+                for key, value in values.items():
+                    for name in var.findall(value):
+                        if env.get(name):
+                            secrets.setdefault(env[name], name)
+                    if table == "headers" or (table == "env" and SECRET_ENV_NAME.search(key)):
+                        try:
+                            expanded = expand_env(value, server.where, env)
+                        except ConfigError:
+                            continue
+                        secrets.setdefault(expanded, f"{server.name}.{table}.{key}")
+        for name, value in env.items():
+            if SECRET_ENV_NAME.search(name) and _looks_secret(value):
+                secrets.setdefault(value, name)
+        return cls(secrets)
+
+    def text(self, value: str) -> str:
+        for secret, label in self.secrets.items():
+            if secret in value:
+                value = value.replace(secret, f"[REDACTED:{label}]")
+        for pattern in SECRET_PATTERNS:
+            value = pattern.sub(REDACTED, value)
+        return value
+
+    def __call__(self, value: Any) -> Any:
+        """``value`` with every string in it (keys too) scrubbed."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self(v) for v in value]
+        return value
+
+
+def scrub_url(url: str | None, scrub: Callable[[str], str] = lambda s: s) -> str | None:
+    """``url`` without credentials, query or fragment; a loopback port becomes ``<port>``
+    (local test servers get a new port every run, which must not show up as a diff)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return REDACTED
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("127.0.0.1", "localhost", "::1") and port:
+        netloc = f"{shown}:<port>"
+    else:
+        netloc = shown + (f":{port}" if port else "")
+    return scrub(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+
+
+# --------------------------------------------------------------------------- normalising and hashing
+
+
+def _sorted(value: Any) -> Any:
+    """A JSON value with every object's keys in sorted order (stable files, stable diffs)."""
+    if isinstance(value, dict):
+        return {str(k): _sorted(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists, odd types strings)."""
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+
+
+def normalize_request(request: Mapping[str, Any], scrub: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """The parts of a litellm request that decide the answer, in a canonical form.
+
+    ``{"model", "messages", "tools"?, "params"?}``: messages keep role, content, tool
+    calls (``{id, name, arguments}``), ``tool_call_id`` and ``name``; tool-call ids are
+    renumbered ``call_1``, ``call_2``... in order of appearance (providers make them up);
+    ``params`` holds every other non-transport keyword (temperature, max_tokens, seed,
+    tool_choice, response_format, ...). Secrets are scrubbed when ``scrub`` is given.
+    """
+    ids: dict[str, str] = {}
+
+    def canonical_id(value: Any) -> str:
+        return ids.setdefault(str(value), f"call_{len(ids) + 1}")
+
+    messages = []
+    for message in request.get("messages") or []:
+        out: dict[str, Any] = {"role": message.get("role"), "content": message.get("content")}
+        calls = message.get("tool_calls") or []
+        if calls:
+            out["tool_calls"] = []
+            for call in calls:
+                if not isinstance(call, Mapping):  # a provider object rather than the dict the engine builds
+                    call = call.model_dump() if hasattr(call, "model_dump") else dict(call)
+                function = call.get("function") or {}
+                out["tool_calls"].append(
+                    {"id": canonical_id(call.get("id")), "name": function.get("name"), "arguments": function.get("arguments")}
+                )
+        if message.get("tool_call_id") is not None:
+            out["tool_call_id"] = canonical_id(message["tool_call_id"])
+        for key in sorted(k for k in message if k not in ("role", "content", "tool_calls", "tool_call_id")):
+            out[key] = message[key]
+        messages.append(out)
+    normalized: dict[str, Any] = {"model": request.get("model"), "messages": messages}
+    if request.get("tools"):
+        normalized["tools"] = _sorted(list(request["tools"]))
+    params = {k: v for k, v in request.items() if k not in TRANSPORT_KEYS and k not in ("model", "messages", "tools")}
+    if params:
+        normalized["params"] = _sorted(params)
+    normalized = _json_value(normalized)
+    return scrub(normalized) if scrub is not None else normalized
+
+
+def request_hash(normalized: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a normalised request (first 24 hex digits)."""
+    text = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _pretty(value: Any) -> list[str]:
+    return json.dumps(value, indent=2, ensure_ascii=False).splitlines()
+
+
+def request_diff(recorded: Mapping[str, Any], current: Mapping[str, Any], recorded_label: str, current_label: str, limit: int = 80) -> str:
+    """A unified diff of two normalised requests, as pretty JSON, at most ``limit`` lines."""
+    lines = list(difflib.unified_diff(_pretty(recorded), _pretty(current), recorded_label, current_label, n=2, lineterm=""))
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... ({len(lines) - limit} more diff lines)"]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- naming
+
+
+def slug(text: str, limit: int = 80) -> str:
+    """``"Check balances -- @1.2 Examples"`` -> ``"check-balances-1-2-examples"``; long names
+    keep a short hash of the full text so they stay distinct."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    out = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    if not out:
+        return f"x-{digest}"
+    if len(out) > limit:
+        out = f"{out[:limit - 9].rstrip('-')}-{digest}"
+    return out
+
+
+def _safe_part(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", part).strip("-") or "x"
+
+
+def flow_model(feature: Any) -> str | None:
+    """The model of a per-model flow (a feature copied once per model, named ``Title [model]``)."""
+    model = getattr(feature, "aitest_model", None)
+    if model and str(feature.name).endswith(f" [{model}]"):
+        return str(model)
+    return None
+
+
+def feature_key(feature_file: str | Path, cassette_dir: Path, base_dir: Path, cwd: Path | None = None) -> tuple[str, str]:
+    """(folder of the feature's cassettes inside ``cassette_dir``, feature path for the header).
+
+    The folder is the feature file's path relative to the cassette folder's parent
+    (``features/`` by default), without ``.feature``: ``features/bank/transfer.feature``
+    -> ``bank/transfer``. The header path is relative to the config file's folder.
+    """
+    path = Path(feature_file)
+    if not path.is_absolute():
+        path = (cwd or Path.cwd()) / path
+    path = Path(os.path.normpath(path))
+    folder: Path | None = None
+    for root in (cassette_dir.parent, base_dir):
+        try:
+            folder = path.relative_to(Path(os.path.normpath(root)))
+            break
+        except ValueError:
+            continue
+    folder = folder or Path(path.name)
+    parts = [_safe_part(p) for p in folder.with_suffix("").parts]
+    try:
+        header = path.relative_to(Path(os.path.normpath(base_dir))).as_posix()
+    except ValueError:
+        header = path.as_posix()
+    return "/".join(parts), header
+
+
+def scenario_stem(feature: Any, scenario: Any) -> str:
+    """The slug of a scenario's name; same-named scenarios of a feature get ``-2``, ``-3``... in file order."""
+    name = slug(str(scenario.name))
+    same = [s for s in feature.walk_scenarios() if slug(str(s.name)) == name]
+    index = next((i for i, other in enumerate(same, start=1) if other is scenario), 1)
+    return name if index == 1 else f"{name}-{index}"
+
+
+def cassette_relpath(folder: str, stem: str, model: str | None, run: int) -> str:
+    """``<folder>/<stem>[--<model>][--run-<n>].json``"""
+    name = stem
+    if model:
+        name += f"--{slug(model)}"
+    if run > 1:
+        name += f"--run-{run}"
+    return f"{folder}/{name}{SUFFIX}"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+class CassetteFileError(Exception):
+    """A cassette file that cannot be used (not JSON, not a cassette, another format version)."""
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CassetteFileError(f"{path}: cannot be read as a cassette: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise CassetteFileError(f"{path}: not a behave-aitest cassette (no \"format\": \"{FORMAT}\").")
+    if document.get("version") != VERSION:
+        raise CassetteFileError(
+            f"{path}: cassette format version {document.get('version')!r}; this behave-aitest reads version {VERSION}. Re-record it."
+        )
+    return document
+
+
+# --------------------------------------------------------------------------- one conversation's cassette
+
+
+def _litellm_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("litellm")
+    except Exception:  # pragma: no cover - litellm is a dependency
+        return None
+
+
+def model_available(request: Mapping[str, Any]) -> tuple[bool, str]:
+    """Can ``request`` reach its model? (available, what is missing)."""
+    if request.get("api_base") or request.get("api_key") or request.get("base_url"):
+        return True, ""
+    from .llm import litellm_module
+
+    try:
+        found = litellm_module().validate_environment(model=request.get("model"))
+    except Exception as exc:  # unknown provider: say so rather than guess
+        return False, f"litellm cannot tell what model {request.get('model')!r} needs ({exc})"
+    if found.get("keys_in_environment"):
+        return True, ""
+    missing = ", ".join(found.get("missing_keys") or []) or "a key"
+    return False, f"the environment has no {missing} for model {request.get('model')!r}"
+
+
+class Cassette:
+    """The cassette of one conversation: replays it, or records it and writes it at the end."""
+
+    def __init__(
+        self,
+        path: Path,
+        display: str,
+        mode: str,
+        header: dict[str, Any],
+        scrubber: Scrubber,
+        record_tools: bool = False,
+        auto: bool = False,
+    ) -> None:
+        self.path = path
+        self.display = display  # the path as shown in messages
+        self.mode = mode  # "record" or "replay" (auto has been resolved)
+        self.auto = auto  # auto mode, recording because the file did not exist
+        self.header = header
+        self.scrub = scrubber
+        self.record_tools = record_tools
+        self.models: list[str] = []
+        self.interactions: list[dict[str, Any]] = []
+        self.tool_schemas: dict[str, Any] = {}
+        self.servers: dict[str, list[dict[str, Any]]] = {}
+        self.tool_calls: list[dict[str, Any]] = []
+        self.failure: tuple[str, str] | None = None  # (request hash, why) of a failed call not yet retried
+        self.recorded: dict[str, Any] | None = None  # a replayed cassette's "recorded" header
+        self._loaded = False
+        self._load_error: str | None = None
+        self._used: set[int] = set()
+        self._used_tools: set[int] = set()
+        self._requests = 0  # model calls asked of the replay so far (answered or not)
+        self._missed = False
+        self._hashes: list[str] = []
+        self._tool_miss: str | None = None
+
+    # ----------------------------------------------------------------- replay side
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if not self.path.exists():
+            self._load_error = (
+                f"there is no cassette {self.display} for this conversation "
+                f"({self._what()}). Record it with -D aitest.cassette=record (or auto, where a key is available)."
+            )
+            return
+        try:
+            document = load(self.path)
+        except CassetteFileError as exc:
+            self._load_error = str(exc)
+            return
+        self.recorded = dict(document.get("recorded") or {})
+        self.tool_schemas = dict(document.get("tool_schemas") or {})
+        self.interactions = list(document.get("interactions") or [])
+        # Recomputed from the stored request (request_hash in the file is for readers only),
+        # so a request edited by hand matches as edited.
+        self._hashes = [request_hash(self._expanded(i.get("request") or {})) for i in self.interactions]
+        recorded = document.get("recorded_tools") or {}
+        self.servers = dict(recorded.get("servers") or {})
+        self.tool_calls = list(recorded.get("calls") or [])
+
+    def _what(self) -> str:
+        scenario = self.header.get("scenario")
+        where = self.header.get("feature")
+        return f"scenario {scenario!r} of {where}" if scenario is not None else f"@session feature {where}"
+
+    def _expanded(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored request with its tool-schema reference replaced by the schemas."""
+        out = dict(request)
+        if isinstance(out.get("tools"), str):
+            out["tools"] = self.tool_schemas.get(out["tools"], out["tools"])
+        return out
+
+    def _replay(self, normalized: dict[str, Any]) -> ModelReply:
+        self._load()
+        self._requests += 1
+        number = self._requests
+        if self._load_error:
+            raise CassetteMiss(self._load_error)
+        if self._tool_miss:
+            raise CassetteMiss(self._tool_miss)
+        digest = request_hash(normalized)
+        for index, interaction in enumerate(self.interactions):
+            if index in self._used:
+                continue
+            if self._hashes[index] == digest:
+                self._used.add(index)
+                return reply_from_interaction(interaction)
+        self._missed = True
+        raise CassetteMiss(self._miss_message(number, normalized))
+
+    def _miss_message(self, number: int, normalized: dict[str, Any]) -> str:
+        total = len(self.interactions)
+        head = (
+            f"replay: model call {number} of this conversation matches no recorded request in cassette {self.display} "
+            f"({self._what()}; {len(self._used)} of {total} recorded calls used so far)."
+        )
+        if not self.interactions:
+            return head + " The cassette holds no model calls. Re-record it with -D aitest.cassette=record."
+        current_lines = _pretty(normalized)
+
+        def closeness(index: int) -> tuple[float, bool, int]:
+            recorded = _pretty(self._expanded(self.interactions[index].get("request") or {}))
+            ratio = difflib.SequenceMatcher(None, recorded, current_lines, autojunk=False).ratio()
+            return ratio, index not in self._used, -abs(index - (number - 1))
+
+        nearest = max(range(total), key=closeness)
+        recorded_call = self.interactions[nearest].get("call", nearest + 1)
+        diff = request_diff(
+            self._expanded(self.interactions[nearest].get("request") or {}),
+            normalized,
+            f"recorded call {recorded_call} ({self.display})",
+            f"this run, call {number}",
+        )
+        return (
+            f"{head}\nNearest recorded request: call {recorded_call}. What changed (- recorded, + this run):\n{diff}\n"
+            "If the change is intended, re-record with -D aitest.cassette=record; "
+            "otherwise the prompt, the tools or the history now differ from the recording."
+        )
+
+    # ----------------------------------------------------------------- record side
+
+    def _record(self, settings_model: str, request: Mapping[str, Any], normalized: dict[str, Any], reply: ModelReply) -> None:
+        stored = dict(normalized)
+        if "tools" in stored:
+            key = f"tools-{request_hash({'tools': stored['tools']})[:10]}"
+            self.tool_schemas.setdefault(key, stored["tools"])
+            stored["tools"] = key
+        interaction: dict[str, Any] = {"call": len(self.interactions) + 1, "model": settings_model}
+        interaction["request_hash"] = request_hash(normalized)
+        interaction["request"] = stored
+        api_base = scrub_url(request.get("api_base") or request.get("base_url"), self.scrub.text)
+        if api_base:
+            interaction["api_base"] = api_base
+        interaction["response"] = self.scrub(
+            {
+                "content": reply.content,
+                "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls],
+                "finish_reason": reply.finish_reason,
+                "model": reply.model,
+                "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
+                "cost_usd": reply.cost_usd,
+            }
+        )
+        self.interactions.append(interaction)
+        if settings_model not in self.models:
+            self.models.append(settings_model)
+
+    def completer(self, inner: Callable[..., Any], settings: Any) -> Callable[..., Any]:
+        """Wrap ``inner`` (the completer that calls the model) for this cassette."""
+        model = str(getattr(settings, "model", "") or "")
+
+        async def complete(request: dict[str, Any], *, timeout_s: float | None = None) -> ModelReply:
+            normalized = normalize_request(request, self.scrub)
+            if self.mode == "replay":
+                return self._replay(normalized)
+            if self.auto:
+                available, missing = model_available(request)
+                if not available:
+                    raise CassetteMiss(
+                        f"auto: there is no cassette {self.display} ({self._what()}) and it cannot be recorded: {missing}. "
+                        "Set the key, or record elsewhere and commit the cassette."
+                    )
+            digest = request_hash(normalized)
+            try:
+                reply = await inner(request, timeout_s=timeout_s)
+            except BaseException as exc:  # including cancellation: this recording is not complete
+                self.failure = (digest, f"model call {len(self.interactions) + 1} failed ({type(exc).__name__})")
+                raise
+            if self.failure and self.failure[0] == digest:
+                self.failure = None  # a retry of the same request succeeded
+            self._record(model, request, normalized, reply)
+            return reply
+
+        return complete
+
+    # ----------------------------------------------------------------- tools
+
+    def tool_connections(self, connect: Callable[[], list[Any]], servers: Sequence[str]) -> list[Any]:
+        """The agent's server connections: recorded around the real ones, or replayed without them."""
+        if not self.record_tools:
+            return connect()
+        if self.mode == "replay":
+            self._load()
+            found = []
+            for name in servers:
+                if name not in self.servers:
+                    reason = self._load_error or (
+                        f"cassette {self.display} has no recorded tools of MCP server {name!r} "
+                        "(cassette_tools = \"record\" replays tools from the cassette). Re-record it with -D aitest.cassette=record."
+                    )
+                    raise ServerError(reason)
+                found.append(ReplayedServer(name, self))
+            return found
+        return [RecordingServer(conn, self) for conn in connect()]
+
+    def _tool_key(self, server: str, tool: str, arguments: Mapping[str, Any]) -> str:
+        return request_hash({"server": server, "tool": tool, "arguments": self.scrub(_json_value(_sorted(dict(arguments))))})
+
+    def record_tool_call(self, server: str, tool: str, arguments: Mapping[str, Any], outcome: ToolOutcome) -> None:
+        self.tool_calls.append(
+            {
+                "server": server,
+                "tool": tool,
+                "arguments": self.scrub(_json_value(_sorted(dict(arguments)))),
+                "after_model_call": len(self.interactions),
+                "result": self.scrub.text(outcome.text),
+                "is_error": outcome.is_error,
+            }
+        )
+
+    def replay_tool_call(self, server: str, tool: str, arguments: Mapping[str, Any]) -> ToolOutcome:
+        key = self._tool_key(server, tool, arguments)
+        for index, call in enumerate(self.tool_calls):
+            if index in self._used_tools:
+                continue
+            if self._tool_key(call.get("server", ""), call.get("tool", ""), call.get("arguments") or {}) == key:
+                self._used_tools.add(index)
+                return ToolOutcome(str(call.get("result", "")), bool(call.get("is_error")), 0.0)
+        args = json.dumps(dict(arguments), ensure_ascii=False, sort_keys=True)
+        self._tool_miss = (
+            f"replay: the tool call {server}.{tool}({args}) matches no recorded tool call in cassette {self.display} "
+            f"({self._what()}; cassette_tools = \"record\"). Re-record it with -D aitest.cassette=record."
+        )
+        return ToolOutcome(self._tool_miss, True, 0.0)
+
+    # ----------------------------------------------------------------- end of the conversation
+
+    def document(self) -> dict[str, Any]:
+        recorded = {
+            "at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            "models": self.models,
+            "scripted": bool(self.models) and all(m == SCRIPTED_MODEL for m in self.models),
+            "behave_aitest": __version__,
+            "litellm": _litellm_version(),
+            "tools": "recorded in this file (cassette_tools = \"record\")" if self.record_tools else "not recorded: the MCP servers run for real in a replay",
+        }
+        document: dict[str, Any] = {"format": FORMAT, "version": VERSION, **self.header, "recorded": recorded}
+        document["note"] = (
+            "Recorded against the built-in scripted model (a rules file, not an LLM)."
+            if recorded["scripted"]
+            else "Recorded from live model calls."
+        ) + " Re-record with: python -m behave -D aitest.cassette=record [-D aitest.model=<provider/model>]"
+        document["tool_schemas"] = self.tool_schemas
+        document["interactions"] = self.interactions
+        if self.record_tools:
+            document["recorded_tools"] = {"servers": self.servers, "calls": self.tool_calls}
+        return document
+
+    def close(self, turns: Sequence[Any] = ()) -> str | None:
+        """Write a finished recording; return a warning for the run's output, if any.
+
+        A recording is written only when every model call succeeded and every turn of
+        ``turns`` finished (or hit max_turns, which a replay reproduces): a timeout, a
+        model, server or cassette error, or an interruption leaves the old file as it was.
+        """
+        if self.mode == "record":
+            broken = next((str(t.error) for t in turns if t.error and not str(t.error).startswith("max_turns")), None)
+            if broken and broken.startswith("cassette:") and not self.interactions and not self.failure:
+                return None  # nothing was recorded, and the failing step says why
+            why = self.failure[1] if self.failure else (f"a turn did not finish: {broken.splitlines()[0]}" if broken else None)
+            if why is not None:
+                return (
+                    f"cassette {self.display} was NOT written: the recording is incomplete ({why}). "
+                    "The previous cassette, if any, is unchanged."
+                )
+            if not self.interactions:
+                return None
+            atomic_write(self.path, dumps(self.document()))
+            return None
+        if self._loaded and not self._load_error and not self._missed and len(self._used) < len(self.interactions):
+            unused = len(self.interactions) - len(self._used)
+            return f"cassette {self.display}: {unused} of {len(self.interactions)} recorded model calls were not replayed."
+        return None
+
+
+def reply_from_interaction(interaction: Mapping[str, Any]) -> ModelReply:
+    """The recorded response as the agent loop expects it; real spend is 0, the recorded cost kept apart."""
+    response = interaction.get("response") or {}
+    usage = response.get("usage") or {}
+    cost = response.get("cost_usd")
+    return ModelReply(
+        content=response.get("content"),
+        tool_calls=[
+            ToolRequest(id=str(c.get("id") or f"call_{i}"), name=str(c.get("name") or ""), arguments=str(c.get("arguments") or ""))
+            for i, c in enumerate(response.get("tool_calls") or [])
+        ],
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        cost_usd=0.0,
+        finish_reason=response.get("finish_reason"),
+        model=str(response.get("model") or ""),
+        latency_s=0.0,
+        replayed=True,
+        recorded_cost_usd=float(cost) if cost is not None else None,
+    )
+
+
+class RecordingServer:
+    """A live MCP connection whose tool calls are also written to the cassette."""
+
+    def __init__(self, connection: Any, cassette: Cassette) -> None:
+        self.connection = connection
+        self.cassette = cassette
+        self.name = connection.name
+        self.tools = connection.tools
+        cassette.servers.setdefault(
+            self.name,
+            [{"name": t.name, "description": t.description, "input_schema": _sorted(dict(t.input_schema))} for t in self.tools],
+        )
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.connection.alive)
+
+    async def call(self, tool: str, arguments: Mapping[str, Any]) -> ToolOutcome:
+        try:
+            outcome = await self.connection.call(tool, arguments)
+        except BaseException as exc:
+            self.cassette.failure = ("tool", f"tool call {self.name}.{tool} failed ({type(exc).__name__})")
+            raise
+        self.cassette.record_tool_call(self.name, tool, arguments, outcome)
+        return outcome
+
+
+class ReplayedServer:
+    """An MCP server answered from the cassette: no process, no connection."""
+
+    alive = True
+
+    def __init__(self, name: str, cassette: Cassette) -> None:
+        self.name = name
+        self.cassette = cassette
+        self.tools = [
+            ToolSpec(name, str(t.get("name")), str(t.get("description") or ""), dict(t.get("input_schema") or {}))
+            for t in cassette.servers.get(name, [])
+        ]
+
+    async def call(self, tool: str, arguments: Mapping[str, Any]) -> ToolOutcome:
+        return self.cassette.replay_tool_call(self.name, tool, arguments)
+
+
+# --------------------------------------------------------------------------- the run's cassettes
+
+
+class CassetteLibrary:
+    """Opens the cassette of each conversation of a run (the runtime holds one)."""
+
+    def __init__(self, config: Config, cwd: Path | None = None) -> None:
+        self.config = config
+        self.mode = config.cassette
+        self.directory = Path(config.cassette_dir) if config.cassette_dir else config.base_dir / "features" / "cassettes"
+        self.cwd = cwd or Path.cwd()
+        self.scrubber = Scrubber.from_config(config)
+        self.opened: Counter[str] = Counter()
+
+    def describe(self) -> str:
+        """One line for the start of the run."""
+        what = {
+            "record": "every model call goes to the model and is recorded",
+            "replay": "model calls are answered from the cassettes; no model is called",
+            "auto": "existing cassettes are replayed, missing ones recorded where the model is available",
+        }[self.mode]
+        tools = "; MCP tool calls are recorded/replayed too" if self.config.cassette_tools == "record" else ""
+        return f"behave-aitest: cassette mode {self.mode!r} ({what}{tools}), cassettes in {self.display(self.directory)}/"
+
+    def display(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.cwd.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def open(self, feature: Any, scenario: Any | None) -> Cassette:
+        """The cassette for a conversation: a scenario, or (``scenario=None``) a ``@session`` feature."""
+        folder, feature_path = feature_key(feature.filename, self.directory, self.config.base_dir, self.cwd)
+        model = flow_model(feature)
+        stem = SESSION_NAME if scenario is None else scenario_stem(feature, scenario)
+        base = cassette_relpath(folder, stem, model, 1)
+        self.opened[base] += 1
+        run = self.opened[base]  # a repeated scenario (or session) gets one cassette per run
+        relpath = cassette_relpath(folder, stem, model, run)
+        path = self.directory / relpath
+        header = {
+            "feature": feature_path,
+            "feature_name": str(feature.name),
+            "scenario": None if scenario is None else str(scenario.name),
+            "session": scenario is None,
+            "flow_model": model,
+            "run": run,
+        }
+        mode, auto = self.mode, False
+        if mode == "auto":
+            mode, auto = ("replay", False) if path.exists() else ("record", True)
+        cassette = Cassette(path, self.display(path), mode, header, self.scrubber, self.config.cassette_tools == "record", auto)
+        if mode == "replay":
+            cassette._load()  # now, so the records can say where it came from (problems surface at the first call)
+        return cassette
+
+
+# --------------------------------------------------------------------------- prune
+
+
+def _stale_reason(path: Path, root: Path, base_dir: Path, cwd: Path) -> str | None:
+    """Why the cassette at ``path`` belongs to no scenario any more (None: it still does)."""
+    from behave.parser import ParserError, parse_file
+
+    try:
+        document = load(path)
+    except CassetteFileError as exc:
+        return str(exc).split(": ", 1)[-1]
+    feature_path = base_dir / str(document.get("feature", ""))
+    if not document.get("feature") or not feature_path.is_file():
+        return f"its feature file {document.get('feature')!r} no longer exists"
+    try:
+        feature = parse_file(str(feature_path))
+    except (ParserError, OSError):
+        return None  # cannot tell: keep it (behave reports the broken feature file)
+    if feature is None:
+        return f"{document.get('feature')} has no feature"
+    is_session = "session" in [str(t) for t in feature.tags]
+    model = document.get("flow_model")
+    run = int(document.get("run") or 1)
+    folder, _ = feature_key(feature_path, root, base_dir, cwd)
+    if document.get("session"):
+        if not is_session:
+            return f"{document.get('feature')} is no longer a @session feature"
+        expected = [cassette_relpath(folder, SESSION_NAME, model, run)]
+    else:
+        if is_session:
+            return f"{document.get('feature')} is now a @session feature (one cassette for the whole feature)"
+        name = document.get("scenario")
+        matching = [s for s in feature.walk_scenarios() if str(s.name) == name]
+        if not matching:
+            return f"{document.get('feature')} has no scenario named {name!r} any more"
+        expected = [cassette_relpath(folder, scenario_stem(feature, s), model, run) for s in matching]
+    relative = path.resolve().relative_to(root.resolve()).as_posix()
+    if relative not in expected:
+        return f"its scenario's cassette is now named {expected[0]}"
+    return None
+
+
+def prune(paths: Sequence[str | Path] = (), check: bool = False, *, config: str | None = None, out: TextIO | None = None) -> int:
+    """Remove (or with ``check`` only list) cassettes whose scenario no longer exists.
+
+    ``paths`` are cassette folders or files (default: the configured ``cassette_dir``).
+    Returns the exit code: 1 when ``check`` found stale cassettes, or on a configuration
+    error; else 0. Leftover temporary files of an interrupted write count as stale.
+    """
+    from .config import load_config
+
+    out = out or sys.stdout
+    cwd = Path.cwd()
+    try:
+        cfg = load_config({"aitest.config": config} if config else {}, cwd=cwd)
+    except ConfigError as exc:
+        print(f"behave-aitest cassettes prune: {exc}", file=out)
+        return 1
+    default_dir = Path(cfg.cassette_dir) if cfg.cassette_dir else cfg.base_dir / "features" / "cassettes"
+    targets: list[tuple[Path, Path]] = []  # (cassette file, its cassette folder)
+    for given in [Path(p) for p in paths] or [default_dir]:
+        given = given if given.is_absolute() else cwd / given
+        if given.is_dir():
+            targets += [(f, given) for f in sorted(given.rglob("*")) if f.is_file() and (f.suffix == SUFFIX or f.name.endswith(".tmp"))]
+        elif given.is_file():
+            targets.append((given, default_dir))
+        else:
+            print(f"behave-aitest cassettes prune: {given} does not exist.", file=out)
+            return 1
+
+    def shown(path: Path) -> str:
+        try:
+            return path.resolve().relative_to(cwd.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    stale: list[tuple[Path, str]] = []
+    for path, root in targets:
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            stale.append((path, "left over by an interrupted write"))
+            continue
+        reason = _stale_reason(path, root, cfg.base_dir, cwd)
+        if reason:
+            stale.append((path, reason))
+    verb = "stale" if check else "removed"
+    for path, reason in stale:
+        if not check:
+            path.unlink()
+        print(f"{verb}: {shown(path)} ({reason})", file=out)
+    kept = len(targets) - len(stale)
+    if check:
+        print(f"{len(stale)} stale cassette(s), {kept} in use.", file=out)
+        return 1 if stale else 0
+    print(f"{len(stale)} cassette(s) removed, {kept} kept.", file=out)
+    return 0
+
+
+def add_cassette_commands(subparsers: Any) -> None:
+    """Add ``cassettes prune [--check] [--config FILE] [PATH...]`` to an argparse subparsers object.
+
+    The parser's ``func`` default takes the parsed arguments and returns the exit code.
+    """
+    parser = subparsers.add_parser("cassettes", help="manage recorded model calls (cassettes)", description="Manage cassettes.")
+    commands = parser.add_subparsers(dest="cassettes_command", metavar="COMMAND")
+    commands.required = True
+    prune_parser = commands.add_parser(
+        "prune",
+        help="remove cassettes whose scenario no longer exists",
+        description="Remove cassettes whose feature file, @session feature or scenario no longer exists "
+        "(and temporary files left by an interrupted write). With --check, only list them and exit 1 if there are any.",
+    )
+    prune_parser.add_argument("paths", nargs="*", metavar="PATH", help="cassette folders or files (default: cassette_dir of the config)")
+    prune_parser.add_argument("--check", action="store_true", help="list stale cassettes and exit 1 if there are any; change nothing")
+    prune_parser.add_argument("--config", metavar="FILE", help="config file (default: the nearest pyproject.toml with [tool.behave_aitest])")
+    prune_parser.set_defaults(func=lambda args: prune(args.paths, args.check, config=args.config))
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m behave_aitest.cassettes prune [--check]``."""
+    parser = argparse.ArgumentParser(prog="python -m behave_aitest.cassettes")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    add_cassette_commands(subparsers)
+    args = parser.parse_args(["cassettes", *(list(argv) if argv is not None else sys.argv[1:])])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

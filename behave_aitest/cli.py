@@ -1,0 +1,121 @@
+"""The ``behave-aitest`` command.
+
+    behave-aitest report render run.json -o run.html
+    behave-aitest report merge shard-1.json shard-2.json -o all.html
+
+Each group of subcommands lives beside the code it drives and is added by a function
+``add_<group>_commands(subparsers)`` that sets a ``func(args) -> exit code`` default on
+its parsers; :data:`COMMANDS` lists them, so a new group is one line here. Modules are
+imported only when the parser is built, and stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# "module:function" adding one group of subcommands to an argparse subparsers object.
+COMMANDS: tuple[str, ...] = ("behave_aitest.cli:add_report_commands", "behave_aitest.cassettes:add_cassette_commands")
+
+FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".md": "md", ".markdown": "md"}
+
+
+def write_report(doc: dict[str, Any], output: str, fmt: str | None) -> str:
+    """Write ``doc`` to ``output`` ("-" for stdout) in ``fmt`` or the format its suffix names."""
+    from . import render, report
+
+    kind = fmt or FORMATS.get(Path(output).suffix.lower())
+    if kind is None:
+        raise report.ReportError(f"{output}: cannot tell the format from the suffix; use .html, .json or .md, or --format.")
+    text = {"html": render.html, "json": report.dumps, "md": render.markdown}[kind](doc)
+    if output == "-":
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.flush()
+    else:
+        report.write_text(output, text)
+    return kind
+
+
+def _render(args: argparse.Namespace) -> int:
+    from . import report
+
+    doc = report.load(args.input)
+    if args.title:
+        doc["title"] = args.title
+    report.summarize(doc)
+    write_report(doc, args.output, args.format)
+    if args.output != "-":
+        print(f"{args.output}: {_summary(doc)}", file=sys.stderr)
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from . import report
+
+    doc = report.merge([report.load(path) for path in args.inputs], title=args.title)
+    write_report(doc, args.output, args.format)
+    if args.output != "-":
+        print(f"{args.output}: merged {len(args.inputs)} reports, {_summary(doc)}", file=sys.stderr)
+    return 0
+
+
+def _summary(doc: dict[str, Any]) -> str:
+    t = doc["totals"]
+    partial = " (partial)" if doc.get("partial") else ""
+    return f"{t['scenarios']} scenarios: {t['passed']} passed, {t['failed']} failed, {t['error']} errors{partial}"
+
+
+def add_report_commands(subparsers: Any) -> None:
+    """``report render`` and ``report merge``."""
+    parser = subparsers.add_parser("report", help="render or merge report JSON files", description="Render or merge behave-aitest report JSON files.")
+    commands = parser.add_subparsers(dest="report_command", metavar="COMMAND")
+    commands.required = True
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-o", "--output", required=True, metavar="FILE", help="output file: .html, .json or .md (- for stdout)")
+    common.add_argument("--format", choices=("html", "json", "md"), help="output format (default: from the output's suffix)")
+    common.add_argument("--title", help="report title (default: the input's)")
+    render_parser = commands.add_parser(
+        "render", parents=[common], help="regenerate a report from its JSON",
+        description="Regenerate the HTML (or Markdown, or JSON) report from a report JSON file.",
+    )
+    render_parser.add_argument("input", metavar="RUN.json")
+    render_parser.set_defaults(func=_render)
+    merge_parser = commands.add_parser(
+        "merge", parents=[common], help="merge report JSON files of shards into one report",
+        description="Merge the report JSON files of the shards of a parallel or multi-job run into one report. "
+        "Features are kept whole: a @session feature is never split.",
+    )
+    merge_parser.add_argument("inputs", nargs="+", metavar="SHARD.json")
+    merge_parser.set_defaults(func=_merge)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="behave-aitest", description="Tools around behave-aitest runs.")
+    parser.add_argument("--version", action="version", version=f"behave-aitest {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for spec in COMMANDS:
+        module, _, function = spec.partition(":")
+        getattr(importlib.import_module(module), function)(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .report import ReportError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ReportError as exc:
+        print(f"behave-aitest: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

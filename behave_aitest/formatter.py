@@ -1,0 +1,244 @@
+"""behave formatters for the report: HTML, JSON and a Markdown summary.
+
+    behave -f behave_aitest.formatter:HTMLFormatter -o reports/aitest.html -f pretty
+
+All three collect the same thing (behave's Feature objects, with the records the hooks hung
+on them) and draw one document (:func:`behave_aitest.report.build_document`) in
+``close()``: behave has no "scenario finished" callback, and the records of a scenario are
+complete only after its ``after_scenario`` hook, so nothing is rendered earlier.
+
+A report is also written when behave never gets to ``close()`` (a crash, an interrupt
+outside a step, SIGTERM): an ``atexit`` handler, and a SIGTERM handler when nobody else
+has one, write what was collected, marked partial. Files
+are written as UTF-8 whatever the console's encoding, atomically (a reader never sees
+half a file).
+
+Options (userdata, ``-D key=value`` or ``[behave.userdata]``), each also as
+``-D aitest.report_<name>``:
+
+``behave.formatter.aitest.title``     the report's title
+``behave.formatter.aitest.json``      HTMLFormatter: also write ``<name>.json`` beside the
+                                      HTML (default true; false to turn it off)
+``behave.formatter.aitest.max_text``  characters kept of one text (tool result, message);
+                                      default 20000, 0 for no limit
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from behave.formatter.base import Formatter
+
+from . import config as _config
+from . import render, report
+from .redact import Redactor
+from .report import write_text
+
+OPTIONS = ("title", "json", "max_text")
+# Accept -D aitest.report_<option> next to the behave convention behave.formatter.aitest.<option>.
+_config.EXTENSION_KEYS.update(f"report_{name}" for name in OPTIONS)
+
+INTERRUPTED = "The run was interrupted (Ctrl-C or a signal) before every scenario ran."
+NOT_CLOSED = "behave did not finish the run (it was interrupted or crashed outside a step): this is what had run until then."
+TERMINATED = "The run was terminated (SIGTERM, e.g. a cancelled CI job): this is what had run until then."
+
+_LIVE: list[ReportFormatter] = []  # formatters that have not written their report yet
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Write every pending report, then die of SIGTERM as if we had not been here."""
+    for formatter in list(_LIVE):
+        formatter._finish(TERMINATED)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _watch_sigterm() -> None:
+    """Catch SIGTERM (Python's default dies without atexit), unless someone else handles it."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def option(userdata: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """A formatter option from behave's userdata (flat "a.b.c" keys, or nested TOML tables)."""
+    for key in (f"behave.formatter.aitest.{name}", f"aitest.report_{name}"):
+        if key in userdata:
+            return userdata[key]
+        node: Any = userdata
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None and not isinstance(node, Mapping):
+            return node
+    return default
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() not in ("0", "false", "no", "off", "")
+
+
+class ReportFormatter(Formatter):  # type: ignore[misc]
+    """The shared collector: keeps the features, builds the document once at the end."""
+
+    name = "aitest"
+    description = "behave-aitest report"
+    kind = "report"
+
+    def __init__(self, stream_opener: Any, config: Any) -> None:
+        super().__init__(stream_opener, config)
+        self.features: list[Any] = []
+        self.started = time.time()
+        self.done = False
+        _LIVE.append(self)
+        atexit.register(self._at_exit)
+        _watch_sigterm()
+
+    # behave calls these
+    def feature(self, feature: Any) -> None:
+        if not any(f is feature for f in self.features):
+            self.features.append(feature)
+
+    def close(self) -> None:
+        self._finish()
+
+    # ----------------------------------------------------------------- internals
+
+    def _at_exit(self) -> None:
+        self._finish(NOT_CLOSED)
+
+    def _finish(self, why_unfinished: str | None = None) -> None:
+        """Write the report once: from close(), or from atexit / SIGTERM with ``why_unfinished``."""
+        if self.done:
+            return
+        self.done = True
+        atexit.unregister(self._at_exit)
+        if self in _LIVE:
+            _LIVE.remove(self)
+        main = threading.current_thread() is threading.main_thread()
+        if not _LIVE and main and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if getattr(self.config, "steps_catalog", False):
+            return  # `behave --steps-catalog` runs nothing: keep the last real report
+        try:
+            reasons = [why_unfinished] if why_unfinished else []
+            self.write(self.document([*reasons, *self._partial_reasons()]))
+        except Exception:  # a report bug must not hide the run's own result
+            print(f"behave-aitest: could not write the {self.kind}:\n{traceback.format_exc()}", file=sys.stderr)
+
+    def _option(self, name: str, default: Any = None) -> Any:
+        return option(getattr(self.config, "userdata", None) or {}, name, default)
+
+    def _partial_reasons(self) -> list[str]:
+        """Why the report does not cover the whole run, read from behave's own statuses."""
+        if getattr(self.config, "dry_run", False):
+            return []
+        reasons = []
+        hook_errors = list(getattr(self.config, "aitest_hook_errors", []) or [])
+        before_all = [e for e in hook_errors if "before_all" in e]
+        scenarios = [s for f in self.features for s in f.walk_scenarios()]
+        not_run = [s for s in scenarios if report.outcome(s.status) == "untested" or getattr(s.status, "name", "") == "executing"]
+        interrupted = any(
+            "KeyboardInterrupt" in str(getattr(step, "error_message", "") or "")
+            for s in scenarios
+            for step in s.all_steps
+            if report.outcome(step.status) == "error"
+        ) or any("KeyboardInterrupt" in e for e in hook_errors)
+        if before_all:
+            reasons.append(f"The run stopped before the first scenario: {before_all[0]}")
+        elif interrupted:
+            reasons.append(INTERRUPTED)
+        if not_run and not before_all:
+            why = " (--stop after the first failure)" if getattr(self.config, "stop", False) and not interrupted else ""
+            reasons.append(f"{len(not_run)} scenario{'s' * (len(not_run) != 1)} did not run{why}.")
+        return reasons
+
+    def document(self, reasons: list[str]) -> report.Doc:
+        runtime = getattr(self.config, "aitest_runtime", None)
+        max_text = self._option("max_text", report.DEFAULT_MAX_TEXT)
+        try:
+            limit = int(max_text)
+        except (TypeError, ValueError):
+            limit = report.DEFAULT_MAX_TEXT
+        return report.build_document(
+            self.features,
+            runtime=runtime,
+            dry_run=bool(getattr(self.config, "dry_run", False)),
+            started_at=self.started,
+            finished_at=time.time(),
+            title=self._option("title") or f"{Path.cwd().name}: behave-aitest report",
+            partial_reasons=reasons,
+            hook_errors=getattr(self.config, "aitest_hook_errors", []) or [],
+            max_text=limit,
+            redactor=Redactor.from_environment(getattr(runtime, "config", None)),
+        )
+
+    def render(self, doc: report.Doc) -> str:
+        raise NotImplementedError
+
+    def write(self, doc: report.Doc) -> None:
+        self.emit(self.render(doc))
+
+    def emit(self, text: str) -> None:
+        """To the ``-o`` file, or to stdout (as UTF-8 bytes, whatever the console encoding)."""
+        name = self.stream_opener.name
+        if name and name != "-":
+            write_text(name, text)
+            print(f"behave-aitest: {self.kind} written to {name}", file=sys.stderr)
+            return
+        stream = self.stream or sys.stdout
+        stream.flush()
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is not None:
+            buffer.write(text.encode("utf-8"))
+            buffer.flush()
+        else:
+            stream.write(text)
+
+
+class HTMLFormatter(ReportFormatter):
+    """One self-contained HTML page; with ``-o x.html`` also ``x.json`` beside it (option ``json``)."""
+
+    name = "aitest"
+    description = "behave-aitest HTML report (self-contained, session-grouped)"
+    kind = "HTML report"
+
+    def render(self, doc: report.Doc) -> str:
+        return render.html(doc)
+
+    def write(self, doc: report.Doc) -> None:
+        self.emit(self.render(doc))
+        name = self.stream_opener.name
+        if name and name != "-" and _flag(self._option("json", True)):
+            beside = Path(name).with_suffix(".json")
+            if beside != Path(name):
+                write_text(beside, report.dumps(doc))
+
+
+class JSONFormatter(ReportFormatter):
+    """The report document as JSON (schema in docs/report.md): merge and render it later."""
+
+    name = "aitest.json"
+    description = "behave-aitest JSON report (versioned schema)"
+    kind = "JSON report"
+
+    def render(self, doc: report.Doc) -> str:
+        return report.dumps(doc)
+
+
+class MarkdownFormatter(ReportFormatter):
+    """A short Markdown summary for a CI job summary or a pull-request comment."""
+
+    name = "aitest.md"
+    description = "behave-aitest Markdown summary"
+    kind = "Markdown summary"
+
+    def render(self, doc: report.Doc) -> str:
+        return render.markdown(doc)

@@ -1,0 +1,629 @@
+"""The report document: what a run did, as plain JSON-ready dicts with a versioned schema.
+
+Every report format is drawn from this one document (docs/report.md describes it field by
+field), so the HTML, the Markdown summary and the JSON file always agree, and a saved
+JSON file can be merged with others or rendered again later without behave:
+
+    behave features + records (scenario.aitest, step.aitest_turn, ...) --build_document-->
+    document --render.html()/render.markdown()/json.dumps--> files
+
+Building reads only what the steps and the engine already recorded; it never calls a
+model or a server. Text is clipped to ``max_text`` characters and every string is passed
+through :class:`~behave_aitest.redact.Redactor` before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from .redact import Redactor
+
+SCHEMA = "behave-aitest-report"
+SCHEMA_VERSION = 1
+DEFAULT_MAX_TEXT = 20_000
+
+Doc = dict[str, Any]
+
+OUTCOMES = ("passed", "failed", "error", "skipped", "untested")
+TOP_LEVEL = ("schema", "schema_version", "title", "generated_at", "partial", "partial_reasons", "totals", "models", "runs", "features")
+_FAILED = ("failed", "error")
+
+
+class ReportError(Exception):
+    """A report file that cannot be read or merged, worded for the person running the CLI."""
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def outcome(status: Any) -> str:
+    """behave's status as one of :data:`OUTCOMES` (hook_error, undefined, pending... are errors)."""
+    name = getattr(status, "name", None) or str(status or "untested")
+    if name in ("passed", "failed", "skipped", "untested"):
+        return name
+    return "error"
+
+
+def iso(epoch: float | None) -> str | None:
+    if not epoch:
+        return None
+    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return _dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def clipper(limit: int) -> Callable[[Any], Any]:
+    """A function that cuts long text (tool results can be megabytes) and says how much it cut."""
+
+    def clip(value: Any) -> Any:
+        if not isinstance(value, str) or limit <= 0 or len(value) <= limit:
+            return value
+        return value[:limit] + f"\n… [{len(value) - limit} more characters not shown]"
+
+    return clip
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy of record data (dataclasses, tuples, odd objects as strings)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the packages that shaped the run (read from metadata: litellm is not imported)."""
+    from importlib import metadata
+
+    found: dict[str, str | None] = {}
+    for name in ("behave-aitest", "behave", "litellm", "mcp"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    found["python"] = platform.python_version()
+    return found
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def empty_stats() -> dict[str, Any]:
+    return {
+        "turns": 0,
+        "model_calls": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost_usd": 0.0,  # sum of the KNOWN costs: a lower bound when unknown_cost_calls > 0
+        "unknown_cost_calls": 0,
+        "replayed_calls": 0,
+        "retries": 0,
+        "latency_s": 0.0,
+        "tool_calls": 0,
+        "tool_errors": 0,
+        "turn_time_s": 0.0,  # wall time inside turns (model and tool calls)
+        "judge_calls": 0,
+        "judge_cost_usd": 0.0,
+        "judge_unknown_cost_calls": 0,
+    }
+
+
+def add_stats(total: dict[str, Any], part: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in part.items():
+        if key in total and isinstance(value, (int, float)):
+            total[key] += value
+    return total
+
+
+def turn_stats(turn: Mapping[str, Any]) -> dict[str, Any]:
+    stats = empty_stats()
+    stats["turns"] = 1
+    for call in turn.get("model_calls", []):
+        stats["model_calls"] += 1
+        stats["input_tokens"] += call.get("input_tokens") or 0
+        stats["output_tokens"] += call.get("output_tokens") or 0
+        if call.get("cost_usd") is None:
+            stats["unknown_cost_calls"] += 1
+        else:
+            stats["cost_usd"] += call["cost_usd"]
+        stats["replayed_calls"] += bool(call.get("replayed"))
+        stats["retries"] += max((call.get("attempts") or 1) - 1, 0)
+        stats["latency_s"] += call.get("latency_s") or 0.0
+    stats["tool_calls"] = len(turn.get("tool_calls", []))
+    stats["tool_errors"] = sum(1 for c in turn.get("tool_calls", []) if c.get("is_error"))
+    stats["turn_time_s"] = turn.get("duration_s") or 0.0
+    for judge in turn.get("judge_calls", []):
+        stats["judge_calls"] += 1
+        if judge.get("cost_usd") is None or judge.get("cost_known") is False:
+            stats["judge_unknown_cost_calls"] += 1
+        stats["judge_cost_usd"] += judge.get("cost_usd") or 0.0
+    return stats
+
+
+def _round(stats: dict[str, Any]) -> dict[str, Any]:
+    for key in ("cost_usd", "judge_cost_usd"):
+        stats[key] = round(stats[key], 8)
+    for key in ("latency_s", "turn_time_s", "duration_s"):
+        if key in stats:
+            stats[key] = round(stats[key], 3)
+    return stats
+
+
+# --------------------------------------------------------------------------- from behave
+
+
+def _table(table: Any) -> dict[str, Any] | None:
+    if table is None:
+        return None
+    return {"headings": [str(h) for h in table.headings], "rows": [[str(c) for c in row.cells] for row in table.rows]}
+
+
+def _timeline(turn: Any) -> list[dict[str, Any]]:
+    """The turn in chat order: user, assistant text, the tool calls it asked for, ...
+
+    Built from the messages the turn added; tool results are not repeated here, they live
+    on the tool call the item points to.
+    """
+    items: list[dict[str, Any]] = []
+    calls = list(getattr(turn, "tool_calls", []))
+    used: set[int] = set()
+    assistant = 0
+
+    def take(call_id: Any) -> int | None:
+        for i, call in enumerate(calls):
+            if i not in used and call.id == call_id:
+                used.add(i)
+                return i
+        for i in range(len(calls)):  # ids renamed on the way: fall back to order
+            if i not in used:
+                used.add(i)
+                return i
+        return None
+
+    for message in getattr(turn, "messages", []):
+        role = message.get("role")
+        if role == "user":
+            items.append({"kind": "user", "text": _content(message.get("content"))})
+        elif role == "assistant":
+            text = _content(message.get("content"))
+            if text:
+                items.append({"kind": "assistant", "text": text, "model_call": assistant})
+            for requested in message.get("tool_calls") or []:
+                index = take(requested.get("id"))
+                if index is not None:
+                    items.append({"kind": "tool", "tool_call": index, "model_call": assistant})
+            assistant += 1
+    items.extend({"kind": "tool", "tool_call": i, "model_call": None} for i in range(len(calls)) if i not in used)
+    return items
+
+
+def _content(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts
+        return "\n".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in content)
+    return str(content)
+
+
+def turn_dict(turn: Any, clip: Callable[[Any], Any]) -> dict[str, Any]:
+    tool_calls = []
+    for call in turn.tool_calls:
+        tool_calls.append(
+            {
+                "id": call.id,
+                "name": call.name or call.provider_name,
+                "server": call.server,
+                "arguments": _plain(call.arguments),
+                "raw_arguments": clip(call.raw_arguments) if call.arguments is None else None,
+                "result": clip(call.result),
+                "is_error": bool(call.is_error),
+                "duration_s": round(call.duration_s or 0.0, 4),
+            }
+        )
+    timeline = _timeline(turn)
+    for item in timeline:
+        if "text" in item:
+            item["text"] = clip(item["text"])
+    data = {
+        "index": turn.index,
+        "user_text": clip(turn.user_text),
+        "model": turn.model,
+        "history_before": turn.history_before,
+        "messages_added": len(turn.messages),
+        "started_at": iso(getattr(turn, "started_at", 0.0)),
+        "duration_s": round(turn.duration_s or 0.0, 4),
+        "error": clip(turn.error),
+        "response": clip(turn.response),
+        "timeline": timeline,
+        "tool_calls": tool_calls,
+        "model_calls": [{**_plain(c), "latency_s": round(c.latency_s or 0.0, 4)} for c in turn.model_calls],
+        "judge_calls": [_plain(j) for j in getattr(turn, "judge_calls", [])],
+    }
+    data["stats"] = _round(turn_stats(data))
+    return data
+
+
+def _message(step: Any) -> str:
+    text = getattr(step, "error_message", None)
+    if not text and getattr(step, "exception", None) is not None:
+        text = f"{type(step.exception).__name__}: {step.exception}"
+    return str(text or "")
+
+
+def _scenario_tags(scenario: Any) -> list[str]:
+    try:
+        from .runtime import own_tags  # renders Outline rows' @model:<model> without behave's sanitising
+
+        return [str(t) for t in own_tags(scenario)]
+    except Exception:  # a model the runtime does not understand: behave's own tags
+        return [str(t) for t in getattr(scenario, "tags", [])]
+
+
+def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mapping[str, Any], clip: Callable[[Any], Any]) -> dict[str, Any]:
+    record = getattr(scenario, "aitest", None)
+    record_turns = list(getattr(record, "turns", []) or [])
+    turns = [turn_dict(t, clip) for t in record_turns]
+    by_id = {id(t): i for i, t in enumerate(record_turns)}
+    background = set(map(id, getattr(scenario, "background_steps", []) or []))
+    steps: list[dict[str, Any]] = []
+    first_failure: dict[str, Any] | None = None
+    for step in scenario.all_steps:
+        status = outcome(step.status)
+        turn = getattr(step, "aitest_turn", None)
+        item = {
+            "keyword": step.keyword,
+            "name": clip(step.name),
+            "location": str(step.location),
+            "status": status,
+            "duration_s": round(getattr(step, "duration", 0.0) or 0.0, 4),
+            "background": id(step) in background,
+            "error": clip(_message(step)) if status in _FAILED else None,
+            "text": clip(str(step.text)) if getattr(step, "text", None) else None,
+            "table": _table(getattr(step, "table", None)),
+            "turn": by_id.get(id(turn)) if turn is not None else None,
+        }
+        steps.append(item)
+        if first_failure is None and status in _FAILED:
+            first_failure = {"step": f"{step.keyword} {step.name}", "location": item["location"], "status": status, "message": item["error"] or ""}
+    status = outcome(scenario.status)
+    hook_error = clip(getattr(scenario, "error_message", None)) if getattr(scenario, "hook_failed", False) else None
+    if first_failure is None and status in _FAILED:
+        repeat = getattr(scenario, "aitest_repeat", None)
+        message = hook_error or (repeat.summary() if repeat is not None else "") or "The scenario did not finish (the run was interrupted)."
+        first_failure = {"step": None, "location": str(scenario.location), "status": status, "message": message}
+    stats = empty_stats()
+    for turn in turns:
+        add_stats(stats, turn["stats"])
+    history_at_start = getattr(record, "history_at_start", 0) if record is not None else 0
+    conversation_id = getattr(record, "conversation_id", None)
+    conversation = conversations.get(conversation_id) if conversation_id else None
+    repeat = getattr(scenario, "aitest_repeat", None)
+    parent = getattr(scenario, "parent", None)
+    rule = getattr(parent, "name", None) if type(parent).__name__ == "Rule" else None
+    return {
+        "name": scenario.name,
+        "keyword": scenario.keyword,
+        "location": str(scenario.location),
+        "rule": rule,
+        "description": [str(line) for line in getattr(scenario, "description", []) or []],
+        "tags": _scenario_tags(scenario),
+        "status": status,
+        "behave_status": getattr(scenario.status, "name", str(scenario.status)),
+        "duration_s": round(getattr(scenario, "duration", 0.0) or 0.0, 4),
+        "model": getattr(record, "model", None) or _tag_model(_scenario_tags(scenario)) or feature_model,
+        "agent": getattr(record, "agent", None),
+        "conversation_id": conversation_id,
+        "history_at_start": history_at_start,
+        "history_at_end": history_at_start + sum(t["messages_added"] for t in turns),
+        "hook_error": hook_error,
+        "first_failure": first_failure,
+        "warnings": [clip(w) for w in getattr(record, "warnings", []) or []],
+        "cassette": _cassette(conversation) if conversation is not None and not getattr(conversation, "session", False) else None,
+        "repeat": _repeat(repeat),
+        "steps": steps,
+        "turns": turns,
+        "stats": _round(stats),
+    }
+
+
+def _tag_model(tags: Iterable[str]) -> str | None:
+    for tag in tags:
+        if tag.startswith("model:") and tag[6:] and "<" not in tag:
+            return tag[6:]
+    return None
+
+
+def _cassette(conversation: Any) -> dict[str, Any] | None:
+    file = getattr(conversation, "cassette", None)
+    mode = getattr(conversation, "cassette_mode", None)
+    return {"file": file, "mode": mode} if file or mode else None
+
+
+def _repeat(stats: Any) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    return {
+        "runs": stats.runs,
+        "passed": stats.passed,
+        "pass_rate": round(stats.pass_rate, 4),
+        "pass_all": stats.pass_all,
+        "flaky": stats.flaky,
+        "min_pass_rate": stats.min_pass_rate,
+        "outcomes": list(stats.outcomes),
+    }
+
+
+def feature_dict(feature: Any, conversations: Mapping[str, Any], clip: Callable[[Any], Any]) -> dict[str, Any]:
+    flow_model = getattr(feature, "aitest_model", None)
+    tags = [str(t) for t in feature.tags]
+    title = feature.name
+    if flow_model and title.endswith(f" [{flow_model}]"):
+        title = title[: -len(f" [{flow_model}]")]
+    conversation = getattr(feature, "aitest_conversation", None)
+    scenarios = [scenario_dict(s, flow_model, conversations, clip) for s in feature.walk_scenarios()]
+    stats = empty_stats()
+    counts = dict.fromkeys(OUTCOMES, 0)
+    warnings: list[str] = []
+    for scenario in scenarios:
+        add_stats(stats, scenario["stats"])
+        counts[scenario["status"]] += 1
+        warnings.extend(w for w in scenario["warnings"] if w not in warnings)
+    if conversation is not None:
+        warnings.extend(clip(w) for w in conversation.warnings if clip(w) not in warnings)
+    hook_error = clip(getattr(feature, "error_message", None)) if getattr(feature, "hook_failed", False) else None
+    return {
+        "name": feature.name,
+        "title": title,
+        "flow_model": flow_model,
+        "location": str(feature.location),
+        "description": [str(line) for line in feature.description or []],
+        "tags": tags,
+        "session": conversation is not None or "session" in tags,
+        "conversation_id": getattr(conversation, "id", None),
+        "messages": len(conversation.messages) if conversation is not None else None,
+        "cassette": _cassette(conversation) if conversation is not None else None,
+        "status": outcome(feature.status),
+        "duration_s": round(getattr(feature, "duration", 0.0) or 0.0, 4),
+        "hook_error": hook_error,
+        "warnings": warnings,
+        "counts": counts,
+        "stats": _round(stats),
+        "scenarios": scenarios,
+    }
+
+
+def build_document(
+    features: Iterable[Any],
+    *,
+    runtime: Any = None,
+    dry_run: bool = False,
+    started_at: float,
+    finished_at: float,
+    title: str | None = None,
+    partial_reasons: Iterable[str] = (),
+    hook_errors: Iterable[str] = (),
+    max_text: int = DEFAULT_MAX_TEXT,
+    redactor: Redactor | None = None,
+) -> Doc:
+    """The report document of one behave run (see docs/report.md for every field).
+
+    ``features`` are behave's Feature objects as the formatter saw them; ``runtime`` the
+    hooks' :class:`~behave_aitest.runtime.Runtime`, or None (dry run, hooks missing).
+    """
+    clip = clipper(max_text)
+    config = getattr(runtime, "config", None)
+    conversations = {c.id: c for c in getattr(runtime, "conversations", []) or []}
+    reasons = list(dict.fromkeys(partial_reasons))
+    config_path = getattr(config, "path", None)
+    run = {
+        "id": "r1",
+        "started_at": iso(started_at),
+        "finished_at": iso(finished_at),
+        "wall_time_s": round(max(finished_at - started_at, 0.0), 3),
+        "dry_run": bool(dry_run),
+        "partial": bool(reasons),
+        "partial_reasons": reasons,
+        "command": [os.path.basename(sys.argv[0]) if sys.argv else "behave", *sys.argv[1:]],
+        "cwd": str(Path.cwd()),
+        "config_file": _relative(config_path) if config_path else None,
+        "versions": versions(),
+        "hook_errors": [clip(e) for e in hook_errors],
+        # only when the gate is on (min_pass_rate < 1); at 1.0 the scenario outcomes already say it
+        "models_below_gate": list(getattr(runtime, "models_below_gate", []) or []) if getattr(config, "min_pass_rate", 1.0) < 1 else [],
+    }
+    doc: Doc = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "title": title or "behave-aitest report",
+        "generated_at": iso(finished_at),
+        "partial": bool(reasons),
+        "partial_reasons": reasons,
+        "runs": [run],
+        "features": [{**feature_dict(f, conversations, clip), "run": "r1"} for f in features],
+    }
+    summarize(doc)
+    redacted: Doc = (redactor or Redactor.from_environment(config))(doc)
+    return redacted
+
+
+def _relative(path: Any) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+# --------------------------------------------------------------------------- derived parts
+
+
+def summarize(doc: Doc) -> Doc:
+    """(Re)compute the derived parts: ``totals``, the ``models`` leaderboard, ``partial``."""
+    totals: dict[str, Any] = {"features": len(doc["features"]), "scenarios": 0, **dict.fromkeys(OUTCOMES, 0), **empty_stats()}
+    per_model: dict[str, dict[str, Any]] = {}
+    for feature in doc["features"]:
+        add_stats(totals, feature["stats"])
+        for scenario in feature["scenarios"]:
+            totals["scenarios"] += 1
+            totals[scenario["status"]] += 1
+            model = scenario.get("model")
+            if not model:
+                continue
+            row = per_model.setdefault(
+                model, {"model": model, "scenarios": 0, **dict.fromkeys(OUTCOMES, 0), **empty_stats(), "duration_s": 0.0}
+            )
+            row["scenarios"] += 1
+            row[scenario["status"]] += 1
+            add_stats(row, scenario["stats"])
+            row["duration_s"] += scenario["duration_s"]
+    runs = doc.get("runs", [])
+    starts = [e for e in (_epoch(r.get("started_at")) for r in runs) if e is not None]
+    ends = [e for e in (_epoch(r.get("finished_at")) for r in runs) if e is not None]
+    if len(runs) == 1:
+        totals["wall_time_s"] = runs[0].get("wall_time_s", 0.0)
+    else:  # shards may run in parallel: first start to last end
+        totals["wall_time_s"] = round(max(ends) - min(starts), 3) if starts and ends else 0.0
+    totals["models"] = sorted(per_model)
+    _round(totals)
+    doc["totals"] = totals
+    rows = []
+    for row in per_model.values():
+        ran = row["passed"] + row["failed"] + row["error"]
+        row["pass_rate"] = round(row["passed"] / ran, 4) if ran else None
+        rows.append(_round(row))
+    rows.sort(key=lambda r: (-(r["pass_rate"] or 0.0), r["unknown_cost_calls"] > 0, r["cost_usd"], r["duration_s"], r["model"]))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    doc["models"] = rows
+    reasons = [reason for run in runs for reason in run.get("partial_reasons", [])]
+    doc["partial_reasons"] = list(dict.fromkeys(reasons))
+    doc["partial"] = bool(doc["partial_reasons"])
+    ordered = {k: doc[k] for k in TOP_LEVEL if k in doc} | {k: v for k, v in doc.items() if k not in TOP_LEVEL}
+    doc.clear()
+    doc.update(ordered)  # the summary first: what a person opening the file wants to see
+    return doc
+
+
+def base_title(feature: Mapping[str, Any]) -> str:
+    return str(feature.get("title") or feature.get("name") or "")
+
+
+def matrix(doc: Doc) -> dict[str, Any]:
+    """Scenario × model, for runs with more than one model: one row per scenario of a flow.
+
+    Rows are keyed by feature title and scenario name (an Outline row's " -- @1.2 ..."
+    suffix dropped, so rows that differ only by their model meet in one row); a cell holds
+    every scenario of that row and model, usually one.
+    """
+    models = [row["model"] for row in doc.get("models", [])]
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for f_index, feature in enumerate(doc["features"]):
+        for s_index, scenario in enumerate(feature["scenarios"]):
+            model = scenario.get("model")
+            if not model:
+                continue
+            name = re.sub(r" -- @\d+\.\d+.*$", "", scenario["name"])
+            key = (base_title(feature), name)
+            row = rows.setdefault(key, {"feature": key[0], "scenario": key[1], "cells": {}})
+            row["cells"].setdefault(model, []).append({"ref": f"{f_index}.{s_index}", "status": scenario["status"], "first_failure": scenario["first_failure"]})
+    return {"models": models, "rows": list(rows.values())}
+
+
+# --------------------------------------------------------------------------- files and merging
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 text atomically (temporary file, then rename), creating folders: a reader
+    (a CI artifact upload, a browser) never sees half a report, whatever the locale."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8", newline="\n")
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def dumps(doc: Doc) -> str:
+    return json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
+
+
+def load(path: str | Path) -> Doc:
+    """Read a report JSON file, checking that it is one and that this version can read it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read it ({exc.strerror or exc}).") from None
+    except ValueError as exc:
+        raise ReportError(f"{path}: not JSON ({exc}).") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ReportError(f"{path}: not a behave-aitest report (no \"schema\": \"{SCHEMA}\"). Write one with -f behave_aitest.formatter:JSONFormatter.")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ReportError(f"{path}: report schema version {version!r} is newer than this behave-aitest reads ({SCHEMA_VERSION}): upgrade behave-aitest.")
+    return data
+
+
+def merge(docs: list[Doc], title: str | None = None) -> Doc:
+    """One document from the shards of a parallel or multi-job run.
+
+    Features are kept whole (a ``@session`` feature is one conversation and never split);
+    a feature present in several shards keeps the copies that ran something, and is
+    flagged when more than one did.
+    """
+    if not docs:
+        raise ReportError("nothing to merge: give at least one report JSON file.")
+    runs: list[dict[str, Any]] = []
+    features: list[dict[str, Any]] = []
+    for n, doc in enumerate(docs, 1):
+        rename = {}
+        for run in doc.get("runs", []):
+            new_id = f"r{len(runs) + 1}"
+            rename[run.get("id")] = new_id
+            runs.append({**run, "id": new_id})
+        for feature in doc.get("features", []):
+            features.append({**feature, "run": rename.get(feature.get("run"), f"r{n}")})
+    kept: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for feature in features:
+        seen.setdefault((feature["location"], feature["name"]), []).append(feature)
+    for feature in features:
+        copies = seen[(feature["location"], feature["name"])]
+        ran = [c for c in copies if any(s["status"] not in ("skipped", "untested") for s in c["scenarios"])]
+        if len(copies) > 1 and ran and feature not in ran:
+            continue  # a shard that only listed this feature as skipped
+        if len(ran) > 1 and feature is ran[0]:
+            feature["warnings"] = [*feature.get("warnings", []), f"This feature ran in {len(ran)} shards; each run is shown."]
+        kept.append(feature)
+    merged: Doc = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "title": title or docs[0].get("title") or "behave-aitest report",
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "runs": runs,
+        "features": kept,
+    }
+    return summarize(merged)
