@@ -24,14 +24,18 @@ COMMANDS: tuple[str, ...] = ("behave_aitest.cli:add_report_commands", "behave_ai
 FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".md": "md", ".markdown": "md"}
 
 
-def write_report(doc: dict[str, Any], output: str, fmt: str | None) -> str:
-    """Write ``doc`` to ``output`` ("-" for stdout) in ``fmt`` or the format its suffix names."""
+def write_report(doc: dict[str, Any], output: str, fmt: str | None, max_text: int | None = None) -> str:
+    """Write ``doc`` to ``output`` ("-" for stdout) in ``fmt`` or the format its suffix names.
+
+    HTML and Markdown cut texts longer than ``max_text`` with a note; JSON keeps them whole.
+    """
     from . import render, report
 
     kind = fmt or FORMATS.get(Path(output).suffix.lower())
     if kind is None:
         raise report.ReportError(f"{output}: cannot tell the format from the suffix; use .html, .json or .md, or --format.")
-    text = {"html": render.html, "json": report.dumps, "md": render.markdown}[kind](doc)
+    limit = report.DEFAULT_MAX_TEXT if max_text is None else max_text
+    text = report.dumps(doc) if kind == "json" else {"html": render.html, "md": render.markdown}[kind](doc, limit)
     if output == "-":
         sys.stdout.buffer.write(text.encode("utf-8"))
         sys.stdout.buffer.flush()
@@ -47,7 +51,7 @@ def _render(args: argparse.Namespace) -> int:
     if args.title:
         doc["title"] = args.title
     report.summarize(doc)
-    write_report(doc, args.output, args.format)
+    write_report(doc, args.output, args.format, args.max_text)
     if args.output != "-":
         print(f"{args.output}: {_summary(doc)}", file=sys.stderr)
     return 0
@@ -57,7 +61,7 @@ def _merge(args: argparse.Namespace) -> int:
     from . import report
 
     doc = report.merge([report.load(path) for path in args.inputs], title=args.title)
-    write_report(doc, args.output, args.format)
+    write_report(doc, args.output, args.format, args.max_text)
     if args.output != "-":
         print(f"{args.output}: merged {len(args.inputs)} reports, {_summary(doc)}", file=sys.stderr)
     return 0
@@ -78,6 +82,10 @@ def add_report_commands(subparsers: Any) -> None:
     common.add_argument("-o", "--output", required=True, metavar="FILE", help="output file: .html, .json or .md (- for stdout)")
     common.add_argument("--format", choices=("html", "json", "md"), help="output format (default: from the output's suffix)")
     common.add_argument("--title", help="report title (default: the input's)")
+    common.add_argument(
+        "--max-text", type=int, metavar="N",
+        help="characters kept of one text in HTML and Markdown (default: 20000; 0 keeps everything); JSON keeps all",
+    )
     render_parser = commands.add_parser(
         "render", parents=[common], help="regenerate a report from its JSON",
         description="Regenerate the HTML (or Markdown, or JSON) report from a report JSON file.",

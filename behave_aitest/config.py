@@ -265,9 +265,12 @@ USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {
     "cassette_dir": _str,
     "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
 }
-# Keys that belong to later layers (reports, cassettes, judge, repeats); accepted here so
-# that a run configured for them does not fail validation in this module.
-EXTENSION_KEYS: set[str] = set()
+# Options read by the report formatters (behave_aitest.formatter), not by this module:
+# -D aitest.report_<option>, next to behave's convention behave.formatter.aitest.<option>.
+# Listed here so that they are accepted (and suggested) whether or not a report formatter
+# is loaded in this run.
+REPORT_OPTIONS = ("title", "json", "max_text")
+EXTENSION_KEYS: set[str] = {f"report_{name}" for name in REPORT_OPTIONS}
 
 
 def _suggest(key: str, known: Mapping[str, Any] | set[str]) -> str:
@@ -281,17 +284,13 @@ def _check_table(
     table: Mapping[str, Any],
     schema: Mapping[str, Callable[[Any], Any]],
     where: str,
-    extra_ok: set[str] | None = None,
 ) -> dict[str, Any]:
     """Validate every key of ``table`` against ``schema``; return the converted values."""
     out: dict[str, Any] = {}
     for key, value in table.items():
         check = schema.get(key)
         if check is None:
-            if extra_ok and key in extra_ok:
-                out[key] = value
-                continue
-            raise ConfigError(f"{where}: unknown key {key!r}.{_suggest(key, {**schema, **dict.fromkeys(extra_ok or ())})}")
+            raise ConfigError(f"{where}: unknown key {key!r}.{_suggest(key, schema)}")
         if check is dict:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: {key!r} must be a table ([...{key}.<name>] sections).")
@@ -369,7 +368,7 @@ def load_config(userdata: Mapping[str, Any] | None = None, cwd: Path | None = No
     if path is not None:
         raw, root = _read_toml(path)
     label = _display(path, cwd or Path.cwd()) if path else "(no config file)"
-    top = _check_table(raw, TOP_KEYS, f"{label} {_table_name(root)}", EXTENSION_KEYS)
+    top = _check_table(raw, TOP_KEYS, f"{label} {_table_name(root)}")
     base_dir = path.parent if path else (cwd or Path.cwd())
 
     servers = {

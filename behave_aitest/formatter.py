@@ -43,9 +43,7 @@ from . import render, report
 from .redact import Redactor
 from .report import write_text
 
-OPTIONS = ("title", "json", "max_text")
-# Accept -D aitest.report_<option> next to the behave convention behave.formatter.aitest.<option>.
-_config.EXTENSION_KEYS.update(f"report_{name}" for name in OPTIONS)
+OPTIONS = _config.REPORT_OPTIONS  # also -D aitest.report_<option>
 
 INTERRUPTED = "The run was interrupted (Ctrl-C or a signal) before every scenario ran."
 NOT_CLOSED = "behave did not finish the run (it was interrupted or crashed outside a step): this is what had run until then."
@@ -162,11 +160,6 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
 
     def document(self, reasons: list[str]) -> report.Doc:
         runtime = getattr(self.config, "aitest_runtime", None)
-        max_text = self._option("max_text", report.DEFAULT_MAX_TEXT)
-        try:
-            limit = int(max_text)
-        except (TypeError, ValueError):
-            limit = report.DEFAULT_MAX_TEXT
         return report.build_document(
             self.features,
             runtime=runtime,
@@ -176,12 +169,20 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
             title=self._option("title") or f"{Path.cwd().name}: behave-aitest report",
             partial_reasons=reasons,
             hook_errors=getattr(self.config, "aitest_hook_errors", []) or [],
-            max_text=limit,
             redactor=Redactor.from_environment(getattr(runtime, "config", None)),
         )
 
     def render(self, doc: report.Doc) -> str:
         raise NotImplementedError
+
+    @property
+    def max_text(self) -> int:
+        """The ``max_text`` option: characters kept of one text in HTML and Markdown."""
+        value = self._option("max_text", report.DEFAULT_MAX_TEXT)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return report.DEFAULT_MAX_TEXT
 
     def write(self, doc: report.Doc) -> None:
         self.emit(self.render(doc))
@@ -211,7 +212,7 @@ class HTMLFormatter(ReportFormatter):
     kind = "HTML report"
 
     def render(self, doc: report.Doc) -> str:
-        return render.html(doc)
+        return render.html(doc, self.max_text)
 
     def write(self, doc: report.Doc) -> None:
         self.emit(self.render(doc))
@@ -241,4 +242,4 @@ class MarkdownFormatter(ReportFormatter):
     kind = "Markdown summary"
 
     def render(self, doc: report.Doc) -> str:
-        return render.markdown(doc)
+        return render.markdown(doc, self.max_text)

@@ -24,7 +24,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from .report import Doc, base_title, matrix
+from .report import DEFAULT_MAX_TEXT, Doc, base_title, clip_texts, matrix
 
 STATUS_ICON = {"passed": "✓", "failed": "✗", "error": "⚠", "skipped": "⏭", "untested": "○"}
 MD_ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "untested": "⚪"}
@@ -109,10 +109,11 @@ def groups(doc: Doc) -> list[dict[str, Any]]:
     return out
 
 
-def html(doc: Doc) -> str:
-    """The whole report page."""
+def html(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
+    """The whole report page; texts longer than ``max_text`` are cut with a note."""
     from markupsafe import Markup
 
+    doc = clip_texts(doc, max_text)
     script = _resource("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     csp = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{digest}'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -193,7 +194,9 @@ MAX_MD_FAILURES = 30
 MAX_MD_MESSAGE_LINES = 25
 
 
-def markdown(doc: Doc) -> str:
+def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
+    """The Markdown summary; texts longer than ``max_text`` are cut with a note."""
+    doc = clip_texts(doc, max_text)
     t = doc["totals"]
     verdict = overall(doc)
     head = {"good": "✅", "bad": "❌"}.get(verdict["tone"], "⚪")

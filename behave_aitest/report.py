@@ -8,8 +8,10 @@ JSON file can be merged with others or rendered again later without behave:
     document --render.html()/render.markdown()/json.dumps--> files
 
 Building reads only what the steps and the engine already recorded; it never calls a
-model or a server. Text is clipped to ``max_text`` characters and every string is passed
-through :class:`~behave_aitest.redact.Redactor` before anything is written.
+model or a server. The document keeps every text in full (a 5 MB tool result stays 5 MB
+in the JSON file); the HTML and Markdown renderings cut long texts with a note
+(:func:`clip_texts`). Every string is passed through :class:`~behave_aitest.redact.Redactor`
+before anything is written.
 """
 
 from __future__ import annotations
@@ -68,15 +70,24 @@ def _epoch(text: str | None) -> float | None:
         return None
 
 
-def clipper(limit: int) -> Callable[[Any], Any]:
-    """A function that cuts long text (tool results can be megabytes) and says how much it cut."""
+def clip_texts(value: Any, limit: int) -> Any:
+    """A copy of ``value`` with every string longer than ``limit`` cut, with a note saying how
+    much was cut; ``limit`` 0 keeps everything.
 
-    def clip(value: Any) -> Any:
-        if not isinstance(value, str) or limit <= 0 or len(value) <= limit:
+    For what people read (HTML, Markdown): a tool result can be megabytes, which a browser
+    should not have to hold. The JSON report keeps the full text.
+    """
+    if limit <= 0:
+        return value
+    if isinstance(value, str):
+        if len(value) <= limit:
             return value
-        return value[:limit] + f"\n… [{len(value) - limit} more characters not shown]"
-
-    return clip
+        return value[:limit] + f"\n… [{len(value) - limit} more characters not shown; the JSON report has the full text]"
+    if isinstance(value, dict):
+        return {key: clip_texts(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clip_texts(item, limit) for item in value]
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -228,7 +239,7 @@ def _content(content: Any) -> str:
     return str(content)
 
 
-def turn_dict(turn: Any, clip: Callable[[Any], Any]) -> dict[str, Any]:
+def turn_dict(turn: Any) -> dict[str, Any]:
     tool_calls = []
     for call in turn.tool_calls:
         tool_calls.append(
@@ -237,26 +248,23 @@ def turn_dict(turn: Any, clip: Callable[[Any], Any]) -> dict[str, Any]:
                 "name": call.name or call.provider_name,
                 "server": call.server,
                 "arguments": _plain(call.arguments),
-                "raw_arguments": clip(call.raw_arguments) if call.arguments is None else None,
-                "result": clip(call.result),
+                "raw_arguments": call.raw_arguments if call.arguments is None else None,
+                "result": call.result,
                 "is_error": bool(call.is_error),
                 "duration_s": round(call.duration_s or 0.0, 4),
             }
         )
     timeline = _timeline(turn)
-    for item in timeline:
-        if "text" in item:
-            item["text"] = clip(item["text"])
     data = {
         "index": turn.index,
-        "user_text": clip(turn.user_text),
+        "user_text": turn.user_text,
         "model": turn.model,
         "history_before": turn.history_before,
         "messages_added": len(turn.messages),
         "started_at": iso(getattr(turn, "started_at", 0.0)),
         "duration_s": round(turn.duration_s or 0.0, 4),
-        "error": clip(turn.error),
-        "response": clip(turn.response),
+        "error": turn.error,
+        "response": turn.response,
         "timeline": timeline,
         "tool_calls": tool_calls,
         "model_calls": [{**_plain(c), "latency_s": round(c.latency_s or 0.0, 4)} for c in turn.model_calls],
@@ -282,10 +290,10 @@ def _scenario_tags(scenario: Any) -> list[str]:
         return [str(t) for t in getattr(scenario, "tags", [])]
 
 
-def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mapping[str, Any], clip: Callable[[Any], Any]) -> dict[str, Any]:
+def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mapping[str, Any]) -> dict[str, Any]:
     record = getattr(scenario, "aitest", None)
     record_turns = list(getattr(record, "turns", []) or [])
-    turns = [turn_dict(t, clip) for t in record_turns]
+    turns = [turn_dict(t) for t in record_turns]
     by_id = {id(t): i for i, t in enumerate(record_turns)}
     background = set(map(id, getattr(scenario, "background_steps", []) or []))
     steps: list[dict[str, Any]] = []
@@ -295,13 +303,13 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         turn = getattr(step, "aitest_turn", None)
         item = {
             "keyword": step.keyword,
-            "name": clip(step.name),
+            "name": step.name,
             "location": str(step.location),
             "status": status,
             "duration_s": round(getattr(step, "duration", 0.0) or 0.0, 4),
             "background": id(step) in background,
-            "error": clip(_message(step)) if status in _FAILED else None,
-            "text": clip(str(step.text)) if getattr(step, "text", None) else None,
+            "error": _message(step) if status in _FAILED else None,
+            "text": str(step.text) if getattr(step, "text", None) else None,
             "table": _table(getattr(step, "table", None)),
             "turn": by_id.get(id(turn)) if turn is not None else None,
         }
@@ -309,7 +317,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         if first_failure is None and status in _FAILED:
             first_failure = {"step": f"{step.keyword} {step.name}", "location": item["location"], "status": status, "message": item["error"] or ""}
     status = outcome(scenario.status)
-    hook_error = clip(getattr(scenario, "error_message", None)) if getattr(scenario, "hook_failed", False) else None
+    hook_error = getattr(scenario, "error_message", None) if getattr(scenario, "hook_failed", False) else None
     if first_failure is None and status in _FAILED:
         repeat = getattr(scenario, "aitest_repeat", None)
         message = hook_error or (repeat.summary() if repeat is not None else "") or "The scenario did not finish (the run was interrupted)."
@@ -340,7 +348,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "history_at_end": history_at_start + sum(t["messages_added"] for t in turns),
         "hook_error": hook_error,
         "first_failure": first_failure,
-        "warnings": [clip(w) for w in getattr(record, "warnings", []) or []],
+        "warnings": list(getattr(record, "warnings", []) or []),
         "cassette": _cassette(conversation) if conversation is not None and not getattr(conversation, "session", False) else None,
         "repeat": _repeat(repeat),
         "steps": steps,
@@ -376,14 +384,14 @@ def _repeat(stats: Any) -> dict[str, Any] | None:
     }
 
 
-def feature_dict(feature: Any, conversations: Mapping[str, Any], clip: Callable[[Any], Any]) -> dict[str, Any]:
+def feature_dict(feature: Any, conversations: Mapping[str, Any]) -> dict[str, Any]:
     flow_model = getattr(feature, "aitest_model", None)
     tags = [str(t) for t in feature.tags]
     title = feature.name
     if flow_model and title.endswith(f" [{flow_model}]"):
         title = title[: -len(f" [{flow_model}]")]
     conversation = getattr(feature, "aitest_conversation", None)
-    scenarios = [scenario_dict(s, flow_model, conversations, clip) for s in feature.walk_scenarios()]
+    scenarios = [scenario_dict(s, flow_model, conversations) for s in feature.walk_scenarios()]
     stats = empty_stats()
     counts = dict.fromkeys(OUTCOMES, 0)
     warnings: list[str] = []
@@ -392,8 +400,8 @@ def feature_dict(feature: Any, conversations: Mapping[str, Any], clip: Callable[
         counts[scenario["status"]] += 1
         warnings.extend(w for w in scenario["warnings"] if w not in warnings)
     if conversation is not None:
-        warnings.extend(clip(w) for w in conversation.warnings if clip(w) not in warnings)
-    hook_error = clip(getattr(feature, "error_message", None)) if getattr(feature, "hook_failed", False) else None
+        warnings.extend(w for w in conversation.warnings if w not in warnings)
+    hook_error = getattr(feature, "error_message", None) if getattr(feature, "hook_failed", False) else None
     return {
         "name": feature.name,
         "title": title,
@@ -425,7 +433,6 @@ def build_document(
     title: str | None = None,
     partial_reasons: Iterable[str] = (),
     hook_errors: Iterable[str] = (),
-    max_text: int = DEFAULT_MAX_TEXT,
     redactor: Redactor | None = None,
 ) -> Doc:
     """The report document of one behave run (see docs/report.md for every field).
@@ -433,7 +440,6 @@ def build_document(
     ``features`` are behave's Feature objects as the formatter saw them; ``runtime`` the
     hooks' :class:`~behave_aitest.runtime.Runtime`, or None (dry run, hooks missing).
     """
-    clip = clipper(max_text)
     config = getattr(runtime, "config", None)
     conversations = {c.id: c for c in getattr(runtime, "conversations", []) or []}
     reasons = list(dict.fromkeys(partial_reasons))
@@ -450,7 +456,7 @@ def build_document(
         "cwd": str(Path.cwd()),
         "config_file": _relative(config_path) if config_path else None,
         "versions": versions(),
-        "hook_errors": [clip(e) for e in hook_errors],
+        "hook_errors": list(hook_errors),
         # only when the gate is on (min_pass_rate < 1); at 1.0 the scenario outcomes already say it
         "models_below_gate": list(getattr(runtime, "models_below_gate", []) or []) if getattr(config, "min_pass_rate", 1.0) < 1 else [],
     }
@@ -462,7 +468,7 @@ def build_document(
         "partial": bool(reasons),
         "partial_reasons": reasons,
         "runs": [run],
-        "features": [{**feature_dict(f, conversations, clip), "run": "r1"} for f in features],
+        "features": [{**feature_dict(f, conversations), "run": "r1"} for f in features],
     }
     summarize(doc)
     redacted: Doc = (redactor or Redactor.from_environment(config))(doc)

@@ -9,7 +9,6 @@ import html
 import html.parser
 import json
 import re
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -240,11 +239,15 @@ def test_load_rejects_what_it_cannot_read(tmp_path: Path) -> None:
         report.load(tmp_path / "missing.json")
 
 
-def test_long_text_is_clipped_with_a_note() -> None:
+def test_long_text_is_cut_with_a_note_in_html_and_markdown_but_kept_in_json() -> None:
     feature = session_feature(answer="x" * 50)
-    doc = build(feature, max_text=20)
-    response = doc["features"][0]["scenarios"][0]["turns"][0]["response"]
-    assert response.startswith("x" * 20) and "30 more characters not shown" in response
+    doc = build(feature)
+    assert doc["features"][0]["scenarios"][0]["turns"][0]["response"] == "x" * 50
+    assert '"response": "' + "x" * 50 + '"' in report.dumps(doc)
+    for page in (render.html(doc, max_text=20), render.markdown(doc, max_text=20)):
+        assert "x" * 21 not in page and "30 more characters not shown" in page
+    assert "x" * 50 in render.html(doc, max_text=0)
+    assert doc["features"][0]["scenarios"][0]["turns"][0]["response"] == "x" * 50, "rendering does not change the document"
 
 
 def big_document(scenarios: int) -> report.Doc:
@@ -272,13 +275,9 @@ def big_document(scenarios: int) -> report.Doc:
     return build(*features)
 
 
-def test_a_thousand_scenarios_build_and_render_quickly() -> None:
-    started = time.perf_counter()
+def test_a_thousand_scenarios_build_and_render() -> None:
+    """Their speed is measured by the benchmarks (python -m bench, item 5), not here."""
     doc = big_document(1000)
-    built = time.perf_counter()
     page = render.html(doc)
-    rendered = time.perf_counter()
     assert doc["totals"]["scenarios"] == 1000 and doc["totals"]["failed"] == 100
-    print(f"1000 scenarios: build {built - started:.2f} s, html {rendered - built:.2f} s, {len(page.encode()) / 1e6:.1f} MB")
-    assert built - started < 10 and rendered - built < 10
     assert page.count('<article class="scn') == 1000
