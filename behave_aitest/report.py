@@ -70,24 +70,33 @@ def _epoch(text: str | None) -> float | None:
         return None
 
 
-def clip_texts(value: Any, limit: int) -> Any:
-    """A copy of ``value`` with every string longer than ``limit`` cut, with a note saying how
-    much was cut; ``limit`` 0 keeps everything.
+# Keys whose values hold model, tool or user text (or errors quoting it), which can be huge.
+CLIPPED_KEYS = frozenset({"turns", "error", "message", "text", "hook_error", "hook_errors", "warnings"})
+
+
+def clip_texts(doc: Any, limit: int) -> Any:
+    """A copy of ``doc`` with every text under :data:`CLIPPED_KEYS` longer than ``limit``
+    characters cut, with a note saying how much was cut; ``limit`` 0 keeps everything.
 
     For what people read (HTML, Markdown): a tool result can be megabytes, which a browser
-    should not have to hold. The JSON report keeps the full text.
+    should not have to hold. Names, locations and versions are never cut. The JSON report
+    keeps the full text.
     """
     if limit <= 0:
+        return doc
+
+    def walk(value: Any, inside: bool) -> Any:
+        if isinstance(value, str):
+            if not inside or len(value) <= limit:
+                return value
+            return value[:limit] + f"\n… [{len(value) - limit} more characters not shown; the JSON report has the full text]"
+        if isinstance(value, dict):
+            return {key: walk(item, inside or key in CLIPPED_KEYS) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item, inside) for item in value]
         return value
-    if isinstance(value, str):
-        if len(value) <= limit:
-            return value
-        return value[:limit] + f"\n… [{len(value) - limit} more characters not shown; the JSON report has the full text]"
-    if isinstance(value, dict):
-        return {key: clip_texts(item, limit) for key, item in value.items()}
-    if isinstance(value, list):
-        return [clip_texts(item, limit) for item in value]
-    return value
+
+    return walk(doc, False)
 
 
 def _plain(value: Any) -> Any:
