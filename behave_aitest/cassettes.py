@@ -26,7 +26,7 @@ Modes (``cassette`` in the config, ``-D aitest.cassette=...``):
     (``litellm.validate_environment``).
 
 Matching: each request is normalised (:func:`normalize_request`), scrubbed of secrets
-(:class:`Scrubber`) and hashed (:func:`request_hash`); call N of a replay takes the
+(:class:`~behave_aitest.redact.Redactor`, the reports' rule) and hashed (:func:`request_hash`); call N of a replay takes the
 first not-yet-used recorded interaction with the same hash. Transport settings
 (``api_base``, ``api_key``, timeouts, headers) are not part of the hash, and tool-call
 ids are renumbered in order of appearance, so a cassette recorded against one endpoint
@@ -57,9 +57,10 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
-from .config import SCRIPTED_MODEL, Config, ConfigError, expand_env
+from .config import SCRIPTED_MODEL, Config, ConfigError
 from .engine import TurnFailure
 from .llm import ModelReply, ToolRequest
+from .redact import Redactor
 from .servers import ServerError, ToolOutcome, ToolSpec
 
 FORMAT = "behave-aitest cassette"
@@ -77,28 +78,7 @@ TRANSPORT_KEYS = frozenset(
     }
 )
 
-# Strings that look like credentials wherever they appear.
-SECRET_PATTERNS = (
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),  # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-)
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key id
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"),  # Google API key
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
-    re.compile(r"\bxox[abpr]-[A-Za-z0-9\-]{10,}"),  # Slack tokens
-    re.compile(r"\bhf_[A-Za-z0-9]{30,}"),  # Hugging Face tokens
-    re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/=\-]{16,}"),  # Authorization: Bearer <token>
-)
-# Environment variables whose values are secret by their name (OPENAI_API_KEY, GITHUB_TOKEN, ...).
-SECRET_ENV_NAME = re.compile(r"(?i)(api_?key|_key$|token|secret|passw|credential|auth)")
-MIN_SECRET_LENGTH = 6  # shorter values ("1", "true", "prod") would scrub ordinary words
-
-
-def _looks_secret(value: str) -> bool:
-    """A value of a secret-named environment variable that is worth scrubbing: long, one word,
-    not a path (so that ``AUTH_MODE=standard`` does not scrub every "standard")."""
-    return len(value) >= 12 and not any(c.isspace() for c in value) and not value.startswith(("/", "~", "."))
-
-
-REDACTED = "[REDACTED]"
+REDACTED = "[REDACTED]"  # an api_base that cannot be parsed
 
 
 class CassetteMiss(TurnFailure):
@@ -109,63 +89,6 @@ class CassetteMiss(TurnFailure):
 
 
 # --------------------------------------------------------------------------- scrubbing
-
-
-class Scrubber:
-    """Replaces secret values and credential-looking strings in everything a cassette holds.
-
-    Secrets are: the values of environment variables that a server's ``env``, ``headers``
-    or ``url`` names as ``${VAR}``; every header value and every ``env`` entry whose name
-    looks secret; the values of environment variables whose names look secret
-    (``*_API_KEY``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ...); and anything that looks
-    like a provider key (``sk-...``, ``AKIA...``, ``Bearer ...``).
-    """
-
-    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
-        # value -> label; longest first so a secret containing another is replaced whole
-        items = {v: k for v, k in (secrets or {}).items() if len(v) >= MIN_SECRET_LENGTH}
-        self.secrets = dict(sorted(items.items(), key=lambda item: -len(item[0])))
-
-    @classmethod
-    def from_config(cls, config: Config, environ: Mapping[str, str] | None = None) -> Scrubber:
-        env = os.environ if environ is None else environ
-        secrets: dict[str, str] = {}
-        var = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
-        for server in config.servers.values():
-            tables = [("env", server.env), ("headers", server.headers), ("url", {"url": server.url or ""})]
-            for table, values in tables:
-                for key, value in values.items():
-                    for name in var.findall(value):
-                        if env.get(name):
-                            secrets.setdefault(env[name], name)
-                    if table == "headers" or (table == "env" and SECRET_ENV_NAME.search(key)):
-                        try:
-                            expanded = expand_env(value, server.where, env)
-                        except ConfigError:
-                            continue
-                        secrets.setdefault(expanded, f"{server.name}.{table}.{key}")
-        for name, value in env.items():
-            if SECRET_ENV_NAME.search(name) and _looks_secret(value):
-                secrets.setdefault(value, name)
-        return cls(secrets)
-
-    def text(self, value: str) -> str:
-        for secret, label in self.secrets.items():
-            if secret in value:
-                value = value.replace(secret, f"[REDACTED:{label}]")
-        for pattern in SECRET_PATTERNS:
-            value = pattern.sub(REDACTED, value)
-        return value
-
-    def __call__(self, value: Any) -> Any:
-        """``value`` with every string in it (keys too) scrubbed."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.text(str(k)): self(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self(v) for v in value]
-        return value
 
 
 def scrub_url(url: str | None, scrub: Callable[[str], str] = lambda s: s) -> str | None:
@@ -415,7 +338,7 @@ class Cassette:
         display: str,
         mode: str,
         header: dict[str, Any],
-        scrubber: Scrubber,
+        scrubber: Redactor,
         record_tools: bool = False,
         auto: bool = False,
     ) -> None:
@@ -761,7 +684,7 @@ class CassetteLibrary:
         self.mode = config.cassette
         self.directory = Path(config.cassette_dir) if config.cassette_dir else config.base_dir / "features" / "cassettes"
         self.cwd = cwd or Path.cwd()
-        self.scrubber = Scrubber.from_config(config)
+        self.scrubber = Redactor.from_environment(config)
         self.opened: Counter[str] = Counter()
 
     def describe(self) -> str:

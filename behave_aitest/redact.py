@@ -1,13 +1,18 @@
-"""Secret redaction for reports: a report is shared (CI artifacts, PR comments), a key is not.
+"""Secret redaction for everything written: reports and cassettes are shared (CI artifacts,
+PR comments, commits), a key is not.
 
-Reports hold model, tool and user text verbatim, and any of it may echo a credential: a
-tool that prints its environment, an error message quoting a header, a model repeating
-what it was told. :class:`Redactor` replaces, in every string of a report document:
+Reports and cassettes hold model, tool and user text verbatim, and any of it may echo a
+credential: a tool that prints its environment, an error message quoting a header, a model
+repeating what it was told. :class:`Redactor` (the one rule for both) replaces, in every
+string:
 
 - the values of environment variables whose names look secret (``*KEY*``, ``*TOKEN*``,
-  ``*SECRET*``, ``*PASSWORD*``, ``*AUTH*``, ``*CREDENTIAL*``);
+  ``*SECRET*``, ``*PASSWORD*``, ``*AUTH*``, ``*CREDENTIAL*``) that look like credentials
+  (one word, not a path, with a digit, an inner capital or token punctuation, or 16+
+  characters: ``AUTH_MODE=standard`` does not blank out every "standard");
 - the value of every ``env`` and ``headers`` entry of every configured MCP server, after
-  ``${VAR}`` expansion (and the variables they name);
+  ``${VAR}`` expansion, and the values of the variables that ``env``, ``headers`` or
+  ``url`` name;
 - ``Authorization:``-style header values, passwords in URLs and strings shaped like
   provider keys (``sk-...``, ``AKIA...``, ``Bearer ...``), wherever they appear.
 
@@ -55,7 +60,7 @@ def _tokenish(value: str) -> bool:
 
 def _header(match: re.Match[str]) -> str:
     name, sep, scheme, value = match.groups()
-    if not sep.strip() and (name.lower() not in ("bearer", "basic") or not _tokenish(value)):
+    if not sep.strip() and (name.lower() not in ("bearer", "basic") or not (_tokenish(value) or len(value) >= 16)):
         return match.group(0)  # "api key rotation", "the basic settings": prose, not a header
     return f"{name}{sep}{scheme or ''}{REDACTED}"
 
@@ -69,8 +74,11 @@ def _expand(value: str, environ: Mapping[str, str]) -> str:
 
 
 def _worth_redacting(value: str) -> bool:
-    """A secret-named variable's value that is a credential, not a path or a word with spaces."""
-    return len(value) >= MIN_LENGTH and not any(c.isspace() for c in value) and not value.startswith(("/", "~", "."))
+    """A secret-named variable's value that is a credential: one word, not a path, and token-like
+    or long (``AUTH_MODE=standard`` must not blank out every "standard" in a report or cassette)."""
+    if len(value) < MIN_LENGTH or any(c.isspace() for c in value) or value.startswith(("/", "~", ".")):
+        return False
+    return len(value) >= 16 or _tokenish(value)
 
 
 class Redactor:
@@ -90,6 +98,10 @@ class Redactor:
         env = dict(os.environ if environ is None else environ)
         secrets: dict[str, str] = {}
         for server in getattr(config, "servers", {}).values() if config is not None else ():
+            url = getattr(server, "url", None)
+            for name, _default in _VAR.findall(str(url or "")):
+                if env.get(name):
+                    secrets.setdefault(env[name], name)
             for table in ("env", "headers"):
                 for key, value in (getattr(server, table, None) or {}).items():
                     label = f"{server.name}.{table}.{key}"

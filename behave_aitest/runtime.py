@@ -20,7 +20,7 @@ from typing import Any
 from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError, unknown_name
 from .engine import AgentSetupError, ToolBox, TurnSettings, run_turn
 from .records import Conversation, ScenarioRecord, Turn
-from .servers import ServerConnection, ServerError
+from .servers import ServerConnection
 
 SESSION_TAG = "session"
 MODEL_TAG = "model:"
@@ -467,9 +467,12 @@ class Runtime:
 
 
 def first_leaf(exc: BaseException) -> BaseException:
-    """The first real exception inside (possibly nested) exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
+    """The first real exception inside (possibly nested) exception groups.
+
+    Duck-typed: on Python 3.10 the groups are the ``exceptiongroup`` backport's (via anyio).
+    """
+    while isinstance(getattr(exc, "exceptions", None), (list, tuple)) and exc.exceptions:  # type: ignore[attr-defined]
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
     return exc
 
 

@@ -56,7 +56,7 @@ async def _measure(bench: Bench, url: str) -> list[Row]:
     from behave_aitest.llm import ToolRequest, complete
     from behave_aitest.servers import connect
 
-    size, repeat = bench.size, bench.repeat
+    size = bench.size
     logs = bench.folder("tool-calls")
     async with AsyncExitStack() as stack:
         bank = await stack.enter_async_context(

@@ -19,6 +19,7 @@ from test_e2e import BANKER, BANKING_SESSION
 from behave_aitest import cassettes
 from behave_aitest.config import ConfigError, load_config
 from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.redact import Redactor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -264,7 +265,7 @@ def test_secrets_never_reach_a_cassette(project: Project, fake_llm: FakeOpenAI) 
     text = (project.root / "features" / "cassettes" / "secret" / "token.json").read_text(encoding="utf-8")
     for secret in [*planted.values(), user_key]:
         assert secret not in text, f"{secret!r} reached the cassette"
-    assert "[REDACTED:PLANTED_TOKEN]" in text  # the tool result, in the second request
+    assert "[REDACTED:faulty.env.API_TOKEN]" in text  # the tool result, in the second request
     assert "[REDACTED]" in text  # the key the user pasted (looks like a provider key)
     # Scrubbing is part of the hash: the replay (real tool result, real token) still matches.
     fake_llm.stop()
@@ -509,7 +510,7 @@ def test_hash_ignores_transport_and_provider_ids_but_not_what_changes_the_answer
 
 
 def test_scrubber_and_url_scrubbing() -> None:
-    scrub = cassettes.Scrubber({"hunter2-long-secret": "DB_PASSWORD", "abc": "TOO_SHORT"})
+    scrub = Redactor({"hunter2-long-secret": "DB_PASSWORD", "abc": "TOO_SHORT"})
     text = scrub.text("pw hunter2-long-secret, key sk-ant-api03-abcdefghijklmnopqrstu, Bearer abcdefghijklmnopqrstuvwxyz, abc")
     assert text == "pw [REDACTED:DB_PASSWORD], key [REDACTED], Bearer [REDACTED], abc"
     assert cassettes.scrub_url("https://user:pw@api.example.com:8443/v1?key=secret#x") == "https://api.example.com:8443/v1"
