@@ -71,6 +71,12 @@ class ToolBox:
             for spec in conn.tools:
                 self._all.setdefault(spec.name, []).append((conn, spec))
         chosen = self._choose(allowed)
+        for conn, spec in chosen:
+            if spec.schema_problem:
+                raise AgentSetupError(
+                    f"MCP server {conn.name!r}: tool {spec.name!r} has an invalid input schema: {spec.schema_problem}. "
+                    "Fix the tool's parameters in the server, or leave the tool out with the agent's allowed_tools."
+                )
         taken: set[str] = set()
         for conn, spec in chosen:
             name = provider_name(spec.name, taken)

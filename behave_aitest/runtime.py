@@ -20,7 +20,7 @@ from typing import Any
 from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError, unknown_name
 from .engine import AgentSetupError, ToolBox, TurnSettings, run_turn
 from .records import Conversation, ScenarioRecord, Turn
-from .servers import ServerConnection
+from .servers import ServerConnection, first_leaf
 
 SESSION_TAG = "session"
 MODEL_TAG = "model:"
@@ -464,16 +464,6 @@ class Runtime:
             if scope is not None:
                 for name in [n for n, c in scope.servers.items() if not c.alive]:
                     del scope.servers[name]
-
-
-def first_leaf(exc: BaseException) -> BaseException:
-    """The first real exception inside (possibly nested) exception groups.
-
-    Duck-typed: on Python 3.10 the groups are the ``exceptiongroup`` backport's (via anyio).
-    """
-    while isinstance(getattr(exc, "exceptions", None), (list, tuple)) and exc.exceptions:  # type: ignore[attr-defined]
-        exc = exc.exceptions[0]  # type: ignore[attr-defined]
-    return exc
 
 
 class HooksMissing(RuntimeError):

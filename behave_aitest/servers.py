@@ -41,6 +41,28 @@ class ToolSpec:
     name: str
     description: str
     input_schema: Mapping[str, Any]
+    schema_problem: str | None = None  # why input_schema is not a valid JSON Schema for arguments
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why ``schema`` cannot describe a tool's arguments, or None when it can.
+
+    Checked once per connection: a provider rejects an invalid schema with an HTTP 400 that
+    names neither the server nor the tool, so we say it first, where it is.
+    """
+    if not isinstance(schema, Mapping):
+        return f"expected a JSON object, got {type(schema).__name__}"
+    if schema.get("type", "object") != "object":
+        return f'the top level must be "type": "object", not {schema.get("type")!r}'
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the top level"
+        return f"{exc.message} (at {where})"
+    return None
 
 
 @dataclass
@@ -164,39 +186,68 @@ def resolve_command(command: tuple[str, ...]) -> tuple[str, list[str]]:
 
 @asynccontextmanager
 async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerConnection]:
-    """Start (stdio) or reach (HTTP) the server, initialise, list tools; stop it on exit."""
+    """Start (stdio) or reach (HTTP) the server, initialise, list tools; stop it on exit.
+
+    Any failure before the connection is handed out becomes one :class:`ServerError` that
+    names the server and says what to check, including failures that the SDK's transports
+    raise from their background tasks (an HTTP server that is down surfaces as an exception
+    group when the transport closes, not from ``initialize()``).
+    """
     import anyio
     from mcp import ClientSession
 
     errlog.parent.mkdir(parents=True, exist_ok=True)
-    async with AsyncExitStack() as stack:
-        try:
+    connection: ServerConnection | None = None
+    try:
+        async with AsyncExitStack() as stack:
             read, write = await _open_transport(config, errlog, stack)
             session = await stack.enter_async_context(ClientSession(read, write))
             with anyio.fail_after(config.startup_timeout_s):
                 await session.initialize()
                 listed = await session.list_tools()
-        except ConfigError:
+            tools = []
+            for t in listed.tools:
+                schema = dict(t.input_schema or {"type": "object", "properties": {}})
+                tools.append(ToolSpec(config.name, t.name, t.description or "", schema, schema_problem(schema)))
+            connection = ServerConnection(config, session, tools, errlog)
+            yield connection
+    except (ConfigError, ServerError):
+        raise
+    except Exception as exc:
+        if connection is not None:  # the server was up: what failed is the caller's business
             raise
-        except TimeoutError:
-            raise ServerError(
-                f"MCP server {config.name!r} did not finish start-up within {config.startup_timeout_s:g} s "
-                f"(startup_timeout_s in {config.where}).{_tail_text(errlog)}"
-            ) from None
-        except FileNotFoundError as exc:
-            raise ServerError(
-                f"MCP server {config.name!r}: command not found: {exc.filename or config.command[0]!r} "
-                f"(command in {config.where}). Check the program name and that it is on PATH."
-            ) from None
-        except Exception as exc:
-            raise ServerError(
-                f"MCP server {config.name!r} failed to start: {type(exc).__name__}: {exc}{_tail_text(errlog)}"
-            ) from exc
-        tools = [
-            ToolSpec(config.name, t.name, t.description or "", dict(t.input_schema or {"type": "object", "properties": {}}))
-            for t in listed.tools
-        ]
-        yield ServerConnection(config, session, tools, errlog)
+        raise start_failure(config, first_leaf(exc), errlog) from None
+
+
+def start_failure(config: ServerConfig, exc: BaseException, errlog: Path) -> ServerError:
+    """The message for a server that did not come up, saying what to check."""
+    if isinstance(exc, TimeoutError):
+        return ServerError(
+            f"MCP server {config.name!r} did not finish start-up within {config.startup_timeout_s:g} s "
+            f"(startup_timeout_s in {config.where}).{_tail_text(errlog)}"
+        )
+    if isinstance(exc, FileNotFoundError) and config.transport == "stdio":
+        return ServerError(
+            f"MCP server {config.name!r}: command not found: {exc.filename or config.command[0]!r} "
+            f"(command in {config.where}). Check the program name and that it is on PATH."
+        )
+    if config.transport != "stdio":
+        return ServerError(
+            f"MCP server {config.name!r} failed to start: cannot reach {config.url} ({config.transport}): "
+            f"{type(exc).__name__}: {exc}. Is the server running? behave-aitest connects to HTTP servers; "
+            f"it does not start them (url in {config.where})."
+        )
+    return ServerError(f"MCP server {config.name!r} failed to start: {type(exc).__name__}: {exc}{_tail_text(errlog)}")
+
+
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups.
+
+    Duck-typed: on Python 3.10 the groups are the ``exceptiongroup`` backport's (via anyio).
+    """
+    while isinstance(getattr(exc, "exceptions", None), (list, tuple)) and exc.exceptions:  # type: ignore[attr-defined]
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    return exc
 
 
 async def _open_transport(config: ServerConfig, errlog: Path, stack: AsyncExitStack) -> tuple[Any, Any]:

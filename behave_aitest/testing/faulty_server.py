@@ -4,8 +4,11 @@ Tools: ``echo`` (works), ``crash`` (the process dies mid-call, after a line on s
 ``hang`` (sleeps longer than any sensible tool timeout), ``fail`` (an MCP error result),
 ``slow`` (answers after ``seconds``, without blocking the server: several calls overlap;
 the benchmarks use it to show that one turn's tool calls run concurrently).
+``big`` answers with ``megabytes`` of text (the report must keep it in JSON and cut it
+in HTML).
 With ``FAULTY_EXIT_AT_START=1`` in its environment the process prints a reason on stderr
-and exits before the MCP handshake.
+and exits before the MCP handshake; with ``FAULTY_BAD_SCHEMA=1`` it also lists a tool
+``broken`` whose input schema is not valid JSON Schema.
 """
 
 from __future__ import annotations
@@ -59,6 +62,30 @@ def create_server() -> MCPServer:
     def fail(message: str = "it went wrong") -> str:
         """Answer with an MCP error result."""
         raise ToolError(message)
+
+    @tool
+    def big(megabytes: float = 5) -> str:
+        """Answer with about ``megabytes`` MB of text: numbered lines, ending with "END"."""
+        lines, size, n = [], int(megabytes * 1_000_000), 0
+        while size > 0:
+            line = f"line {n:07d} " + "x" * 50
+            lines.append(line)
+            size -= len(line) + 1
+            n += 1
+        return "\n".join(lines) + "\nEND"
+
+    if os.environ.get("FAULTY_BAD_SCHEMA"):
+
+        @tool
+        def broken(n: int = 0) -> str:
+            """A tool whose published input schema is invalid (see below)."""
+            return str(n)
+
+        # "minimum" must be a number: a provider would reject the whole request with a 400.
+        server._tool_manager.get_tool("broken").parameters = {  # noqa: SLF001 (a test server)
+            "type": "object",
+            "properties": {"n": {"type": "integer", "minimum": "zero"}},
+        }
 
     return server
 
