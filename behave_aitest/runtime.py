@@ -8,6 +8,7 @@ server process outlives its scope, whatever failed in between.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError, unknown_name
 from .engine import AgentSetupError, ToolBox, TurnSettings, run_turn
 from .records import Conversation, ScenarioRecord, Turn
+from .redact import Redactor
 from .servers import ServerConnection, first_leaf
 
 SESSION_TAG = "session"
@@ -148,6 +150,11 @@ class Runtime:
             self.cassettes = CassetteLibrary(config)
 
     # ----------------------------------------------------------------- lifecycle
+
+    @functools.cached_property
+    def redactor(self) -> Redactor:
+        """The run's secret rule (docs/report.md), for step messages; reports and cassettes use the same."""
+        return Redactor.from_environment(self.config)
 
     def start(self) -> None:
         from anyio.from_thread import start_blocking_portal

@@ -9,19 +9,64 @@ ending in "during the conversation" that looks at every turn of the conversation
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from behave import given, then, when
+import behave
 
 from . import checks
 from .config import unknown_name
 from .records import Turn
-from .runtime import LiveConversation, runtime_of
+from .redact import Redactor
+from .runtime import LiveConversation, Runtime, runtime_of
 from .servers import ServerError
 
 __all__: list[str] = []  # `import *` only needs to run the decorators
+
+
+# --------------------------------------------------------------------------- secrets in messages
+
+
+def _redacting(step: Callable[..., None]) -> Callable[..., None]:
+    """``step``, with the message of any exception it raises redacted of secrets.
+
+    A failing step's message quotes the agent's answer, tool results and server stderr,
+    and behave prints it, puts it in JUnit XML and in the reports: one secret echoed by a
+    tool would be everywhere. The exception keeps its type (failure vs error).
+    """
+
+    @functools.wraps(step)
+    def run(context: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            step(context, *args, **kwargs)
+        except Exception as exc:
+            runtime = getattr(context, "aitest", None)
+            redactor = runtime.redactor if isinstance(runtime, Runtime) else Redactor.from_environment()
+            exc.args = tuple(redactor.text(a) if isinstance(a, str) else a for a in exc.args)
+            raise
+
+    return run
+
+
+def _registering(register: Callable[[str], Callable[..., Any]]) -> Callable[[str], Callable[..., Any]]:
+    """behave's ``@given``/``@when``/``@then``, registering the step wrapped by :func:`_redacting`
+    (behave unwraps it to show the step's own location)."""
+
+    def decorator(pattern: str) -> Callable[..., Any]:
+        def add(step: Callable[..., None]) -> Callable[..., None]:
+            register(pattern)(_redacting(step))
+            return step
+
+        return add
+
+    return decorator
+
+
+# Looked up on the `behave` module at import time: during step loading behave puts the
+# runner's own registry there.
+given, when, then = _registering(behave.given), _registering(behave.when), _registering(behave.then)
 
 
 class AgentError(Exception):

@@ -3,6 +3,8 @@ message for its own scenario, later scenarios still run, no server process is le
 
 from __future__ import annotations
 
+import json
+
 from conftest import BANK, Project, llm_config, processes_in
 
 from behave_aitest.fakellm import FakeOpenAI
@@ -38,7 +40,7 @@ def test_model_faults(project: Project, fake_llm: FakeOpenAI) -> None:
     scenarios.append('  Scenario: after the faults\n    When the user says "hello"\n    Then the response mentions "still here"\n')
     project.config(llm_config(fake_llm, max_turns=3, timeout_s=8, retries=2) + BANK)
     project.feature("faults.feature", "Feature: Model faults\n" + "".join(scenarios))
-    result = project.run("-f", "plain")
+    result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "reports/faults.json", "-f", "plain")
     out = result.output
     assert result.returncode == 1
     blocks = out.split("  Scenario: ")[1:]
@@ -53,3 +55,13 @@ def test_model_faults(project: Project, fake_llm: FakeOpenAI) -> None:
     assert "after the faults" in by_name and " ... failed" not in by_name["after the faults"]
     assert "2 scenarios passed, 5 failed, 5 error" in out
     assert processes_in(project.root) == []
+    # The report is written and shows each fault on its own scenario.
+    doc = json.loads((project.root / "reports" / "faults.json").read_text(encoding="utf-8"))
+    in_report = {s["name"]: s for f in doc["features"] for s in f["scenarios"]}
+    for name, _, _, outcome, message in CASES:
+        assert in_report[name]["status"] == outcome, name
+        if outcome != "passed":
+            assert message in in_report[name]["first_failure"]["message"], (name, in_report[name]["first_failure"])
+    retried = in_report["rate limited then ok"]["turns"][0]["model_calls"][0]
+    assert retried["attempts"] == 2, retried  # the 429 shows as a retry
+    assert doc["totals"]["passed"] == 2 and doc["totals"]["failed"] == 5 and doc["totals"]["error"] == 5
