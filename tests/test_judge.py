@@ -117,18 +117,24 @@ def test_budgets_pass_and_fail(project: Project, fake_llm: FakeOpenAI) -> None:
     result = project.run()
     assert result.returncode == 0, result.output
 
-    for step, message in (
+    # Each budget failing, one scenario each, in one run.
+    failing = (
         ("Then the turn cost less than $0.0005", "This turn cost $0.000750, not less than $0.0005."),
         ("Then the conversation cost less than $0.0001", "The conversation cost $0.000750, not less than $0.0001."),
         ("Then the turn used fewer than 2000 tokens", "The turn used 2000 tokens, not fewer than 2000."),
         ("Then the turn took less than 0.000001 seconds", "not less than 1e-06 s."),
         ("Then the agent needed at most 0 model calls", "The agent needed 1 model calls, more than 0."),
-    ):
+    )
+    scenarios = ""
+    for i, (step, _) in enumerate(failing):
         fake_llm.add({"content": "ok", **usage})
-        feature(project, step)
-        result = project.run()
-        assert result.returncode == 1, step
-        assert message in result.output, (step, result.output)
+        scenarios += f'  Scenario: budget {i}\n    When the user says "hi"\n    {step}\n'
+    project.feature("j.feature", "Feature: J\n" + scenarios)
+    result = project.run("-f", "plain")
+    assert result.returncode == 1 and "0 scenarios passed, 5 failed" in result.output, result.output
+    blocks = result.output.split("  Scenario: budget ")[1:]
+    for block, (step, message) in zip(blocks, failing):
+        assert message in block, (step, block)
 
 
 def test_unknown_price_is_an_error_and_config_prices_fix_it(project: Project, fake_llm: FakeOpenAI) -> None:
@@ -152,3 +158,25 @@ def test_unknown_price_is_an_error_and_config_prices_fix_it(project: Project, fa
     feature(project, "Then the turn cost less than $0.3")
     fake_llm.add({"content": "ok", **usage})
     assert "This turn cost $0.300000, not less than $0.3." in project.run().output
+
+
+def test_judge_cost_is_recorded_and_counted_apart_from_the_agent(project: Project, fake_llm: FakeOpenAI) -> None:
+    usage = {"usage": {"prompt_tokens": 1000, "completion_tokens": 1000}}
+    fake_llm.add({"content": "You have $3,200.00 in savings.", **usage}, {**verdicts((True, "it states the balance")), **usage})
+    project.config(
+        llm_config(fake_llm).replace("openai/fake-model", "openai/gpt-4o-mini") + JUDGED + BANK
+        + '[tool.behave_aitest.prices."openai/judge-model"]\ninput_per_million = 100\noutput_per_million = 200\n'
+    )
+    # The judge's $0.30 is not the agent's: the agent's turn stays under its $0.001 budget.
+    feature(project, 'Then the response satisfies "states the savings balance"', "And the turn cost less than $0.001")
+    result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "run.json", "-f", "plain")
+    assert result.returncode == 0, result.output
+    doc = json.loads((project.root / "run.json").read_text(encoding="utf-8"))
+    totals = doc["totals"]
+    assert totals["model_calls"] == 1 and totals["cost_usd"] == 0.00075
+    assert totals["judge_calls"] == 1 and totals["judge_cost_usd"] == 0.3 and totals["judge_unknown_cost_calls"] == 0
+    judge = doc["features"][0]["scenarios"][0]["turns"][0]["judge_calls"][0]
+    assert judge["model"] == "openai/judge-model" and judge["kind"]
+    assert judge["input_tokens"] == 1000 and judge["output_tokens"] == 1000 and judge["cost_usd"] == 0.3
+    assert judge["verdicts"] == [{"criterion": "states the savings balance", "passed": True, "reason": "it states the balance"}]
+    assert judge["latency_s"] > 0

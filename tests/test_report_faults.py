@@ -131,3 +131,22 @@ def test_formatter_alias_in_behave_ini(project: Project) -> None:
     result = project.run("--dry-run", "-f", "aitest", "-o", "r.json")
     assert result.returncode == 0, result.output
     assert report.load(project.root / "r.json")["totals"]["scenarios"] == 1
+
+
+def test_a_report_that_cannot_be_written_leaves_the_run_and_other_formatters_alone(project: Project, fake_llm: FakeOpenAI) -> None:
+    """A formatter's failure (here: its output folder is a file) is reported on stderr; the
+    run's exit code, the other report formatters and behave's JUnit output are unaffected."""
+    fake_llm.add({"content": "hi there"})
+    project.config(llm_config(fake_llm))
+    project.feature("ok.feature", 'Feature: ok\n  Scenario: ok\n    When the user says "hello"\n    Then the response mentions "hi"\n')
+    (project.root / "blocked").write_text("a file where the report folder should be", encoding="utf-8")
+    result = project.run(
+        "-f", HTML, "-o", "blocked/run.html", "-f", JSONF, "-o", "reports/run.json", "-f", "plain",
+        "--junit", "--junit-directory", "reports/junit",
+    )
+    assert result.returncode == 0, result.output
+    assert "1 scenario passed, 0 failed" in result.output
+    assert "behave-aitest: could not write the HTML report" in result.output
+    assert "blocked" in result.output  # which path
+    assert report.load(project.root / "reports" / "run.json")["totals"]["passed"] == 1
+    assert list((project.root / "reports" / "junit").glob("*.xml"))
