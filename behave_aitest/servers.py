@@ -54,6 +54,16 @@ def schema_problem(schema: Any) -> str | None:
         return f"expected a JSON object, got {type(schema).__name__}"
     if schema.get("type", "object") != "object":
         return f'the top level must be "type": "object", not {schema.get("type")!r}'
+    key = json.dumps(schema, sort_keys=True, default=str)
+    if key not in _SCHEMA_PROBLEMS:  # servers restart per conversation: check each schema once
+        _SCHEMA_PROBLEMS[key] = _check_schema(schema)
+    return _SCHEMA_PROBLEMS[key]
+
+
+_SCHEMA_PROBLEMS: dict[str, str | None] = {}
+
+
+def _check_schema(schema: Mapping[str, Any]) -> str | None:
     from jsonschema.exceptions import SchemaError
     from jsonschema.validators import validator_for
 
