@@ -215,6 +215,12 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
     ]
     if t["unknown_cost_calls"]:
         lines += [f"⚠️ {t['unknown_cost_calls']} model calls have no known price: the cost is a lower bound (add `[tool.behave_aitest.prices]`).", ""]
+    if t.get("replayed_calls"):
+        lines += [
+            f"⏯️ {t['replayed_calls']} model calls replayed from cassettes: no model was called "
+            f"(they cost {money(t.get('recorded_cost_usd') or 0.0)} when recorded).",
+            "",
+        ]
     meta = []
     if t["models"]:
         meta.append("Models: " + ", ".join(code(m) for m in t["models"]))

@@ -138,6 +138,7 @@ def empty_stats() -> dict[str, Any]:
         "cost_usd": 0.0,  # sum of the KNOWN costs: a lower bound when unknown_cost_calls > 0
         "unknown_cost_calls": 0,
         "replayed_calls": 0,
+        "recorded_cost_usd": 0.0,  # what the replayed calls cost when they were recorded (not spent now)
         "retries": 0,
         "latency_s": 0.0,
         "tool_calls": 0,
@@ -168,6 +169,7 @@ def turn_stats(turn: Mapping[str, Any]) -> dict[str, Any]:
         else:
             stats["cost_usd"] += call["cost_usd"]
         stats["replayed_calls"] += bool(call.get("replayed"))
+        stats["recorded_cost_usd"] += (call.get("recorded_cost_usd") or 0.0) if call.get("replayed") else 0.0
         stats["retries"] += max((call.get("attempts") or 1) - 1, 0)
         stats["latency_s"] += call.get("latency_s") or 0.0
     stats["tool_calls"] = len(turn.get("tool_calls", []))
@@ -178,11 +180,12 @@ def turn_stats(turn: Mapping[str, Any]) -> dict[str, Any]:
         if judge.get("cost_usd") is None or judge.get("cost_known") is False:
             stats["judge_unknown_cost_calls"] += 1
         stats["judge_cost_usd"] += judge.get("cost_usd") or 0.0
+        stats["recorded_cost_usd"] += (judge.get("recorded_cost_usd") or 0.0) if judge.get("replayed") else 0.0
     return stats
 
 
 def _round(stats: dict[str, Any]) -> dict[str, Any]:
-    for key in ("cost_usd", "judge_cost_usd"):
+    for key in ("cost_usd", "judge_cost_usd", "recorded_cost_usd"):
         stats[key] = round(stats[key], 8)
     for key in ("latency_s", "turn_time_s", "duration_s"):
         if key in stats:
@@ -376,7 +379,17 @@ def _tag_model(tags: Iterable[str]) -> str | None:
 def _cassette(conversation: Any) -> dict[str, Any] | None:
     file = getattr(conversation, "cassette", None)
     mode = getattr(conversation, "cassette_mode", None)
-    return {"file": file, "mode": mode} if file or mode else None
+    if not (file or mode):
+        return None
+    recorded = getattr(conversation, "cassette_recorded", None) or {}
+    return {
+        "file": file,
+        "mode": mode,
+        # where a replayed cassette came from (its "recorded" header): when, which models, scripted or not
+        "recorded_at": recorded.get("at"),
+        "recorded_models": list(recorded.get("models") or []),
+        "recorded_scripted": bool(recorded.get("scripted")),
+    }
 
 
 def _repeat(stats: Any) -> dict[str, Any] | None:

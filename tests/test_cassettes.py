@@ -441,13 +441,20 @@ def test_example_cassettes_replay_offline(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env.update(PYTHONPATH=str(tmp_path), AITEST_NETWORK_LOG=str(log))
     done = subprocess.run(
-        [sys.executable, "-m", "behave", "--no-color", "-f", "plain", "-D", "aitest.cassette=replay"],
+        [sys.executable, "-m", "behave", "--no-color", "-f", "behave_aitest.formatter:HTMLFormatter", "-o", str(tmp_path / "r.html"),
+         "-f", "plain", "-D", "aitest.cassette=replay"],
         cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
     )
     tried = log.read_text().splitlines() if log.exists() else []
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 failed" in done.stdout and "cassette mode 'replay'" in done.stdout
     assert tried == []
+    # The report says the run was replayed, what it cost when recorded, and where the cassettes came from.
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "replayed: no model called" in page
+    assert "cassette replay (recorded 20" in page and "against the built-in scripted model, not an LLM" in page
+    totals = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["totals"]
+    assert totals["replayed_calls"] == totals["model_calls"] > 0 and totals["cost_usd"] == 0
     for path in (REPO / "features" / "cassettes").rglob("*.json"):
         recorded = json.loads(path.read_text(encoding="utf-8"))
         assert recorded["recorded"]["scripted"] is True, (
