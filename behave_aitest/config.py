@@ -207,7 +207,9 @@ def _model_list(value: Any) -> tuple[str, ...]:
     return models
 
 
-TOP_KEYS: dict[str, Callable[[Any], Any]] = {
+# Run-level knobs: settable in [tool.behave_aitest] and with -D aitest.<key>=value (the
+# latter is what a CI job or a developer overrides).
+RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "model": _str,
     "models": _model_list,
     "max_turns": _positive_int,
@@ -222,10 +224,8 @@ TOP_KEYS: dict[str, Callable[[Any], Any]] = {
     "cassette": _choice(*CASSETTE_MODES),
     "cassette_dir": _str,
     "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
-    "prices": dict,
-    "servers": dict,
-    "agents": dict,
 }
+TOP_KEYS: dict[str, Callable[[Any], Any]] = {**RUN_KEYS, "prices": dict, "servers": dict, "agents": dict}
 SERVER_KEYS: dict[str, Callable[[Any], Any]] = {
     "command": _str_list,
     "cwd": _str,
@@ -247,24 +247,8 @@ AGENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "max_tokens": _positive_int,
     "api_base": _str,
 }
-# -D aitest.<key>=value: the run-level knobs a CI job or a developer overrides.
-USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {
-    "config": _str,
-    "model": _str,
-    "models": _model_list,
-    "max_turns": _positive_int,
-    "timeout_s": _positive_float,
-    "retries": _non_negative_int,
-    "retry_backoff_s": _non_negative_float,
-    "api_base": _str,
-    "scripted_rules": _str,
-    "judge_model": _str,
-    "repeat": _positive_int,
-    "min_pass_rate": _rate,
-    "cassette": _choice(*CASSETTE_MODES),
-    "cassette_dir": _str,
-    "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
-}
+# -D aitest.<key>=value: the run-level knobs, and which config file to read.
+USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {"config": _str, **RUN_KEYS}
 # Options read by the report formatters (behave_aitest.formatter), not by this module:
 # -D aitest.report_<option>, next to behave's convention behave.formatter.aitest.<option>.
 # Listed here so that they are accepted (and suggested) whether or not a report formatter

@@ -502,6 +502,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = FakeOpenAI(brain=_Cycle(replies), model_name=args.model_name, port=args.port) if args.loop else FakeOpenAI(
         replies, model_name=args.model_name, port=args.port
     )
+    return serve_until_stopped(server)
+
+
+def serve_until_stopped(server: FakeOpenAI) -> int:
+    """Start ``server``, print its base URL on stdout, serve until SIGTERM or Ctrl-C, stop it."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: done.set())  # `kill` stops it cleanly too
     with server:

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import sys
-import threading
 from typing import Any
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.fakellm import FakeOpenAI, serve_until_stopped
 
 _SLOW = re.compile(r"(\d+) slow calls? of ([\d.]+) s")
 _USAGE = {"prompt_tokens": 120, "completion_tokens": 12}
@@ -48,16 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.llm_server")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with FakeOpenAI(brain=brain, model_name="fake-model", port=args.port) as server:
-        print(server.base_url, flush=True)
-        try:
-            while not done.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-    return 0
+    return serve_until_stopped(FakeOpenAI(brain=brain, model_name="fake-model", port=args.port))
 
 
 if __name__ == "__main__":
