@@ -19,8 +19,9 @@ Options (userdata, ``-D key=value`` or ``[behave.userdata]``), each also as
 ``behave.formatter.aitest.title``     the report's title
 ``behave.formatter.aitest.json``      HTMLFormatter: also write ``<name>.json`` beside the
                                       HTML (default true; false to turn it off)
-``behave.formatter.aitest.max_text``  characters kept of one text (tool result, message);
-                                      default 20000, 0 for no limit
+``behave.formatter.aitest.max_text``  characters of one text (tool result, message) shown in
+                                      HTML and Markdown; default 20000, 0 for no limit.
+                                      The JSON always keeps the full text.
 """
 
 from __future__ import annotations
