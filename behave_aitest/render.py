@@ -239,7 +239,7 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
             ran = row["passed"] + row["failed"] + row["error"]
             medal = {1: "🥇", 2: "🥈", 3: "🥉"}.get(row["rank"], str(row["rank"]))
             lines.append(
-                f"| {medal} | {code(row['model']).replace('|', chr(92) + '|')} | {row['passed']}/{ran} | {percent(row['pass_rate'])} | {md(cost(row))} "
+                f"| {medal} | {code(row['model']).replace('|', chr(92) + '|')}{' ⛔ below min_pass_rate' if row.get('below_gate') else ''} | {row['passed']}/{ran} | {percent(row['pass_rate'])} | {md(cost(row))} "
                 f"| {seconds(row['duration_s'])} | {tokens(row['input_tokens'] + row['output_tokens'])} | {row['tool_errors']} |"
             )
         lines.append("")

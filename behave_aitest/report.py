@@ -536,10 +536,13 @@ def summarize(doc: Doc) -> Doc:
     totals["models"] = sorted(per_model)
     _round(totals)
     doc["totals"] = totals
+    gate = [message for run in runs for message in run.get("models_below_gate", [])]
     rows = []
     for row in per_model.values():
         ran = row["passed"] + row["failed"] + row["error"]
         row["pass_rate"] = round(row["passed"] / ran, 4) if ran else None
+        # the messages of behave_aitest.repeats.model_gate start with "model '<name>' "
+        row["below_gate"] = any(message.startswith(f"model {row['model']!r} ") for message in gate)
         rows.append(_round(row))
     rows.sort(key=lambda r: (-(r["pass_rate"] or 0.0), r["unknown_cost_calls"] > 0, r["cost_usd"], r["duration_s"], r["model"]))
     for rank, row in enumerate(rows, 1):

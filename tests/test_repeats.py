@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from itertools import cycle
 
 from conftest import Project, llm_config
@@ -65,7 +66,14 @@ def test_model_gate_fails_the_run_and_names_the_model(project: Project) -> None:
     brain = {"a": cycle(["yes"]), "b": cycle(["yes", "no"])}
     with FakeOpenAI(brain=lambda request: {"content": next(brain[request["model"]])}) as server:
         project.config(llm_config(server))
-        result = project.run("-D", "aitest.models=openai/a,openai/b", "-D", "aitest.repeat=4", "-D", "aitest.min_pass_rate=0.6")
+        result = project.run(
+            "-D", "aitest.models=openai/a,openai/b", "-D", "aitest.repeat=4", "-D", "aitest.min_pass_rate=0.6",
+            "-f", "behave_aitest.formatter:HTMLFormatter", "-o", "r.html", "-f", "plain",
+        )
         assert result.returncode == 1
         assert "model 'openai/b' passed 2/4 runs (50%), below min_pass_rate 0.6" in result.output
         assert "'openai/a'" not in result.output.split("HOOK-ERROR")[-1]
+        # The report's leaderboard marks the model below the gate, and only that one.
+        rows = {row["model"]: row for row in json.loads((project.root / "r.json").read_text(encoding="utf-8"))["models"]}
+        assert rows["openai/b"]["below_gate"] is True and rows["openai/a"]["below_gate"] is False
+        assert (project.root / "r.html").read_text(encoding="utf-8").count("⛔ below min_pass_rate") == 1
