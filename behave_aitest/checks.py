@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .records import ToolCall, Turn
+if TYPE_CHECKING:
+    from .records import ToolCall, Turn
 
 
 def calls_of(turns: Iterable[Turn]) -> list[ToolCall]:

@@ -12,16 +12,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import behave
 
 from . import checks
-from .config import unknown_name
-from .records import Turn
-from .redact import Redactor
-from .runtime import LiveConversation, Runtime, runtime_of
-from .servers import ServerError
+
+if TYPE_CHECKING:  # imported when a step runs: `behave --dry-run` and the steps catalog stay light
+    from .records import Turn
+    from .runtime import LiveConversation, Runtime
 
 __all__: list[str] = []  # `import *` only needs to run the decorators
 
@@ -42,8 +41,9 @@ def _redacting(step: Callable[..., None]) -> Callable[..., None]:
         try:
             step(context, *args, **kwargs)
         except Exception as exc:
-            runtime = getattr(context, "aitest", None)
-            redactor = runtime.redactor if isinstance(runtime, Runtime) else Redactor.from_environment()
+            from .redact import Redactor
+
+            redactor = getattr(getattr(context, "aitest", None), "redactor", None) or Redactor.from_environment()
             exc.args = tuple(redactor.text(a) if isinstance(a, str) else a for a in exc.args)
             raise
 
@@ -71,6 +71,13 @@ given, when, then = _registering(behave.given), _registering(behave.when), _regi
 
 class AgentError(Exception):
     """The agent could not complete the turn (model or server trouble): a step error, not a verdict."""
+
+
+def runtime_of(context: Any) -> Runtime:
+    """The run's :class:`~behave_aitest.runtime.Runtime` (says which hook line is missing)."""
+    from .runtime import runtime_of as get
+
+    return get(context)
 
 
 def _live(context: Any) -> LiveConversation:
@@ -122,6 +129,8 @@ def step_server(context: Any, name: str) -> None:
     [tool.behave_aitest.servers.<name>]), in addition to its own."""
     runtime = runtime_of(context)
     if name not in runtime.config.servers:
+        from .config import unknown_name
+
         raise unknown_name("MCP server", name, runtime.config.servers, "servers", str(runtime.config.path or "pyproject.toml"))
     agent = _live(context).agent
     if name not in agent.servers:
@@ -147,6 +156,8 @@ TURN_ERRORS = {
 
 
 def _say(context: Any, text: str) -> None:
+    from .servers import ServerError
+
     runtime = runtime_of(context)
     try:
         turn = runtime.say(text)
