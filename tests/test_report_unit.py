@@ -243,7 +243,7 @@ def test_long_text_is_cut_with_a_note_in_html_and_markdown_but_kept_in_json() ->
     feature = session_feature(answer="x" * 50)
     doc = build(feature)
     assert doc["features"][0]["scenarios"][0]["turns"][0]["response"] == "x" * 50
-    assert '"response": "' + "x" * 50 + '"' in report.dumps(doc)
+    assert '"response":"' + "x" * 50 + '"' in report.dumps(doc)
     page = render.html(doc, max_text=20)
     assert "x" * 21 not in page and "30 more characters not shown" in page
     summary = render.markdown(doc, max_text=20)  # the failing step's message is cut, its location is not
