@@ -44,6 +44,7 @@ class Size:
     name: str
     turn_scenarios: int  # item 1: scenarios x turns (one tool call + one answer per turn)
     turn_turns: int
+    turn_scopes: tuple[str, ...]  # item 1 is measured with each of these server scopes
     scope_features: int  # item 3: the fixed suite
     scope_scenarios: int  # per feature
     scope_turns: int
@@ -58,8 +59,9 @@ class Size:
 
 
 SIZES = {
-    "tiny": Size("tiny", 2, 2, 2, 2, 1, 10, 5, 0.2, 1, 4, 8, False, 1),
-    "full": Size("full", 50, 4, 3, 4, 2, 200, 5, 0.2, 5, 100, 1000, True, 5),
+    # tiny only proves that every benchmark runs (tests/test_bench.py): one scope for item 1
+    "tiny": Size("tiny", 2, 2, ("run",), 2, 2, 1, 10, 5, 0.2, 1, 4, 8, False, 1),
+    "full": Size("full", 50, 4, ("run", "conversation"), 3, 4, 2, 200, 5, 0.2, 5, 100, 1000, True, 5),
 }
 
 

@@ -172,7 +172,8 @@ def load_results(path) -> dict:
         rows.append(Row(**r))
     return {
         "rows": rows,
-        "size": Size(**data["size"]),
+        # results saved before item 1's scopes became part of the size measured both
+        "size": Size(**{"turn_scopes": ("run", "conversation"), **data["size"]}),
         "repeat": data["repeat"],
         "started": dt.datetime.fromisoformat(data["started"]),
         "elapsed": data["elapsed"],

@@ -25,7 +25,7 @@ def run(bench: Bench) -> list[Row]:
     scenarios, turns = size.turn_scenarios, size.turn_turns
     features, per_feature = split(scenarios)
     rows = []
-    for scope in ("run", "conversation"):
+    for scope in size.turn_scopes:
         project = write_project(
             bench.folder(f"turns-{scope}"),
             bank_pyproject(url, scope=scope),
