@@ -60,7 +60,7 @@ def before_all(context: Any) -> None:
     if runtime.cassettes is not None:
         print(runtime.cassettes.describe())
     if config.model == SCRIPTED_MODEL and not config.model_override and not config.models:
-        rules = f"rules in {config.scripted_rules}" if config.scripted_rules else "no rules file: it says no rule matches; set scripted_rules"
+        rules = f"rules in {config.scripted_rules}" if config.scripted_rules else "but no scripted_rules file is configured: set one, or choose a model"
         print(
             f"behave-aitest: the default model is the built-in SCRIPTED MODEL ({rules}), "
             "not an LLM: no key, no network, no cost. Run live with -D aitest.model=<provider/model>."
