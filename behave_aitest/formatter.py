@@ -136,6 +136,9 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
         try:
             reasons = [why_unfinished] if why_unfinished else []
             self.write(self.document([*reasons, *self._partial_reasons()]))
+        except OSError as exc:  # a path that cannot be written: say which, no traceback needed
+            target = getattr(self.stream_opener, "name", None) or "-"
+            print(f"behave-aitest: could not write the {self.kind} to {target}: {exc}", file=sys.stderr)
         except Exception:  # a report bug must not hide the run's own result
             print(f"behave-aitest: could not write the {self.kind}:\n{traceback.format_exc()}", file=sys.stderr)
         finally:
