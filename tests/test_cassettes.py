@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BANK, Project, Result, llm_config
-from test_e2e import BANKER, BANKING_SESSION
+from test_e2e import BANKER, BANKING_REPLIES, BANKING_SESSION
 
 from behave_aitest import cassettes
 from behave_aitest.config import ConfigError, load_config
@@ -207,14 +207,7 @@ def test_record_then_replay_offline_and_a_changed_prompt_fails_with_a_diff(proje
 
 
 def test_session_feature_is_one_cassette_and_replays_with_server_state(project: Project, fake_llm: FakeOpenAI) -> None:
-    fake_llm.add(
-        {"tool_calls": [("get_all_balances", {})]},
-        {"content": "Checking $1,500, savings $3,200."},
-        {"tool_calls": [("transfer", {"from_account": "checking", "to_account": "savings", "amount": 500, "memo": "Paris"})]},
-        {"content": "Moved $500 to savings for Paris."},
-        {"tool_calls": [("get_balance", {"account": "savings"})]},
-        {"content": "You were saving for a trip to Paris; savings now hold $3,700."},
-    )
+    fake_llm.add(*BANKING_REPLIES)
     project.config(llm_config(fake_llm) + BANK + BANKER)
     project.feature("bank.feature", BANKING_SESSION)
     result, _ = run(project, "-D", "aitest.cassette=record")

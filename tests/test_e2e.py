@@ -42,20 +42,23 @@ Feature: Banking assistant remembers a savings goal
     And the agent called tool "transfer" during the conversation
 """
 
+# What the fake model answers, in order, for BANKING_SESSION (the bank server does the rest).
+BANKING_REPLIES = (
+    {"tool_calls": [("get_all_balances", {})]},
+    {"content": "Checking $1,500, savings $3,200."},
+    {"tool_calls": [("transfer", {"from_account": "checking", "to_account": "savings", "amount": 500, "memo": "Paris"})]},
+    {"content": "Moved $500 to savings for Paris."},
+    {"tool_calls": [("get_balance", {"account": "savings"})]},
+    {"content": "You were saving for a trip to Paris; savings now hold $3,700."},
+)
+
 
 def texts(request: dict) -> list[str]:
     return [str(m.get("content") or "") for m in request["messages"]]
 
 
 def test_banking_session_keeps_history_and_server_state(project: Project, fake_llm: FakeOpenAI) -> None:
-    fake_llm.add(
-        {"tool_calls": [("get_all_balances", {})]},
-        {"content": "Checking $1,500, savings $3,200."},
-        {"tool_calls": [("transfer", {"from_account": "checking", "to_account": "savings", "amount": 500, "memo": "Paris"})]},
-        {"content": "Moved $500 to savings for Paris."},
-        {"tool_calls": [("get_balance", {"account": "savings"})]},
-        {"content": "You were saving for a trip to Paris; savings now hold $3,700."},
-    )
+    fake_llm.add(*BANKING_REPLIES)
     project.config(llm_config(fake_llm) + BANK + BANKER)
     project.feature("bank.feature", BANKING_SESSION)
     result = project.run()
