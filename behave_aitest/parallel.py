@@ -45,7 +45,7 @@ from .config import ConfigError, load_config
 from .repeats import RepeatStats, _settle
 
 # How long workers get to stop their servers after Ctrl-C / SIGTERM before they are killed.
-STOP_GRACE_S = 20.0
+STOP_GRACE_S = 10.0
 _CONSOLE_FORMATTERS = ("pretty", "plain", "progress", "progress2", "progress3", "rerun", "tags", "steps", "sphinx.steps")
 _RUN_FAILED_STATUSES = ("failed", "error", "hook_error", "cleanup_error", "undefined", "pending")
 
@@ -156,7 +156,7 @@ class ParallelRunner(Runner):
         paths = []
         for name, out in zip(self.config.format or [], self.config.outputs or []):
             target = getattr(out, "name", None)
-            if target and target != "-" and "aitest" in str(name).lower() or "behave_aitest" in str(name):
+            if target and target != "-" and "aitest" in str(name).lower():
                 paths.append(Path(str(target)).with_suffix(".json"))
         return paths
 
@@ -190,13 +190,14 @@ class ParallelRunner(Runner):
     def _start(self, index: int, log_dir: Path, method: str) -> _Worker:
         parent_end, child_end = multiprocessing.Pipe()
         log = log_dir / f"worker-{index}.log"
+        temp = log_dir / f"worker-{index}.tmp"
         context = multiprocessing.get_context(method)
         if method == "fork":
             from .worker import serve
 
-            process = context.Process(target=serve, args=(self, self.features, index, child_end, str(log)), daemon=False)
+            process = context.Process(target=serve, args=(self, self.features, index, child_end, str(log), str(temp)), daemon=False)
         else:  # spawn: the worker parses and plans again from the same command line
-            process = context.Process(target=_spawned, args=(list(sys.argv[1:]), os.getcwd(), index, child_end, str(log)), daemon=False)
+            process = context.Process(target=_spawned, args=(list(sys.argv[1:]), os.getcwd(), index, child_end, str(log), str(temp)), daemon=False)
         self.config.aitest_worker = True
         try:
             process.start()
@@ -284,6 +285,10 @@ class ParallelRunner(Runner):
         """A worker that ended without saying goodbye: its unit becomes an error that says so."""
         worker.process.join(timeout=5)
         worker.done = True
+        try:
+            os.killpg(worker.process.pid, signal.SIGKILL)  # the servers it left behind
+        except (ProcessLookupError, PermissionError):
+            pass
         unit = worker.unit
         worker.unit = None
         if unit is None:
@@ -304,18 +309,22 @@ class ParallelRunner(Runner):
         self._progress(run, outcome)
 
     def _stop(self, workers: list[_Worker], run: _Run) -> None:
-        """Ctrl-C or SIGTERM: every worker stops like after Ctrl-C, stops its servers, reports; then ends."""
+        """Ctrl-C or SIGTERM: every worker stops like after Ctrl-C, stops its servers and reports.
+
+        Workers get ``STOP_GRACE_S``; a second Ctrl-C or SIGTERM (GitHub Actions sends SIGINT,
+        then SIGTERM 7.5 s later) ends the wait at once. Then what is left is killed.
+        """
         print("\nbehave-aitest -j: stopping every worker (their servers are stopped too)...", flush=True)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the clean-up must not be cut short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        hurry: list[int] = []
+        previous = {sig: signal.signal(sig, lambda signum, frame: hurry.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             for worker in workers:
                 if not worker.done and worker.process.is_alive():
                     os.kill(worker.process.pid, signal.SIGTERM)
             deadline = time.time() + STOP_GRACE_S
-            while any(not w.done for w in workers) and time.time() < deadline:
+            while any(not w.done for w in workers) and time.time() < deadline and not hurry:
                 live = [w for w in workers if not w.done]
-                ready = wait([w.conn for w in live] + [w.process.sentinel for w in live], timeout=max(deadline - time.time(), 0.01))
+                ready = wait([w.conn for w in live] + [w.process.sentinel for w in live], timeout=0.2)
                 for worker in live:
                     if worker.conn in ready:
                         try:
@@ -333,8 +342,13 @@ class ParallelRunner(Runner):
                             worker.conn.send(None)
                     elif worker.process.sentinel in ready:
                         worker.done = True
+            if hurry:
+                print("behave-aitest -j: stopping now (second signal).", flush=True)
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for worker in workers:
+                _kill(worker)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     def _progress(self, run: _Run, outcome: outcomes.UnitOutcome) -> None:
         unit = _unit(run, outcome.unit)
@@ -344,7 +358,7 @@ class ParallelRunner(Runner):
         status = outcome.status
         print(f"[{done:>{width}}/{len(run.plan)}] {status.upper():<7} {unit.label}{repeat}  {outcome.duration:.1f}s  {unit.location}", flush=True)
         if status in _RUN_FAILED_STATUSES:
-            for line in _first_failure(outcome)[:80]:
+            for line in _first_failure(outcome)[:8]:
                 print(f"    {line}", flush=True)
 
     # ----------------------------------------------------------------- the replay
@@ -368,8 +382,9 @@ class ParallelRunner(Runner):
         for fi, feature in enumerate(self.features):
             if config.shard is not None and fi not in in_plan:
                 continue  # another shard's feature
-            shard_scenarios = {i for u in run.plan if u.feature == fi for i in u.scenarios} if config.shard else None
-            failed = self._replay_feature(feature, [r for rs in ran.get(fi, {}).values() for r in rs], run, shard_scenarios)
+            planned = {i for u in run.plan if u.feature == fi for i in u.scenarios}
+            results = [r for rs in ran.get(fi, {}).values() for r in rs]
+            failed = self._replay_feature(feature, results, run, planned, sharded=config.shard is not None)
             failed_count += failed
             for reporter in self.config.reporters:
                 reporter.feature(feature)
@@ -391,7 +406,7 @@ class ParallelRunner(Runner):
         after_all_failed = any("after_all" in e for e in run.hook_errors)
         return bool(failed_count or run.aborted or run.setup_failed or gate_failed or after_all_failed or self._undefined)
 
-    def _replay_feature(self, feature: Any, results: list[outcomes.UnitOutcome], run: _Run, shard_scenarios: set[int] | None) -> bool:
+    def _replay_feature(self, feature: Any, results: list[outcomes.UnitOutcome], run: _Run, planned: set[int], *, sharded: bool) -> bool:
         """Put a feature's outcomes on the parent's objects and show them to the formatters, in order."""
         scenarios = list(feature.walk_scenarios())
         by_scenario: dict[int, list[tuple[units.Unit, outcomes.ScenarioOutcome]]] = {}
@@ -408,52 +423,45 @@ class ParallelRunner(Runner):
                 step = list(scenarios[si].all_steps)[pi]
                 if step not in self._undefined:
                     self._undefined.append(step)
+        ran: set[int] = set()
         failed = False
         for index, scenario in enumerate(scenarios):
-            if shard_scenarios is not None and index not in shard_scenarios:
-                scenario.aitest_elsewhere = True  # another shard runs it; left out of this shard's report
-                scenario.should_skip = True
             done = by_scenario.get(index)
             if not done:
                 continue
+            ran.add(id(scenario))
             outcomes.apply(scenario, done[-1][1])
-            unit = done[-1][0]
-            if unit.runs > 1:
-                stats = RepeatStats(0, 0, run_min_pass_rate(self))
-                for _, outcome in done:
-                    ok = outcome.status in ("passed", "skipped")
-                    stats.runs += 1
-                    stats.passed += ok
-                    stats.outcomes.append(ok)
-                scenario.aitest_attempts = [o.record for _, o in done if o.record is not None]
-                _settle(scenario, stats)
+            if done[-1][0].runs > 1:
+                _repeat_stats(scenario, [o for _, o in done], run_min_pass_rate(self))
             failed = failed or scenario.status.has_failed()
+        if sharded:  # another shard runs the rest: this shard reports only its own
+            _keep_only(feature, {id(scenarios[i]) for i in planned})
         feature.clear_status()
         if getattr(feature, "hook_failed", False):
             feature.set_status(Status.hook_error)
             failed = True
-        self._show(feature, scenarios, by_scenario)
+        self._show(feature, ran, {id(scenarios[i]) for i in planned})
         return failed
 
-    def _show(self, feature: Any, scenarios: list[Any], done: dict[int, Any]) -> None:
+    def _show(self, feature: Any, ran: set[int], planned: set[int]) -> None:
         """Call the formatters as behave's own Feature/Scenario/Step.run would have."""
         show_skipped = bool(self.config.show_skipped)
-        if not (feature.should_run(self.config) or show_skipped) or not self.formatters:
+        for scenario in feature.walk_scenarios():
+            if id(scenario) not in planned and scenario.status == Status.untested:
+                scenario.should_skip = True  # not selected (tags, name, file:LINE): skipped, as behave shows it
+                for step in scenario.all_steps:
+                    if step.status == Status.untested:
+                        step.status = Status.skipped
+        if not (feature.should_run(self.config) or ran or show_skipped) or not self.formatters:
             return
         for formatter in self.formatters:
             formatter.uri(feature.filename)
             formatter.feature(feature)
             if feature.background:
                 formatter.background(feature.background)
-        for index, scenario in enumerate(scenarios):
-            ran = index in done
-            if not ran:
-                if getattr(scenario, "aitest_elsewhere", False):
-                    continue
-                if scenario.status in (Status.untested,):
-                    scenario.mark_skipped() if not scenario.all_steps or all(s.status in (Status.untested, Status.skipped) for s in scenario.all_steps) else None
-                if not show_skipped:
-                    continue
+        for scenario in feature.walk_scenarios():
+            if id(scenario) not in ran and not show_skipped:
+                continue
             for formatter in self.formatters:
                 formatter.scenario(scenario)
                 for step in scenario:
@@ -461,7 +469,7 @@ class ParallelRunner(Runner):
             for step in scenario.all_steps:
                 if step.status in (Status.untested, Status.skipped):
                     continue
-                match = self.step_registry.find_match(step) if self.step_registry else None
+                match = self.step_registry.find_match(step) if step.status != Status.undefined else None
                 for formatter in self.formatters:
                     formatter.match(match if match is not None else NoMatch())
                     formatter.result(step)
@@ -469,7 +477,40 @@ class ParallelRunner(Runner):
             formatter.eof()
 
 
-def _spawned(argv: list[str], cwd: str, index: int, conn: Any, log: str) -> None:
+def _repeat_stats(scenario: Any, runs: list[outcomes.ScenarioOutcome], min_pass_rate: float) -> None:
+    """A scenario whose runs went to several workers: one pass rate, as a sequential repeat gives."""
+    stats = RepeatStats(0, 0, min_pass_rate)
+    for outcome in runs:
+        ok = outcome.status in ("passed", "skipped")
+        stats.runs += 1
+        stats.passed += ok
+        stats.outcomes.append(ok)
+    scenario.aitest_attempts = [o.record for o in runs if o.record is not None]
+    _settle(scenario, stats)
+
+
+def _keep_only(container: Any, keep: set[int]) -> None:
+    """Drop from a feature (or rule, or outline) every scenario not in ``keep`` (ids)."""
+    from behave.model import Rule, ScenarioOutline
+
+    items = []
+    for item in container.run_items:
+        if isinstance(item, Rule):
+            _keep_only(item, keep)
+            if item.walk_scenarios():
+                items.append(item)
+        elif isinstance(item, ScenarioOutline):
+            item._scenarios = [s for s in item.scenarios if id(s) in keep]
+            if item._scenarios:
+                items.append(item)
+        elif id(item) in keep:
+            items.append(item)
+    container.run_items[:] = items
+    if hasattr(container, "scenarios") and isinstance(container.scenarios, list):
+        container.scenarios[:] = [s for s in container.scenarios if s in items]
+
+
+def _spawned(argv: list[str], cwd: str, index: int, conn: Any, log: str, temp: str) -> None:
     """A worker started with ``spawn`` (no fork): build the same runner and plan from the command line."""
     from behave.configuration import Configuration
 
@@ -488,7 +529,7 @@ def _spawned(argv: list[str], cwd: str, index: int, conn: Any, log: str) -> None
     locations = [f for f in runner.feature_locations() if not config.exclude(f)]
     runner.features.extend(parse_features(locations, language=config.lang))
     hooks.expand_model_flows(runner.features, load_config(config.userdata).models)
-    serve(runner, list(runner.features), index, conn, log)
+    serve(runner, list(runner.features), index, conn, log, temp)
 
 
 def run_min_pass_rate(runner: Any) -> float:
@@ -507,16 +548,21 @@ def _merge_errors(into: list[str], new: list[str]) -> None:
 
 
 def _first_failure(outcome: outcomes.UnitOutcome) -> list[str]:
+    """The first failure's message, without the Python traceback behave puts before an error's reason."""
     for scenario in outcome.scenarios:
-        for step in scenario.steps:
-            if step.status in _RUN_FAILED_STATUSES and step.error_message:
-                return str(step.error_message).strip().splitlines()
-        if scenario.status in _RUN_FAILED_STATUSES and scenario.error_message:
-            return str(scenario.error_message).strip().splitlines()
+        texts = [(s.error_message, f"{s.status}") for s in scenario.steps if s.status in _RUN_FAILED_STATUSES and s.error_message]
+        if not texts and scenario.status in _RUN_FAILED_STATUSES and scenario.error_message:
+            texts = [(scenario.error_message, scenario.status)]
+        if texts:
+            lines = str(texts[0][0]).strip().splitlines()
+            if lines and lines[0].startswith("Traceback (most recent call last)"):
+                reason = next((i for i, line in enumerate(lines[1:], 1) if line and not line[0].isspace()), 0)
+                lines = lines[reason:]
+            return lines
     return []
 
 
-def _tail(path: Path, lines: int = 60) -> str:
+def _tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -525,16 +571,17 @@ def _tail(path: Path, lines: int = 60) -> str:
 
 
 def _kill(worker: _Worker) -> None:
-    """A worker still there after the run (or its stop grace): killed, and its process group with it."""
+    """A worker still there after the run (or its stop grace): killed with its process group
+    (the servers it started); then nothing of it is left."""
     process = worker.process
     if process.is_alive():
         process.join(timeout=0.5)
-    if process.is_alive():
+    if process.pid is not None:
         try:
-            os.kill(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.killpg(process.pid, signal.SIGKILL)  # also its servers, and a server's own children
+        except (ProcessLookupError, PermissionError):
             pass
-        process.join(timeout=5)
+    process.join(timeout=5)
     worker.conn.close()
 
 

@@ -141,7 +141,8 @@ class Runtime:
         self.models_below_gate: list[str] = []  # filled by after_all for the reports
         self.portal: Any = None
         self.log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-"))
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(1)  # server log files
+        self._conversation_ids = itertools.count(1)  # c1, c2, ... in the order conversations start
         self._scripted: Any = None
         self.cassettes: Any = None  # a cassettes.CassetteLibrary, unless cassette = "off"
         if config.cassette != "off":  # imported only when used: a dry run or a plain run must not pay for it
@@ -228,7 +229,7 @@ class Runtime:
             live.scope.close()
 
     def _new_conversation(self, title: str, *, session: bool, feature_model: str | None) -> LiveConversation:
-        record = Conversation(id=f"c{next(self._ids)}", title=title, session=session)
+        record = Conversation(id=f"c{next(self._conversation_ids)}", title=title, session=session)
         self.conversations.append(record)
         return LiveConversation(record, Scope(f"conversation {title}"), self.default_agent(), feature_model=feature_model)
 

@@ -17,6 +17,7 @@ import os
 import pickle
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any, NoReturn
@@ -42,12 +43,21 @@ def _redirect_output(log_path: str) -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
 
 
-def serve(runner: Any, features: list[Any], index: int, conn: Any, log_path: str) -> NoReturn:
-    """The worker's whole life (in the child process); never returns."""
+def serve(runner: Any, features: list[Any], index: int, conn: Any, log_path: str, temp_dir: str) -> NoReturn:
+    """The worker's whole life (in the child process); never returns.
+
+    The worker leads a process group of its own (with the servers it starts), so the parent
+    can stop all of it at once, and keeps its temporary files in ``temp_dir``, which the
+    parent removes whatever happens to the worker.
+    """
     code = 0
     try:
+        os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+        os.makedirs(temp_dir, exist_ok=True)
+        os.environ["TMPDIR"] = temp_dir
+        tempfile.tempdir = temp_dir
         _redirect_output(log_path)
         code = _serve(runner, features, index, conn)
     except BaseException:  # noqa: BLE001 - the worker must end with an exit code, not a traceback loop
