@@ -42,6 +42,7 @@ from behave.runner_util import parse_features
 
 from . import outcomes, units
 from .config import ConfigError, load_config
+from .limits import SLOTS_ENV
 from .repeats import RepeatStats, _settle
 
 # How long workers get to stop their servers after Ctrl-C / SIGTERM before they are killed.
@@ -92,12 +93,13 @@ class ParallelRunner(Runner):
         jobs = getattr(self.config, "jobs", 1)
         if jobs is None or jobs < 1:
             raise BehaveConfigError(f"-j {jobs}: the number of jobs must be a whole number of at least 1 (e.g. -j 8).")
+        sharded = "aitest.shard" in (self.config.userdata or {})
+        if (jobs == 1 and not sharded) or self.config.dry_run:
+            return super().run()  # exactly behave's own run
         try:
             config = load_config(self.config.userdata)
         except ConfigError as exc:
             raise BehaveConfigError(str(exc)) from None
-        if (jobs == 1 and config.shard is None) or self.config.dry_run:
-            return super().run()  # exactly behave's own run
         self._in_parallel = True
         with self.path_manager:
             self.setup_paths()
@@ -214,6 +216,8 @@ class ParallelRunner(Runner):
         workers: list[_Worker] = []
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         restarts = jobs
+        slots = os.environ.get(SLOTS_ENV)
+        os.environ[SLOTS_ENV] = str(log_dir / "model-slots")  # max_model_concurrency across workers
         try:
             workers = [self._start(i, log_dir, method) for i in range(1, jobs + 1)]
             while any(not w.done for w in workers):
@@ -234,6 +238,10 @@ class ParallelRunner(Runner):
             for worker in workers:
                 _kill(worker)
             shutil.rmtree(log_dir, ignore_errors=True)
+            if slots is None:
+                os.environ.pop(SLOTS_ENV, None)
+            else:
+                os.environ[SLOTS_ENV] = slots
 
     def _step(self, run: _Run, workers: list[_Worker], queue: collections.deque[units.Unit]) -> None:
         """Wait for the next message or death of a worker and act on it."""

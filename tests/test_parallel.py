@@ -379,3 +379,36 @@ def test_shard_parts_hold_every_unit_once() -> None:
         assert sorted(seen) == list(range(23)), (n, seen)
         loads = [sum(u.turns for u in part) for part in parts]
         assert max(loads) - min(loads) <= 4, (n, loads)  # balanced within one unit's weight
+
+
+def test_max_model_concurrency_holds_across_workers(project: Project) -> None:
+    """Four conversations on four workers against one slow model: with the limit, one call at a time."""
+    import threading
+
+    from behave_aitest.fakellm import FakeOpenAI
+
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def slow_brain(request: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.6)
+        with lock:
+            state["now"] -= 1
+        return {"content": "fine"}
+
+    feature = "Feature: Busy model\n" + "".join(
+        f'  Scenario: Ask {i}\n    When the user says "hello {i}"\n    Then the agent answered\n' for i in range(4)
+    )
+    project.feature("busy.feature", feature)
+    with FakeOpenAI(brain=slow_brain) as server:
+        project.config(f'[tool.behave_aitest]\nmodel = "openai/fake"\napi_base = "{server.base_url}"\nretry_backoff_s = 0\n')
+        free = project.run(*RUNNER, "-j", "4")
+        assert free.returncode == 0, free.output
+        unlimited, state["most"] = state["most"], 0
+        limited = project.run(*RUNNER, "-j", "4", "-D", "aitest.max_model_concurrency=1")
+        assert limited.returncode == 0, limited.output
+    assert unlimited >= 2  # the workers do call the model at the same time...
+    assert state["most"] == 1  # ...and the limit makes them take turns
