@@ -238,7 +238,6 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "cassette": _choice(*CASSETTE_MODES),
     "cassette_dir": _str,
     "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
-    "shard": _shard,
     "durations": _str,
     "max_model_concurrency": _positive_int,
 }
@@ -265,7 +264,8 @@ AGENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_base": _str,
 }
 # -D aitest.<key>=value: the run-level knobs, and which config file to read.
-USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {"config": _str, **RUN_KEYS}
+# shard is a property of one CI job, never of the project: -D only.
+USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {"config": _str, **RUN_KEYS, "shard": _shard}
 # Options read by the report formatters (behave_aitest.formatter), not by this module:
 # -D aitest.report_<option>, next to behave's convention behave.formatter.aitest.<option>.
 # Listed here so that they are accepted (and suggested) whether or not a report formatter

@@ -54,6 +54,7 @@ def before_all(context: Any) -> None:
     features = getattr(getattr(context, "_runner", None), "features", None)
     if features is not None:
         expand_model_flows(features, config.models)
+        unique_junit_names(getattr(context.config, "reporters", []) or [])
     check_features(features or [], runtime)
     if features is not None:
         repeats.install(features, config.repeat, config.min_pass_rate, SESSION_TAG)
@@ -166,6 +167,22 @@ def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) ->
             copies.append(flow)
         features[index:index + 1] = copies
         index += len(copies)
+
+
+def unique_junit_names(reporters: list[Any]) -> None:
+    """``--junit`` names its file after the feature file, so the copies of a feature run once
+    per model would overwrite each other: each model's copy gets ``TESTS-<file>.<model>.xml``."""
+    for reporter in reporters:
+        name_of = getattr(reporter, "make_feature_filename", None)
+        if name_of is None or getattr(name_of, "aitest_flows", False):
+            continue
+
+        def named(feature: Any, _name_of: Any = name_of) -> str:
+            model = getattr(feature, "aitest_model", None) if getattr(feature, "aitest_flow", False) else None
+            return _name_of(feature) + (f".{re.sub(r'[^A-Za-z0-9_-]+', '-', model).strip('-')}" if model else "")
+
+        named.aitest_flows = True  # type: ignore[attr-defined]
+        reporter.make_feature_filename = named
 
 
 def keep_selection(original: Any, copy: Any) -> None:

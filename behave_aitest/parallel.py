@@ -71,6 +71,7 @@ class _Run:
     results: dict[int, outcomes.UnitOutcome] = field(default_factory=dict)
     hook_errors: list[str] = field(default_factory=list)
     aborted: bool = False
+    stopped: bool = False  # --stop after a failure
     setup_failed: str | None = None
 
 
@@ -119,6 +120,7 @@ class ParallelRunner(Runner):
         self.features.extend(parse_features(locations, language=self.config.lang))
         try:
             hooks.expand_model_flows(self.features, config.models)
+            hooks.unique_junit_names(self.config.reporters)
             hooks.check_features(self.features, SimpleNamespace(config=config))
             plan = units.plan(self.features, self.config, config.repeat)
         except (ConfigError, units.PlanError) as exc:
@@ -231,7 +233,7 @@ class ParallelRunner(Runner):
                 if queue and restarts and not any(not w.done for w in workers):
                     restarts -= 1  # every worker died: start one more for the rest
                     workers.append(self._start(len(workers) + 1, log_dir, method))
-            if queue and not run.setup_failed and not run.aborted:
+            if queue and not (run.setup_failed or run.aborted or run.stopped):
                 run.setup_failed = "every worker died before the run was done"
         finally:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
@@ -259,7 +261,7 @@ class ParallelRunner(Runner):
                 self._died(run, worker)
         for worker in workers:
             if worker.ready and worker.unit is None and not worker.done:
-                if queue and not run.aborted and not run.setup_failed:
+                if queue and not (run.aborted or run.setup_failed or run.stopped):
                     worker.unit = queue.popleft()
                     worker.started_at = time.time()
                     worker.conn.send(worker.unit)
@@ -288,6 +290,8 @@ class ParallelRunner(Runner):
         self._progress(run, outcome)
         if outcome.aborted:
             run.aborted = True
+        if self.config.stop and outcome.status in _RUN_FAILED_STATUSES:
+            run.stopped = True  # --stop: no new unit after the first failure; running ones finish
 
     def _died(self, run: _Run, worker: _Worker) -> None:
         """A worker that ended without saying goodbye: its unit becomes an error that says so."""

@@ -140,14 +140,20 @@ def longest_first(units: Sequence[Unit], durations: Mapping[str, float]) -> list
 def shard(units: Sequence[Unit], k: int, n: int, durations: Mapping[str, float] | None = None) -> list[Unit]:
     """The K-th (1-based) of N balanced, disjoint parts of the plan; together they hold every unit once.
 
-    Greedy longest-processing-time: units by weight, each to the lightest part so far (ties
-    to the lower part), so every shard computes the same partition from the same plan.
+    The runs of a repeated scenario (or session) stay together, so its pass rate is computed
+    in one place. Greedy longest-processing-time: groups by weight, each to the lightest part
+    so far (ties to the lower part), so every shard computes the same partition from the
+    same plan.
     """
+    groups: dict[tuple[int, tuple[int, ...]], list[Unit]] = {}
+    for unit in units:
+        groups.setdefault((unit.feature, unit.scenarios), []).append(unit)
+    sizes = {key: sum(max(weight(u, durations or {}), 1e-3) for u in group) for key, group in groups.items()}
     loads = [0.0] * n
     mine: list[Unit] = []
-    for unit in longest_first(units, durations or {}):
+    for key in sorted(groups, key=lambda key: (-sizes[key], groups[key][0].index)):
         part = min(range(n), key=lambda p: (loads[p], p))
-        loads[part] += max(weight(unit, durations or {}), 1e-3)
+        loads[part] += sizes[key]
         if part == k - 1:
-            mine.append(unit)
+            mine.extend(groups[key])
     return sorted(mine, key=lambda u: u.index)

@@ -270,8 +270,8 @@ def test_model_flows_and_repeats_split_across_workers(project: Project) -> None:
     fmt = ("-f", "behave_aitest.formatter:JSONFormatter")
     # openai/other-model is no model at all here: its flow errors in every run (no key, no server)
     env = {"OPENAI_API_BASE": "http://127.0.0.1:9", "OPENAI_API_KEY": "sk-none"}
-    seq = project.run(*fmt, "-o", "seq.json", "-D", "aitest.retries=0", env=env)
-    par = project.run(*RUNNER, "-j", "3", *fmt, "-o", "par.json", "-D", "aitest.retries=0", env=env)
+    seq = project.run(*fmt, "-o", "seq.json", "-D", "aitest.retries=0", "--junit", "--junit-directory", "junit-seq", env=env)
+    par = project.run(*RUNNER, "-j", "3", *fmt, "-o", "par.json", "-D", "aitest.retries=0", "--junit", "--junit-directory", "junit-par", env=env)
     assert seq.returncode == par.returncode == 1, par.output
     assert len([line for line in par.stdout.splitlines() if line.startswith("[")]) == 6
     a, b = report(project, "seq.json"), report(project, "par.json")
@@ -281,6 +281,9 @@ def test_model_flows_and_repeats_split_across_workers(project: Project) -> None:
     other = [f for f in b["features"] if f["flow_model"] == "openai/other-model"][0]["scenarios"][0]
     assert other["repeat"]["runs"] == 3 and other["repeat"]["passed"] == 0
     assert stable(a["features"]) == stable(b["features"])
+    # one JUnit file per model's copy of the feature, in both kinds of run
+    assert sorted(junit(project, "junit-par")) == ["TESTS-flows.openai-other-model.xml", "TESTS-flows.scripted.xml"]
+    assert junit(project, "junit-par") == junit(project, "junit-seq")
 
 
 def test_shards_partition_the_run(project: Project) -> None:
