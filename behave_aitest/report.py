@@ -662,7 +662,8 @@ def _joined(copies: list[dict[str, Any]]) -> dict[str, Any]:
 def merge(docs: list[Doc], title: str | None = None) -> Doc:
     """One document from the shards of a parallel or multi-job run.
 
-    Features are kept whole (a ``@session`` feature is one conversation and never split);
+    A ``@session`` feature is one conversation and never split; the parts of a feature whose
+    scenarios ran on different shards (``-D aitest.shard=K/N``) are joined again in file order;
     a feature present in several shards keeps the copies that ran something, and is
     flagged when more than one did.
     """
