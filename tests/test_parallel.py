@@ -257,7 +257,7 @@ def test_exit_code_zero_and_the_html_report_when_all_pass(project: Project) -> N
         (project.root / "pyproject.toml").read_text() + '\n[tool.behave]\nrunner = "behave_aitest.parallel:ParallelRunner"\n'
         'format = ["behave_aitest.formatter:HTMLFormatter"]\noutfiles = ["reports/aitest.html"]\n'
     )
-    result = project.run("-j", "2")  # the runner comes from [tool.behave]
+    result = project.run("-j", "2", env={"BEHAVE_AITEST_START_METHOD": "spawn"})  # the runner comes from [tool.behave]; workers spawned, not forked
     assert result.returncode == 0, result.output
     assert "USING RUNNER: behave_aitest.parallel:ParallelRunner" in result.output
     assert "1 conversation on 1 worker" in result.output
