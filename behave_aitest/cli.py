@@ -37,7 +37,7 @@ def write_report(doc: dict[str, Any], output: str, fmt: str | None, max_text: in
     limit = report.DEFAULT_MAX_TEXT if max_text is None else max_text
     text = report.dumps(doc) if kind == "json" else {"html": render.html, "md": render.markdown}[kind](doc, limit)
     if output == "-":
-        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.write(text.encode("utf-8", errors="replace"))
         sys.stdout.buffer.flush()
     else:
         report.write_text(output, text)

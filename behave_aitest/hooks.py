@@ -22,6 +22,7 @@ from typing import Any
 
 from .config import SCRIPTED_MODEL, ConfigError, load_config, unknown_name
 from . import repeats
+from .safetext import quiet_http_logs
 from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
 
 
@@ -45,6 +46,7 @@ def _noted(hook: Callable[[Any], None]) -> Callable[[Any], None]:
 def before_all(context: Any) -> None:
     """Load and check the configuration, start the event loop, expand per-model flows."""
     context.config.setup_logging()  # what behave's default before_all does
+    quiet_http_logs()  # their request lines quote URLs with passwords and tokens
     config = load_config(context.config.userdata)
     runtime = Runtime(config)
     context.aitest = runtime

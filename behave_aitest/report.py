@@ -27,6 +27,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from . import safetext
 from .redact import Redactor
 
 SCHEMA = "behave-aitest-report"
@@ -275,7 +276,7 @@ def turn_dict(turn: Any) -> dict[str, Any]:
         "messages_added": len(turn.messages),
         "started_at": iso(getattr(turn, "started_at", 0.0)),
         "duration_s": round(turn.duration_s or 0.0, 4),
-        "error": turn.error,
+        "error": _bounded(turn.error),
         "response": turn.response,
         "timeline": timeline,
         "tool_calls": tool_calls,
@@ -286,11 +287,18 @@ def turn_dict(turn: Any) -> dict[str, Any]:
     return data
 
 
+def _bounded(text: str | None) -> str | None:
+    """An error text cut to :data:`safetext.MESSAGE_LIMIT` characters (start and end kept): a
+    server's 5 MB stderr tail is not worth 5 MB of every report. Tool arguments and results,
+    which a reader may need whole, are never cut in the JSON."""
+    return None if text is None else safetext.clip(str(text), safetext.MESSAGE_LIMIT)
+
+
 def _message(step: Any) -> str:
     text = getattr(step, "error_message", None)
     if not text and getattr(step, "exception", None) is not None:
         text = f"{type(step.exception).__name__}: {step.exception}"
-    return str(text or "")
+    return _bounded(str(text or "")) or ""
 
 
 def _scenario_tags(scenario: Any) -> list[str]:
@@ -329,7 +337,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         if first_failure is None and status in _FAILED:
             first_failure = {"step": f"{step.keyword} {step.name}", "location": item["location"], "status": status, "message": item["error"] or ""}
     status = outcome(scenario.status)
-    hook_error = getattr(scenario, "error_message", None) if getattr(scenario, "hook_failed", False) else None
+    hook_error = _bounded(getattr(scenario, "error_message", None)) if getattr(scenario, "hook_failed", False) else None
     if first_failure is None and status in _FAILED:
         repeat = getattr(scenario, "aitest_repeat", None)
         message = hook_error or (repeat.summary() if repeat is not None else "") or "The scenario did not finish (the run was interrupted)."
@@ -494,7 +502,9 @@ def build_document(
     }
     summarize(doc)
     redacted: Doc = (redactor or Redactor.from_environment(config))(doc)
-    return redacted
+    # one lone surrogate from a tool or a NaN cost must not cost the report
+    clean: Doc = safetext.json_safe(redacted)
+    return clean
 
 
 def _relative(path: Any) -> str:
@@ -591,8 +601,8 @@ def write_text(path: str | Path, text: str) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8", newline="\n")
+    try:  # "replace": a character UTF-8 cannot hold (a lone surrogate) must not cost the file
+        temporary.write_text(text, encoding="utf-8", errors="replace", newline="\n")
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -602,7 +612,7 @@ def dumps(doc: Doc) -> str:
     """The document as compact JSON: with ``indent`` the standard library falls back to its
     pure-Python encoder, 4-5 times slower on a 1,000-scenario report (``python -m bench``,
     item 5). ``python -m json.tool`` pretty-prints it for reading."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return safetext.dumps(doc) + "\n"  # valid JSON: no NaN (unknown numbers are null)
 
 
 def load(path: str | Path) -> Doc:

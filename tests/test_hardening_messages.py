@@ -1,0 +1,156 @@
+"""Issue 13, messages, config and reports: hostile text from the model and from servers never
+breaks JUnit XML, drives the CI log, floods the console or costs a report; config numbers and
+environments are checked before the first scenario; malformed report files give one line.
+
+One behave run covers every message case (each `python -m behave` costs seconds of imports).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import BANK, Project, llm_config
+
+from behave_aitest import report, safetext
+from behave_aitest.config import ConfigError, load_config
+from behave_aitest.fakellm import FakeOpenAI
+
+ESC = "\x1b"
+HOSTILE_NAME = f"get{ESC}[31m_bal\x07ance\n::error file=app.py,line=1::spoofed by a tool name"
+BIG = 300_000  # characters of tool arguments and of one stderr line
+
+# A "server" that writes a progress bar with ANSI codes (one 300 KB line) and two workflow
+# commands to stderr, then exits during start-up.
+HOSTILE_SERVER = f"""\
+import sys
+sys.stderr.write("{ESC}[2J{ESC}[31mprogress " + "#" * {BIG} + "\\r100%\\n")
+sys.stderr.write("::error file=app.py,line=1::spoofed by server stderr\\n")
+sys.stderr.write("  ::add-mask::nothing\\n")
+sys.stderr.flush()
+sys.exit(3)
+"""
+
+SERVERS = """
+[tool.behave_aitest.servers.hostile]
+command = ["python", "hostile_server.py"]
+[tool.behave_aitest.servers.web]
+url = "http://alice:s3cret-Passw0rd@127.0.0.1:{port}/mcp?token=${{WEB_MCP_TOKEN}}"
+"""
+WEB_TOKEN = "tokValue-7f6e5d4c3b2a"
+
+FEATURE = """\
+Feature: Hostile texts
+  Scenario: a tool name with control characters and a workflow command
+    Given the MCP server "bank"
+    When the user says "balance?"
+    Then no tool call failed
+
+  Scenario: huge tool arguments
+    Given the MCP server "bank"
+    When the user says "balance?"
+    Then no tool call failed
+
+  Scenario: a server's stderr with ANSI codes, a 300 KB line and workflow commands
+    Given the MCP server "hostile"
+    When the user says "go"
+
+  Scenario: a lone surrogate in the model's answer
+    When the user says "hello"
+    Then the response mentions "nothing like it"
+
+  Scenario: no choices at all
+    When the user says "hello"
+
+  Scenario: a judge answer of the wrong shape
+    When the user says "hello"
+    Then the response satisfies "it greets the user"
+
+  Scenario: a judge reason with control characters
+    When the user says "hello"
+    Then the response satisfies "it greets the user"
+
+  Scenario: an HTTP server with a password and a token in its URL
+    Given the MCP server "web"
+    When the user says "go"
+"""
+
+
+def _by_scenario(output: str) -> dict[str, str]:
+    return {block.splitlines()[0].strip(): block for block in output.split("  Scenario: ")[1:]}
+
+
+def test_hostile_texts_stay_inert_bounded_and_reports_survive(project: Project, fake_llm: FakeOpenAI) -> None:
+    no_choices = {"id": "x", "object": "chat.completion", "created": 0, "model": "fake-model", "choices": [],
+                  "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}}
+    hostile_reason = f"no\n::error::spoofed by the judge {ESC}[1m"
+    fake_llm.add(
+        {"tool_calls": [(HOSTILE_NAME, {})]}, {"content": "done"},
+        {"tool_calls": [{"name": "get_balance", "arguments": "{" + "a" * BIG}]}, {"content": "done"},
+        {"content": "odd \ud800 character"},
+        {"raw": json.dumps(no_choices)},
+        {"content": "hello there"}, {"content": '{"verdicts": ["yes"]}'}, {"content": '{"verdicts": ["yes"]}'},
+        {"content": "hello there"},
+        {"content": json.dumps({"verdicts": [{"criterion": 1, "pass": False, "reason": hostile_reason}]})},
+    )
+    project.config(llm_config(fake_llm, retries=0) + BANK + SERVERS.format(port=fake_llm.port))
+    (project.root / "hostile_server.py").write_text(HOSTILE_SERVER, encoding="utf-8")
+    project.feature("hostile.feature", FEATURE)
+    result = project.run(
+        "-f", "behave_aitest.formatter:HTMLFormatter", "-o", "reports/run.html",
+        "-f", "behave_aitest.formatter:MarkdownFormatter", "-o", "reports/run.md",
+        "-f", "behave_aitest.formatter:JSONFormatter", "-o", "reports/run.json",
+        "-f", "plain", "--junit", "--junit-directory", "reports/junit",
+        env={"WEB_MCP_TOKEN": WEB_TOKEN},
+    )
+    out = result.output
+    blocks = _by_scenario(out)
+    (Path("/tmp") / "h13-messages-out.txt").write_text(out, encoding="utf-8", errors="replace")
+    # F14/F16: nothing that drives a terminal or a CI runner reaches the console; shown escaped.
+    assert ESC not in out and "\x07" not in out
+    assert not [line for line in out.splitlines() if line.lstrip().startswith("::")]
+    assert "\\x1b[31m_bal\\x07ance" in blocks["a tool name with control characters and a workflow command"]
+    assert "\\x3a:error file=app.py" in blocks["a tool name with control characters and a workflow command"]
+    stderr_block = blocks["a server's stderr with ANSI codes, a 300 KB line and workflow commands"]
+    assert "\\x1b[2J" in stderr_block and "\\x3a:error file=app.py,line=1::spoofed by server stderr" in stderr_block
+    assert "characters cut]" in stderr_block and "\n100%\n" in stderr_block
+    assert "\\x3a:error::spoofed by the judge \\x1b[1m" in blocks["a judge reason with control characters"]
+    # F15: a 300 KB argument and a 300 KB stderr line cost a few KB of console each.
+    assert len(blocks["huge tool arguments"]) < 25_000 and "characters cut]" in blocks["huge tool arguments"]
+    assert len(stderr_block) < 25_000
+    assert len(out) < 200_000
+    # F14: JUnit XML is well-formed and bounded.
+    junit = list((project.root / "reports" / "junit").glob("*.xml"))
+    assert junit
+    for path in junit:
+        ET.parse(path)
+        assert path.stat().st_size < 200_000
+    # F21: what happened, said plainly.
+    assert "the model returned no choices (empty answer)" in blocks["no choices at all"]
+    assert "IndexError" not in blocks["no choices at all"]
+    judge_block = blocks["a judge answer of the wrong shape"]
+    assert "judge answer of the wrong shape" in judge_block and "AttributeError" not in judge_block
+    retried = [r for r in fake_llm.requests if any("That was not valid" in str(m.get("content")) for m in r["messages"])]
+    assert len(retried) == 1  # retried once
+    # F7: neither the URL's password nor its token value is printed (behave prints the captured log).
+    for secret in ("s3cret-Passw0rd", WEB_TOKEN):
+        assert secret not in out
+        assert all(secret not in p.read_text(encoding="utf-8") for p in junit)
+    # F3: one lone surrogate costs no report; the character shows as U+FFFD.
+    doc = json.loads((project.root / "reports" / "run.json").read_text(encoding="utf-8"))
+    answers = [t["response"] for f in doc["features"] for s in f["scenarios"] for t in s["turns"]]
+    assert "odd \ufffd character" in answers
+    assert "odd \ufffd character" in (project.root / "reports" / "run.html").read_text(encoding="utf-8")
+    assert "a lone surrogate in the model's answer" in (project.root / "reports" / "run.md").read_text(encoding="utf-8")
+    # F15: the JSON report keeps the whole arguments (turns) but bounded messages.
+    huge = next(s for f in doc["features"] for s in f["scenarios"] if s["name"] == "huge tool arguments")
+    assert len(huge["turns"][0]["tool_calls"][0]["raw_arguments"]) == BIG + 1
+    assert len(huge["first_failure"]["message"]) <= safetext.MESSAGE_LIMIT + 200
+    hostile = next(s for f in doc["features"] for s in f["scenarios"] if s["name"].startswith("a server's stderr"))
+    assert len(json.dumps(hostile)) < 100_000
