@@ -47,7 +47,7 @@ def before_all(context: Any) -> None:
     """Load and check the configuration, start the event loop, expand per-model flows."""
     context.config.setup_logging()  # what behave's default before_all does
     quiet_http_logs()  # their request lines quote URLs with passwords and tokens
-    config = load_config(context.config.userdata)
+    config = load_config(context.config.userdata, for_run=True)  # servers checked once, before any scenario
     runtime = Runtime(config)
     context.aitest = runtime
     context.config.aitest_runtime = runtime  # formatters get behave's config, not the context

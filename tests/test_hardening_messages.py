@@ -154,3 +154,99 @@ def test_hostile_texts_stay_inert_bounded_and_reports_survive(project: Project, 
     assert len(huge["first_failure"]["message"]) <= safetext.MESSAGE_LIMIT + 200
     hostile = next(s for f in doc["features"] for s in f["scenarios"] if s["name"].startswith("a server's stderr"))
     assert len(json.dumps(hostile)) < 100_000
+
+
+# --------------------------------------------------------------------------- F19, F7: config
+
+
+def _config(root: Path, text: str) -> None:
+    (root / "pyproject.toml").write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[tool.behave_aitest]\ntimeout_s = inf\n", r"\[tool.behave_aitest\]: 'timeout_s' must be a finite number \(got inf\)"),
+        ("[tool.behave_aitest]\nretry_backoff_s = nan\n", r"'retry_backoff_s' must be a finite number \(got nan\)"),
+        ("[tool.behave_aitest]\nmin_pass_rate = nan\n", r"'min_pass_rate' must be a finite number"),
+        ("[tool.behave_aitest.agents.a]\ntemperature = nan\n", r"\[tool.behave_aitest.agents.a\]: 'temperature' must be a finite number"),
+        ("[tool.behave_aitest.prices.m]\ninput_per_million = nan\noutput_per_million = 1\n", r"prices.'m'\]: 'input_per_million' must be a finite"),
+        ('[tool.behave_aitest.servers.s]\ncommand = ["x"]\ntool_timeout_s = inf\n', r"servers.s\]: 'tool_timeout_s' must be a finite number"),
+    ],
+)
+def test_non_finite_config_numbers_are_rejected_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    _config(tmp_path, text)
+    with pytest.raises(ConfigError, match=message):
+        load_config({}, cwd=tmp_path)
+
+
+def test_non_finite_userdata_numbers_are_rejected(tmp_path: Path) -> None:
+    for key in ("timeout_s", "retry_backoff_s", "min_pass_rate"):
+        with pytest.raises(ConfigError, match=rf"-D aitest.{key}: must be a finite number"):
+            load_config({f"aitest.{key}": "inf" if key == "timeout_s" else "nan"}, cwd=tmp_path)
+
+
+def test_a_system_prompt_file_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "prompt.md").write_bytes(b"Be helpful \xff\xfe\x80 please")
+    _config(tmp_path, '[tool.behave_aitest.agents.a]\nsystem_prompt_file = "prompt.md"\n')
+    with pytest.raises(ConfigError, match=r"agents.a\]: 'system_prompt_file' 'prompt.md' is not UTF-8 text \(byte 0xff at position 11\)"):
+        load_config({}, cwd=tmp_path)
+
+
+def test_unset_server_variables_and_missing_cwd_are_config_errors_for_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("H13_UNSET_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    _config(tmp_path, '[tool.behave_aitest.servers.bank]\ncommand = ["python", "-m", "x"]\nenv = { BANK_TOKEN = "${H13_UNSET_TOKEN}" }\n')
+    load_config({}, cwd=tmp_path)  # `cassettes prune` reads the config too: it needs no server
+    with pytest.raises(ConfigError, match=r"servers.bank\] env.BANK_TOKEN: environment variable H13_UNSET_TOKEN is not set"):
+        load_config({}, cwd=tmp_path, for_run=True)
+    # a replay with recorded tools starts no server: the variable may be missing (CI without secrets)
+    (tmp_path / "features" / "cassettes").mkdir(parents=True)
+    load_config({"aitest.cassette": "replay", "aitest.cassette_tools": "record"}, cwd=tmp_path, for_run=True)
+    _config(tmp_path, '[tool.behave_aitest.servers.bank]\ncommand = ["python", "-m", "x"]\ncwd = "no-such-folder"\n')
+    with pytest.raises(ConfigError, match=r"servers.bank\]: 'cwd' folder 'no-such-folder' does not exist"):
+        load_config({}, cwd=tmp_path, for_run=True)
+    _config(tmp_path, '[tool.behave_aitest.servers.web]\nurl = "http://h/mcp?token=${H13_UNSET_TOKEN}"\n')
+    with pytest.raises(ConfigError, match=r"servers.web\] url: environment variable H13_UNSET_TOKEN is not set"):
+        load_config({}, cwd=tmp_path, for_run=True)
+
+
+def test_a_mistyped_url_in_a_config_error_is_redacted(tmp_path: Path) -> None:
+    _config(tmp_path, '[tool.behave_aitest.servers.web]\ntransport = "streamable-http"\nurl = "htp://alice:s3cret-Passw0rd@host/mcp"\n')
+    with pytest.raises(ConfigError, match=r"'url' must start with http:// or https://") as caught:
+        load_config({}, cwd=tmp_path)
+    assert "s3cret-Passw0rd" not in str(caught.value) and "[REDACTED]" in str(caught.value)
+
+
+def test_an_unset_server_variable_stops_the_run_before_the_first_scenario(project: Project, fake_llm: FakeOpenAI) -> None:
+    project.config(llm_config(fake_llm) + BANK + 'env = { BANK_TOKEN = "${H13_UNSET_TOKEN}" }\n')
+    project.feature("f.feature", 'Feature: F\n  Scenario: one\n    Given the MCP server "bank"\n    When the user says "hi"\n'
+                    '  Scenario: two\n    Given the MCP server "bank"\n    When the user says "hi"\n')
+    result = project.run()
+    assert result.returncode == 1
+    assert ("HOOK-ERROR in before_all: ConfigError: pyproject.toml [tool.behave_aitest.servers.bank] env.BANK_TOKEN: "
+            "environment variable H13_UNSET_TOKEN is not set") in result.output
+    assert result.output.count("H13_UNSET_TOKEN is not set") == 1  # once, not once per scenario
+    assert fake_llm.requests == []
+
+
+def _strict(text: str) -> object:
+    def refuse(constant: str) -> object:
+        raise AssertionError(f"{constant} in JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_reports_never_hold_nan_or_a_lone_surrogate() -> None:
+    from behave_aitest import render
+
+    doc = report.build_document([], started_at=1.0, finished_at=2.0, title="t \ud800")
+    doc["totals"]["cost_usd"] = math.nan
+    doc["runs"][0]["wall_time_s"] = math.inf
+    _strict(report.dumps(doc))
+    assert "\ud800" not in report.dumps(doc)
+    page = render.html(doc)
+    embedded = re.search(r'<script type="application/json"[^>]*>(.*?)</script>', page, re.DOTALL)
+    assert embedded is not None and "NaN" not in embedded.group(1) and "Infinity" not in embedded.group(1)
+    _strict(embedded.group(1))
+    assert report.build_document([], started_at=1.0, finished_at=2.0, title="t \ud800")["title"] == "t \ufffd"
