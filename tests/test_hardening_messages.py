@@ -250,3 +250,79 @@ def test_reports_never_hold_nan_or_a_lone_surrogate() -> None:
     assert embedded is not None and "NaN" not in embedded.group(1) and "Infinity" not in embedded.group(1)
     _strict(embedded.group(1))
     assert report.build_document([], started_at=1.0, finished_at=2.0, title="t \ud800")["title"] == "t \ufffd"
+
+
+# --------------------------------------------------------------------------- F20: malformed reports
+
+
+def _malformed(doc: dict, case: str) -> dict:
+    feature, scenario = doc["features"][0], doc["features"][0]["scenarios"][0]
+    if case == "features":
+        doc["features"] = "nope"
+    elif case == "scenarios":
+        del feature["scenarios"]
+    elif case == "status":
+        scenario["status"] = "weird"
+    elif case == "version 0":
+        doc["schema_version"] = 0
+    elif case == "version -5":
+        doc["schema_version"] = -5
+    elif case == "stats":
+        scenario["stats"] = "lots"
+    elif case == "turns":
+        scenario["turns"] = [None]
+    elif case == "steps":
+        scenario["steps"] = [{"bogus": 1}]
+    return doc
+
+
+MALFORMED = {
+    "features": "'features' must be a list",
+    "scenarios": "features[0]: 'scenarios' is missing",
+    "status": "features[0].scenarios[0].status: unknown status 'weird' (one of passed, failed, error, skipped, untested)",
+    "version 0": "'schema_version' 0 is not a version",
+    "version -5": "'schema_version' -5 is not a version",
+    "stats": "features[0].scenarios[0].stats: must be an object",
+    "turns": "features[0].scenarios[0].turns[0]: must be an object",
+    "steps": "features[0].scenarios[0].steps[0]",
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_reports_give_one_line_naming_file_and_field(tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_report_unit import build, session_feature
+
+    from behave_aitest import cli
+
+    good = tmp_path / "good.json"
+    good.write_text(report.dumps(build(session_feature())), encoding="utf-8")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_malformed(json.loads(good.read_text(encoding="utf-8")), case)), encoding="utf-8")
+    for argv in (["report", "render", str(bad), "-o", str(tmp_path / "x.html")],
+                 ["report", "merge", str(good), str(bad), "-o", str(tmp_path / "m.html")]):
+        code = cli.main(argv)
+        err = capsys.readouterr().err
+        assert code in (1, 2), (argv, err)
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith(f"behave-aitest: {bad}: ") and MALFORMED[case] in err, err
+    assert not (tmp_path / "x.html").exists() and not (tmp_path / "m.html").exists()
+
+
+def test_the_cli_says_malformed_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text(json.dumps({"schema": report.SCHEMA, "schema_version": 1, "features": "nope"}), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "behave_aitest.cli", "report", "render", "bad.json", "-o", "x.html"],
+                          cwd=tmp_path, capture_output=True, text=True, encoding="utf-8")
+    assert done.returncode == 1 and done.stderr == "behave-aitest: bad.json: 'features' must be a list (got 'nope').\n", done.stderr
+
+
+def test_a_field_of_the_wrong_type_deep_inside_is_one_line_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_report_unit import build, session_feature
+
+    from behave_aitest import cli
+
+    doc = build(session_feature())
+    doc["features"][0]["scenarios"][1]["first_failure"] = "a string, not an object"
+    (tmp_path / "odd.json").write_text(report.dumps(doc), encoding="utf-8")
+    assert cli.main(["report", "render", str(tmp_path / "odd.json"), "-o", str(tmp_path / "x.md")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"behave-aitest: {tmp_path / 'odd.json'}: malformed report, cannot render it (AttributeError") and err.count("\n") == 1, err
