@@ -111,7 +111,7 @@ async def ask(
             try:
                 data = parse_json_object(reply.content or "")
             except ValueError as exc:
-                problem = f"no valid JSON: {exc}"
+                problem = str(exc)  # not JSON (worded as before: recorded judge retries still match)
             else:
                 try:
                     return validate(data)
