@@ -326,3 +326,12 @@ def test_a_field_of_the_wrong_type_deep_inside_is_one_line_too(tmp_path: Path, c
     assert cli.main(["report", "render", str(tmp_path / "odd.json"), "-o", str(tmp_path / "x.md")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"behave-aitest: {tmp_path / 'odd.json'}: malformed report, cannot render it (AttributeError") and err.count("\n") == 1, err
+
+
+def test_message_escaping_keeps_tabs_and_newlines_and_bounds_every_line() -> None:
+    text = "a\tb\nc\x00d\x9be\ufffef\ud800g\r\n  ::warning::x\nno :: here\n" + "z" * 10_000
+    out = safetext.message(text)
+    assert out.startswith("a\tb\nc\\x00d\\x9be\\ufffef\ufffdg\\r\n  \\x3a:warning::x\nno :: here\n")
+    assert all(len(line) <= safetext.LINE_LIMIT + 60 for line in out.split("\n"))
+    ET.fromstring(f"<m>{out.replace('&', '&amp;').replace('<', '&lt;')}</m>")  # XML 1.0 accepts it
+    assert len(safetext.message("\n".join(["y" * 1_999] * 100))) <= safetext.MESSAGE_LIMIT + 60
