@@ -111,7 +111,6 @@ def test_hostile_texts_stay_inert_bounded_and_reports_survive(project: Project, 
     )
     out = result.output
     blocks = _by_scenario(out)
-    (Path("/tmp") / "h13-messages-out.txt").write_text(out, encoding="utf-8", errors="replace")
     # F14/F16: nothing that drives a terminal or a CI runner reaches the console; shown escaped.
     assert ESC not in out and "\x07" not in out
     assert not [line for line in out.splitlines() if line.lstrip().startswith("::")]
