@@ -11,8 +11,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .safetext import clip
+
 if TYPE_CHECKING:
     from .records import ToolCall, Turn
+
+CALL_LIMIT = 1_000  # characters of one tool call in a failure message
 
 
 def calls_of(turns: Iterable[Turn]) -> list[ToolCall]:
@@ -101,7 +105,9 @@ def describe(turns: Sequence[Turn], *, what: str = "this turn") -> str:
     calls = calls_of(turns)
     lines = [f"What the agent did in {what}:"]
     lines.append("  tools called:" if calls else "  tools called: none")
-    lines.extend(f"    - {c.describe()}" for c in calls)
+    # A tool call's arguments can be megabytes: one line of a message shows at most CALL_LIMIT
+    # characters of it (the JSON report keeps them whole).
+    lines.extend(f"    - {clip(c.describe(), CALL_LIMIT)}" for c in calls)
     response = turns[-1].response if turns else ""
     lines.append(f"  response: {response!r}" if len(response) < 600 else f"  response: {response[:600]!r}…")
     return "\n".join(lines)

@@ -37,11 +37,24 @@ def write_report(doc: dict[str, Any], output: str, fmt: str | None, max_text: in
     limit = report.DEFAULT_MAX_TEXT if max_text is None else max_text
     text = report.dumps(doc) if kind == "json" else {"html": render.html, "md": render.markdown}[kind](doc, limit)
     if output == "-":
-        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.write(text.encode("utf-8", errors="replace"))
         sys.stdout.buffer.flush()
     else:
         report.write_text(output, text)
     return kind
+
+
+def _malformed(names: Sequence[str], exc: Exception) -> Exception:
+    """A report that passed :func:`report.shape_problem` but still broke the rendering (a field
+    of the wrong type deep inside): one line naming the file(s), not a traceback."""
+    from .report import ReportError
+
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return ReportError(f"{', '.join(names)}: malformed report, cannot render it ({detail}).")
+
+
+# What a field of the wrong type raises while summarising, merging or rendering.
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -50,8 +63,13 @@ def _render(args: argparse.Namespace) -> int:
     doc = report.load(args.input)
     if args.title:
         doc["title"] = args.title
-    report.summarize(doc)
-    write_report(doc, args.output, args.format, args.max_text)
+    try:
+        report.summarize(doc)
+        write_report(doc, args.output, args.format, args.max_text)
+    except report.ReportError:
+        raise
+    except _SHAPE_ERRORS as exc:
+        raise _malformed([args.input], exc) from None
     if args.output != "-":
         print(f"{args.output}: {_summary(doc)}", file=sys.stderr)
     return 0
@@ -60,8 +78,14 @@ def _render(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from . import report
 
-    doc = report.merge([report.load(path) for path in args.inputs], title=args.title)
-    write_report(doc, args.output, args.format, args.max_text)
+    docs = [report.load(path) for path in args.inputs]
+    try:
+        doc = report.merge(docs, title=args.title)
+        write_report(doc, args.output, args.format, args.max_text)
+    except report.ReportError:
+        raise
+    except _SHAPE_ERRORS as exc:
+        raise _malformed(args.inputs, exc) from None
     if args.output != "-":
         print(f"{args.output}: merged {len(args.inputs)} reports, {_summary(doc)}", file=sys.stderr)
     return 0

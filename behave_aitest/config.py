@@ -9,6 +9,7 @@ conversation's own agent settings.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import sys
@@ -142,9 +143,12 @@ def _float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("must be a number")
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise ValueError("must be a number") from None
+    if not math.isfinite(number):  # inf/nan pass every comparison check below and break the run
+        raise ValueError("must be a finite number")
+    return number
 
 
 def _positive_float(value: Any) -> float:
@@ -281,6 +285,13 @@ def _suggest(key: str, known: Mapping[str, Any] | set[str]) -> str:
     return f" Known keys: {', '.join(sorted(known))}."
 
 
+def _quoted(value: Any) -> str:
+    """``repr(value)`` for a message, redacted: a mistyped URL can hold a password, a header a token."""
+    from .redact import Redactor
+
+    return str(Redactor.from_environment().text(repr(value)))
+
+
 def _check_table(
     table: Mapping[str, Any],
     schema: Mapping[str, Callable[[Any], Any]],
@@ -300,7 +311,7 @@ def _check_table(
         try:
             out[key] = check(value)
         except ValueError as exc:
-            raise ConfigError(f"{where}: {key!r} {exc} (got {value!r}).") from None
+            raise ConfigError(f"{where}: {key!r} {exc} (got {_quoted(value)}).") from None
     return out
 
 
@@ -352,11 +363,43 @@ def _table_name(root: str, *parts: str) -> str:
     return f"[{name}]" if name else "(top level)"
 
 
-def load_config(userdata: Mapping[str, Any] | None = None, cwd: Path | None = None) -> Config:
+def load_config(userdata: Mapping[str, Any] | None = None, cwd: Path | None = None, *, for_run: bool = False) -> Config:
     """Load, merge and validate the configuration for one run.
 
     ``userdata`` is behave's ``config.userdata``; its ``aitest.*`` keys override the file.
+    ``for_run`` (the hooks): also check what starting the servers needs (``${VAR}`` set,
+    ``cwd`` exists), so that a mistake stops the run once, before the first scenario, not
+    once per scenario; tools like ``cassettes prune`` start no server and skip it.
     """
+    config = _load_config(userdata, cwd)
+    if for_run:
+        check_servers_can_start(config, cwd or Path.cwd())
+    return config
+
+
+def check_servers_can_start(config: Config, cwd: Path, environ: Mapping[str, str] | None = None) -> None:
+    """Every ``${VAR}`` a server's ``env``, ``headers`` or ``url`` uses is set (or has a default)
+    and every ``cwd`` exists. Skipped when no server will start: a replay with recorded tools
+    (``cassette_tools = "record"`` with ``cassette = "replay"`` or ``"auto"``) may run in a CI job
+    without the servers' secrets."""
+    if config.cassette_tools == "record" and config.cassette in ("replay", "auto"):
+        return
+    for server in config.servers.values():
+        for table in ("env", "headers"):
+            for key, value in getattr(server, table).items():
+                expand_env(value, f"{server.where} {table}.{key}", environ)
+        if server.url:
+            expand_env(server.url, f"{server.where} url", environ)
+        if server.cwd is not None:
+            folder = Path(server.cwd) if Path(server.cwd).is_absolute() else cwd / server.cwd
+            if not folder.is_dir():
+                raise ConfigError(
+                    f"{server.where}: 'cwd' folder {server.cwd!r} does not exist (looked in {folder}; "
+                    "a relative cwd is taken from the folder behave runs in)."
+                )
+
+
+def _load_config(userdata: Mapping[str, Any] | None, cwd: Path | None) -> Config:
     overrides = _userdata_overrides(userdata or {})
     if "config" in overrides:
         path: Path | None = Path(overrides["config"])
@@ -444,7 +487,7 @@ def _userdata_overrides(userdata: Mapping[str, Any]) -> dict[str, Any]:
         try:
             out[short] = check(value)
         except ValueError as exc:
-            raise ConfigError(f"-D {key}: {exc} (got {value!r}).") from None
+            raise ConfigError(f"-D {key}: {exc} (got {_quoted(value)}).") from None
     return out
 
 
@@ -477,7 +520,7 @@ def _server(name: str, table: Any, where: str) -> ServerConfig:
         if command:
             raise ConfigError(f"{where}: 'command' is for stdio servers; start HTTP servers yourself and give 'url'.")
         if not re.match(r"^https?://", url):
-            raise ConfigError(f"{where}: 'url' must start with http:// or https:// (got {url!r}).")
+            raise ConfigError(f"{where}: 'url' must start with http:// or https:// (got {_quoted(url)}).")
     values["transport"] = transport
     return ServerConfig(name=name, where=where, **values)
 
@@ -504,6 +547,11 @@ def _agent(
             values["system_prompt"] = file.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{where}: 'system_prompt_file' {prompt_file!r} cannot be read: {exc.strerror}.") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{where}: 'system_prompt_file' {prompt_file!r} is not UTF-8 text "
+                f"(byte 0x{exc.object[exc.start]:02x} at position {exc.start}). Save it as UTF-8."
+            ) from None
     return AgentConfig(name=name, where=where, **values)
 
 

@@ -212,7 +212,7 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
         stream.flush()
         buffer = getattr(sys.stdout, "buffer", None)
         if buffer is not None:
-            buffer.write(text.encode("utf-8"))
+            buffer.write(text.encode("utf-8", errors="replace"))
             buffer.flush()
         else:
             stream.write(text)

@@ -22,6 +22,7 @@ from typing import Any
 
 from .config import SCRIPTED_MODEL, Config, ConfigError, load_config, unknown_name
 from . import repeats
+from .safetext import quiet_http_logs
 from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
 
 
@@ -45,7 +46,8 @@ def _noted(hook: Callable[[Any], None]) -> Callable[[Any], None]:
 def before_all(context: Any) -> None:
     """Load and check the configuration, start the event loop, expand per-model flows."""
     context.config.setup_logging()  # what behave's default before_all does
-    config = load_config(context.config.userdata)
+    quiet_http_logs()  # their request lines quote URLs with passwords and tokens
+    config = load_config(context.config.userdata, for_run=True)  # servers checked once, before any scenario
     runtime = Runtime(config)
     context.aitest = runtime
     context.config.aitest_runtime = runtime  # formatters get behave's config, not the context

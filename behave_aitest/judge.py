@@ -109,17 +109,24 @@ async def ask(
                 if reply.recorded_cost_usd is not None:
                     record.recorded_cost_usd = (record.recorded_cost_usd or 0.0) + reply.recorded_cost_usd
             try:
-                return validate(parse_json_object(reply.content or ""))
-            except (ValueError, KeyError, TypeError) as exc:
-                if attempt == 2:
-                    raise JudgeError(
-                        f"the judge model {record.model!r} gave no valid answer after a retry ({exc}); "
-                        f"its last answer was: {(reply.content or '')[:300]!r}"
-                    ) from None
-                messages += [
-                    {"role": "assistant", "content": reply.content or ""},
-                    {"role": "user", "content": f"That was not valid ({exc}). Answer again with the JSON only."},
-                ]
+                data = parse_json_object(reply.content or "")
+            except ValueError as exc:
+                problem = str(exc)  # not JSON (worded as before: recorded judge retries still match)
+            else:
+                try:
+                    return validate(data)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    # {"verdicts": ["yes"]}: JSON, but not what was asked for
+                    problem = f"judge answer of the wrong shape: {_shape_problem(exc)}"
+            if attempt == 2:
+                raise JudgeError(
+                    f"the judge model {record.model!r} gave no valid answer after a retry ({problem}); "
+                    f"its last answer was: {(reply.content or '')[:300]!r}"
+                ) from None
+            messages += [
+                {"role": "assistant", "content": reply.content or ""},
+                {"role": "user", "content": f"That was not valid ({problem}). Answer again with the JSON only."},
+            ]
     except JudgeError as exc:
         record.error = str(exc)
         raise
@@ -134,6 +141,15 @@ async def ask(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _shape_problem(exc: Exception) -> str:
+    """What was wrong with a JSON answer, in words ("missing 'verdicts'", not "KeyError")."""
+    if isinstance(exc, KeyError):
+        return f"missing {exc.args[0]!r}"
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return "an entry is not an object with the expected fields"
+
+
 def _verdicts(criteria: Sequence[str]) -> Callable[[dict[str, Any]], list[Verdict]]:
     def validate(data: dict[str, Any]) -> list[Verdict]:
         items = data["verdicts"]
@@ -141,6 +157,8 @@ def _verdicts(criteria: Sequence[str]) -> Callable[[dict[str, Any]], list[Verdic
             raise ValueError(f"expected {len(criteria)} verdicts, got {len(items) if isinstance(items, list) else items!r}")
         out = []
         for criterion, item in zip(criteria, items):
+            if not isinstance(item, dict):
+                raise ValueError(f"each verdict must be an object like {{\"criterion\": 1, \"pass\": true}}, got {item!r}")
             if not isinstance(item.get("pass"), bool):
                 raise ValueError("each verdict needs a boolean 'pass'")
             out.append(Verdict(criterion, item["pass"], str(item.get("reason", ""))))

@@ -85,8 +85,13 @@ def retry_after(exc: BaseException) -> float | None:
 
 
 def reply_from_response(response: Any, latency_s: float) -> ModelReply:
-    """Convert a litellm ``ModelResponse`` into a :class:`ModelReply`."""
-    choice = response.choices[0]
+    """Convert a litellm ``ModelResponse`` into a :class:`ModelReply`.
+
+    A response without choices is the provider's fault, said as such (not an IndexError)."""
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        raise ModelError("the model returned no choices (empty answer)")
+    choice = choices[0]
     message = choice.message
     calls = [
         ToolRequest(

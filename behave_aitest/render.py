@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from . import safetext
 from .report import DEFAULT_MAX_TEXT, Doc, base_title, clip_texts, matrix
 
 STATUS_ICON = {"passed": "✓", "failed": "✗", "error": "⚠", "skipped": "⏭", "untested": "○"}
@@ -76,7 +76,7 @@ def percent(rate: Any) -> str:
 
 def safe_json(data: Any) -> str:
     """JSON that cannot end or open anything inside a ``<script>`` element."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = safetext.dumps(data)  # no NaN: one would stop the page's script
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 

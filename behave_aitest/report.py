@@ -27,6 +27,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from . import safetext
 from .redact import Redactor
 
 SCHEMA = "behave-aitest-report"
@@ -275,7 +276,7 @@ def turn_dict(turn: Any) -> dict[str, Any]:
         "messages_added": len(turn.messages),
         "started_at": iso(getattr(turn, "started_at", 0.0)),
         "duration_s": round(turn.duration_s or 0.0, 4),
-        "error": turn.error,
+        "error": _bounded(turn.error),
         "response": turn.response,
         "timeline": timeline,
         "tool_calls": tool_calls,
@@ -286,11 +287,18 @@ def turn_dict(turn: Any) -> dict[str, Any]:
     return data
 
 
+def _bounded(text: str | None) -> str | None:
+    """An error text cut to :data:`safetext.MESSAGE_LIMIT` characters (start and end kept): a
+    server's 5 MB stderr tail is not worth 5 MB of every report. Tool arguments and results,
+    which a reader may need whole, are never cut in the JSON."""
+    return None if text is None else safetext.clip(str(text), safetext.MESSAGE_LIMIT)
+
+
 def _message(step: Any) -> str:
     text = getattr(step, "error_message", None)
     if not text and getattr(step, "exception", None) is not None:
         text = f"{type(step.exception).__name__}: {step.exception}"
-    return str(text or "")
+    return _bounded(str(text or "")) or ""
 
 
 def _scenario_tags(scenario: Any) -> list[str]:
@@ -329,7 +337,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         if first_failure is None and status in _FAILED:
             first_failure = {"step": f"{step.keyword} {step.name}", "location": item["location"], "status": status, "message": item["error"] or ""}
     status = outcome(scenario.status)
-    hook_error = getattr(scenario, "error_message", None) if getattr(scenario, "hook_failed", False) else None
+    hook_error = _bounded(getattr(scenario, "error_message", None)) if getattr(scenario, "hook_failed", False) else None
     if first_failure is None and status in _FAILED:
         repeat = getattr(scenario, "aitest_repeat", None)
         message = hook_error or (repeat.summary() if repeat is not None else "") or "The scenario did not finish (the run was interrupted)."
@@ -494,7 +502,9 @@ def build_document(
     }
     summarize(doc)
     redacted: Doc = (redactor or Redactor.from_environment(config))(doc)
-    return redacted
+    # one lone surrogate from a tool or a NaN cost must not cost the report
+    clean: Doc = safetext.json_safe(redacted)
+    return clean
 
 
 def _relative(path: Any) -> str:
@@ -591,8 +601,8 @@ def write_text(path: str | Path, text: str) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8", newline="\n")
+    try:  # "replace": a character UTF-8 cannot hold (a lone surrogate) must not cost the file
+        temporary.write_text(text, encoding="utf-8", errors="replace", newline="\n")
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -602,7 +612,7 @@ def dumps(doc: Doc) -> str:
     """The document as compact JSON: with ``indent`` the standard library falls back to its
     pure-Python encoder, 4-5 times slower on a 1,000-scenario report (``python -m bench``,
     item 5). ``python -m json.tool`` pretty-prints it for reading."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return safetext.dumps(doc) + "\n"  # valid JSON: no NaN (unknown numbers are null)
 
 
 def load(path: str | Path) -> Doc:
@@ -616,9 +626,83 @@ def load(path: str | Path) -> Doc:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ReportError(f"{path}: not a behave-aitest report (no \"schema\": \"{SCHEMA}\"). Write one with -f behave_aitest.formatter:JSONFormatter.")
     version = data.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ReportError(f"{path}: report schema version {version!r} is newer than this behave-aitest reads ({SCHEMA_VERSION}): upgrade behave-aitest.")
-    return data
+    problem = shape_problem(data)
+    if problem:
+        raise ReportError(f"{path}: {problem}.")
+    safe: Doc = safetext.json_safe(data)  # json.loads accepts NaN and "\ud800": neither may be written again
+    return safe
+
+
+def _shown(value: Any) -> str:
+    return safetext.clip(repr(value), 60)
+
+
+def _field_problem(value: Any, where: str, kind: type, what: str) -> str | None:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        return f"{where} must be {what} (got {_shown(value)})"
+    return None
+
+
+def shape_problem(doc: Mapping[str, Any]) -> str | None:
+    """What makes ``doc`` unusable as a report, naming the field ("features[0].scenarios[2].status:
+    unknown status 'weird'"), or None. Checks what summarising, merging and rendering rely on;
+    optional parts may be missing. A hand-edited or truncated file gives this one line, never a
+    traceback from deep inside the renderer."""
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return f"'schema_version' {_shown(version)} is not a version (a whole number from 1 to {SCHEMA_VERSION})"
+    problem = _field_problem(doc.get("features"), "'features'", list, "a list")
+    if problem or "runs" in doc and (problem := _field_problem(doc["runs"], "'runs'", list, "a list")):
+        return problem
+    for r, run in enumerate(doc.get("runs", [])):
+        if problem := _field_problem(run, f"runs[{r}]", dict, "an object"):
+            return problem
+    for f, feature in enumerate(doc["features"]):
+        where = f"features[{f}]"
+        if problem := _field_problem(feature, where, dict, "an object"):
+            return problem
+        for key in ("scenarios", "stats", "location", "name"):
+            if key not in feature:
+                return f"{where}: {key!r} is missing"
+        if problem := _stats_problem(feature["stats"], f"{where}.stats") or _field_problem(feature["scenarios"], f"{where}.scenarios", list, "a list"):
+            return problem
+        for s, scenario in enumerate(feature["scenarios"]):
+            if problem := _scenario_problem(scenario, f"{where}.scenarios[{s}]"):
+                return problem
+    return None
+
+
+def _stats_problem(stats: Any, where: str) -> str | None:
+    if not isinstance(stats, dict):
+        return f"{where}: must be an object"
+    for key, value in stats.items():
+        if key in empty_stats() and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            return f"{where}.{key}: must be a number (got {_shown(value)})"
+    return None
+
+
+def _scenario_problem(scenario: Any, where: str) -> str | None:
+    if not isinstance(scenario, dict):
+        return f"{where}: must be an object"
+    for key in ("name", "status", "stats"):
+        if key not in scenario:
+            return f"{where}: {key!r} is missing"
+    if scenario["status"] not in OUTCOMES:
+        return f"{where}.status: unknown status {_shown(scenario['status'])} (one of {', '.join(OUTCOMES)})"
+    if problem := _stats_problem(scenario["stats"], f"{where}.stats"):
+        return problem
+    for key in ("steps", "turns"):
+        items = scenario.get(key, [])
+        if not isinstance(items, list):
+            return f"{where}.{key}: must be a list"
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                return f"{where}.{key}[{i}]: must be an object"
+            if key == "steps" and (item.get("status") not in OUTCOMES or not isinstance(item.get("name"), str)):
+                return f"{where}.steps[{i}]: needs a 'name' and a 'status' (one of {', '.join(OUTCOMES)})"
+    return None
 
 
 def _scenario_key(scenario: Mapping[str, Any]) -> tuple[str, str]:

@@ -42,9 +42,10 @@ def _redacting(step: Callable[..., None]) -> Callable[..., None]:
             step(context, *args, **kwargs)
         except Exception as exc:
             from .redact import Redactor
+            from .safetext import message  # escaped (no ANSI, no CI commands, valid XML) and capped
 
             redactor = getattr(getattr(context, "aitest", None), "redactor", None) or Redactor.from_environment()
-            exc.args = tuple(redactor.text(a) if isinstance(a, str) else a for a in exc.args)
+            exc.args = tuple(message(redactor.text(a)) if isinstance(a, str) else a for a in exc.args)
             raise
 
     return run
