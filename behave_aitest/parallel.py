@@ -97,18 +97,14 @@ class ParallelRunner(Runner):
         sharded = "aitest.shard" in (self.config.userdata or {})
         if (jobs == 1 and not sharded) or self.config.dry_run:
             return super().run()  # exactly behave's own run
-        try:
-            config = load_config(self.config.userdata)
-        except ConfigError as exc:
-            raise BehaveConfigError(str(exc)) from None
         self._in_parallel = True
         with self.path_manager:
             self.setup_paths()
-            return self._run_parallel(config, jobs)
+            return self._run_parallel(jobs)
 
     # ----------------------------------------------------------------- the parent
 
-    def _run_parallel(self, config: Any, jobs: int) -> bool:
+    def _run_parallel(self, jobs: int) -> bool:
         from . import hooks
 
         self.context = Context(self)
@@ -119,12 +115,13 @@ class ParallelRunner(Runner):
         locations = [f for f in self.feature_locations() if not self.config.exclude(f)]
         self.features.extend(parse_features(locations, language=self.config.lang))
         try:
+            config = load_config(self.config.userdata, for_run=True)  # once, before any worker starts
             hooks.expand_model_flows(self.features, config.models)
             hooks.unique_junit_names(self.config.reporters)
             hooks.check_features(self.features, SimpleNamespace(config=config))
             plan = units.plan(self.features, self.config, config.repeat)
         except (ConfigError, units.PlanError) as exc:
-            raise BehaveConfigError(str(exc)) from None
+            return self._stopped_before_start(f"{type(exc).__name__}: {exc}")
         durations = self._durations(config)
         if config.shard is not None:
             plan = units.shard(plan, *config.shard, durations if config.durations else None)
@@ -146,6 +143,22 @@ class ParallelRunner(Runner):
             self._execute(run, units.longest_first(plan, durations), workers, config)
         return self._finish(run, config)
 
+    def _stopped_before_start(self, reason: str) -> bool:
+        """A mistake found before any worker starts: said in one line, as a sequential run's
+        before_all says it; the report formatters still write their (partial) report."""
+        message = f"HOOK-ERROR in before_all: {reason}"
+        print(message)
+        self.config.aitest_hook_errors = [message]
+        self.formatters = self._formatters(quiet=True)
+        for feature in self.features:
+            for reporter in self.config.reporters:
+                reporter.feature(feature)
+        for formatter in self.formatters:
+            formatter.close()
+        for reporter in self.config.reporters:
+            reporter.end()
+        return True
+
     def _durations(self, config: Any) -> dict[str, float]:
         """Unit durations of an earlier run: ``-D aitest.durations=PATH``, else this run's own JSON report."""
         if config.durations:
@@ -164,7 +177,7 @@ class ParallelRunner(Runner):
                 paths.append(Path(str(target)).with_suffix(".json"))
         return paths
 
-    def _formatters(self) -> list[Any]:
+    def _formatters(self, quiet: bool = False) -> list[Any]:
         """behave's formatters for the replay; console formatters give way to the per-unit lines."""
         kept, dropped = [], []
         for formatter in make_formatters(self.config, self.config.outputs):
@@ -174,7 +187,7 @@ class ParallelRunner(Runner):
                 dropped.append(formatter.name)
                 continue
             kept.append(formatter)
-        if dropped:
+        if dropped and not quiet:
             print(
                 f"behave-aitest -j: the console formatter {', '.join(sorted(set(dropped)))} is replaced by one line per "
                 "conversation; give it an output file (-f NAME -o FILE) to keep its output."

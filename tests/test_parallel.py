@@ -364,14 +364,18 @@ def test_sigterm_stops_every_worker_and_server(project: Project, tmp_path_factor
         (("-j", "2", "-D", "aitest.shard=3/2"), "-D aitest.shard: must be K/N with 1 <= K <= N"),
         (("-D", "aitest.shard=0/2"), "-D aitest.shard: must be K/N with 1 <= K <= N"),
         (("-D", "aitest.shard=a/b"), "-D aitest.shard: must be K/N, e.g. 1/4"),
+        (("-j", "2", "-D", "aitest.max_turns=0"), "HOOK-ERROR in before_all: ConfigError: -D aitest.max_turns"),
     ],
 )
 def test_bad_jobs_and_shards_are_one_line_errors(project: Project, args: tuple[str, ...], message: str) -> None:
     make(project, ("session.feature", SESSION))
-    result = project.run(*RUNNER, *args)
+    result = project.run(*RUNNER, *args, "-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json")
     assert result.returncode != 0
     assert message in result.output, result.output
     assert "Traceback" not in result.output, result.output
+    if args[:2] != ("-j", "0"):  # found by the runner, like a sequential before_all: the report says why
+        doc = report(project, "r.json")
+        assert doc["partial"] is True and "stopped before the first scenario" in doc["partial_reasons"][0], doc["partial_reasons"]
 
 
 def test_shard_parts_hold_every_unit_once() -> None:
