@@ -419,3 +419,29 @@ def test_max_model_concurrency_holds_across_workers(project: Project) -> None:
         assert limited.returncode == 0, limited.output
     assert unlimited >= 2  # the workers do call the model at the same time...
     assert state["most"] == 1  # ...and the limit makes them take turns
+
+
+def test_longest_units_first_from_an_earlier_report(tmp_path: Path) -> None:
+    from behave_aitest.units import duration_key, load_durations, longest_first
+
+    earlier = {
+        "features": [
+            {"name": "F", "scenarios": [
+                {"location": "f:1", "duration_s": 2.0},
+                {"location": "f:2", "duration_s": 9.0, "repeat": {"runs": 3}},  # 3 s per run
+                {"location": "f:3", "duration_s": 5.0},
+            ]},
+        ]
+    }
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps(earlier), encoding="utf-8")
+    durations = load_durations(path)
+    assert durations == {duration_key("F", "f:1"): 2.0, duration_key("F", "f:2"): 3.0, duration_key("F", "f:3"): 5.0}
+    plan = [Unit(i, 0, (i,), 1, 1, False, f"u{i}", f"f:{i + 1}", 1, (duration_key("F", f"f:{i + 1}"),)) for i in range(3)]
+    assert [u.index for u in longest_first(plan, durations)] == [2, 1, 0]
+    # without an earlier report: by user turns, ties in plan order
+    turns = [Unit(i, 0, (i,), 1, 1, False, f"u{i}", f"f:{i}", t, (f"k{i}",)) for i, t in enumerate((1, 3, 1, 2))]
+    assert [u.index for u in longest_first(turns, {})] == [1, 3, 0, 2]
+    assert load_durations(tmp_path / "missing.json") == {}
+    (tmp_path / "foreign.json").write_text('["not a report"]', encoding="utf-8")
+    assert load_durations(tmp_path / "foreign.json") == {}
