@@ -1,0 +1,139 @@
+"""``behave -j N``: shards, a dying worker, SIGTERM, shared model limits, the config-set runner.
+
+Split from test_parallel.py (which holds the project these tests share) so that pytest-xdist
+runs the two files at the same time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from conftest import Project, processes_in
+from test_parallel import PLAIN, RUNNER, SESSION, make, report
+
+
+def test_exit_code_zero_and_the_html_report_when_all_pass(project: Project) -> None:
+    make(project, ("session.feature", SESSION))
+    (project.root / "pyproject.toml").write_text(
+        (project.root / "pyproject.toml").read_text() + '\n[tool.behave]\nrunner = "behave_aitest.parallel:ParallelRunner"\n'
+        'format = ["behave_aitest.formatter:HTMLFormatter"]\noutfiles = ["reports/aitest.html"]\n'
+    )
+    result = project.run("-j", "2", env={"BEHAVE_AITEST_START_METHOD": "spawn"})  # the runner comes from [tool.behave]; workers spawned, not forked
+    assert result.returncode == 0, result.output
+    assert "USING RUNNER: behave_aitest.parallel:ParallelRunner" in result.output
+    assert "1 conversation on 1 worker" in result.output
+    assert (project.root / "reports" / "aitest.html").is_file()
+    assert report(project, "reports/aitest.json")["totals"]["passed"] == 3
+
+
+def test_shards_partition_the_run(project: Project) -> None:
+    make(project, ("session.feature", SESSION), ("probe.feature", PLAIN))
+    fmt = ("-f", "behave_aitest.formatter:JSONFormatter")
+    one = project.run(*RUNNER, "-j", "2", "-D", "aitest.shard=1/2", *fmt, "-o", "s1.json")
+    two = project.run(*RUNNER, "-D", "aitest.shard=2/2", *fmt, "-o", "s2.json")  # without -j
+    seq = project.run(*fmt, "-o", "seq.json")
+    names = []
+    for part in ("s1.json", "s2.json"):
+        doc = report(project, part)
+        names.append({(f["name"], s["name"]) for f in doc["features"] for s in f["scenarios"]})
+    assert names[0] and names[1] and not names[0] & names[1], names
+    whole = report(project, "seq.json")
+    assert names[0] | names[1] == {(f["name"], s["name"]) for f in whole["features"] for s in f["scenarios"]}
+    assert seq.returncode == 1, seq.output
+    for result, part in ((one, "s1.json"), (two, "s2.json")):  # a shard fails exactly when one of its conversations did
+        bad = report(project, part)["totals"]["failed"] + report(project, part)["totals"]["error"]
+        assert result.returncode == (1 if bad else 0), result.output
+    merged = subprocess.run(
+        [sys.executable, "-m", "behave_aitest.cli", "report", "merge", "s1.json", "s2.json", "-o", "merged.json"],
+        cwd=project.root, capture_output=True, text=True, timeout=60,
+    )
+    assert merged.returncode == 0, merged.stderr
+    doc = report(project, "merged.json")
+    statuses = {(f["name"], s["name"]): s["status"] for f in doc["features"] for s in f["scenarios"]}
+    assert statuses == {(f["name"], s["name"]): s["status"] for f in whole["features"] for s in f["scenarios"]}
+    assert doc["totals"]["features"] == 2
+
+
+def test_a_worker_that_dies_errors_its_conversation_only(project: Project) -> None:
+    feature = PLAIN.split("  Scenario: Echo fails")[0] + '  Scenario: Kill my worker\n    When the user says "kill the worker"\n'
+    make(project, ("probe.feature", feature), ("session.feature", SESSION))
+    result = project.run(*RUNNER, "-j", "2", "-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json")
+    assert result.returncode == 1, result.output
+    assert "was killed by signal SIGKILL while running this conversation" in result.output, result.output
+    doc = report(project, "r.json")
+    statuses = {s["name"]: s["status"] for f in doc["features"] for s in f["scenarios"]}
+    assert statuses == {"Echo one": "passed", "Kill my worker": "error", "Goal": "passed", "Transfer": "passed", "Remember": "passed"}
+    deadline = time.time() + 10
+    while processes_in(project.root) and time.time() < deadline:
+        time.sleep(0.2)  # the dead worker's server sees its stdin close and ends
+    assert processes_in(project.root) == []
+
+
+def test_sigterm_stops_every_worker_and_server(project: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
+    feature = "Feature: Slow\n" + "".join(
+        f'  Scenario: Slow {i}\n    Given the agent "prober"\n    When the user says "take your time"\n' for i in range(4)
+    )
+    make(project, ("slow.feature", feature))
+    tmp = tmp_path_factory.mktemp("tmpdir")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["TMPDIR"] = str(tmp)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "behave", "--no-color", *RUNNER, "-j", "2", "-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json"],
+        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while sum("probe_server" in p for p in processes_in(project.root)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        assert sum("probe_server" in p for p in processes_in(project.root)) == 2
+        time.sleep(1.0)  # both tools are now sleeping
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, output
+    assert "stopping every worker" in output, output
+    doc = report(project, "r.json")
+    assert doc["partial"] is True, output
+    assert processes_in(project.root) == []
+    assert list(tmp.iterdir()) == [], list(tmp.iterdir())
+
+
+def test_max_model_concurrency_holds_across_workers(project: Project) -> None:
+    """Four conversations on four workers against one slow model: with the limit, one call at a time."""
+    import threading
+
+    from behave_aitest.fakellm import FakeOpenAI
+
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def slow_brain(request: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.6)
+        with lock:
+            state["now"] -= 1
+        return {"content": "fine"}
+
+    feature = "Feature: Busy model\n" + "".join(
+        f'  Scenario: Ask {i}\n    When the user says "hello {i}"\n    Then the agent answered\n' for i in range(4)
+    )
+    project.feature("busy.feature", feature)
+    with FakeOpenAI(brain=slow_brain) as server:
+        project.config(f'[tool.behave_aitest]\nmodel = "openai/fake"\napi_base = "{server.base_url}"\nretry_backoff_s = 0\n')
+        free = project.run(*RUNNER, "-j", "4")
+        assert free.returncode == 0, free.output
+        unlimited, state["most"] = state["most"], 0
+        limited = project.run(*RUNNER, "-j", "4", "-D", "aitest.max_model_concurrency=1")
+        assert limited.returncode == 0, limited.output
+    assert unlimited >= 2  # the workers do call the model at the same time...
+    assert state["most"] == 1  # ...and the limit makes them take turns
