@@ -48,6 +48,12 @@ def before_all(context: Any) -> None:
     context.config.setup_logging()  # what behave's default before_all does
     quiet_http_logs()  # their request lines quote URLs with passwords and tokens
     config = load_config(context.config.userdata, for_run=True)  # servers checked once, before any scenario
+    if config.shard is not None and not getattr(context.config, "aitest_worker", False):
+        raise ConfigError(
+            "-D aitest.shard needs behave-aitest's runner, or every shard would run everything: add "
+            'runner = "behave_aitest.parallel:ParallelRunner" under [tool.behave], or pass '
+            "--runner behave_aitest.parallel:ParallelRunner (docs/parallel.md)."
+        )
     runtime = Runtime(config)
     context.aitest = runtime
     context.config.aitest_runtime = runtime  # formatters get behave's config, not the context

@@ -52,6 +52,8 @@ class UnitOutcome:
     session: Conversation | None = None  # feature.aitest_conversation of a @session unit
     undefined: list[tuple[int, int]] = field(default_factory=list)  # (scenario index, step index)
     hook_errors: list[str] = field(default_factory=list)
+    hook_failures: int = 0  # hooks that failed during the unit (behave counts them as a failed run)
+    rules: list[tuple[int, bool, str | None]] = field(default_factory=list)  # (rule index, hook failed, message)
     aborted: bool = False
 
     @property
@@ -101,6 +103,7 @@ def capture(unit: int, worker: int, feature: Any, indices: Sequence[int], durati
                 steps=steps,
             )
         )
+    outcome.rules = [(i, bool(rule.hook_failed), rule.error_message) for i, rule in enumerate(feature.iter_rules())]
     outcome.feature_hook_failed = bool(feature.hook_failed)
     outcome.feature_error_message = feature.error_message if feature.hook_failed else None
     outcome.session = getattr(feature, "aitest_conversation", None)

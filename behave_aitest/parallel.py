@@ -43,6 +43,7 @@ from behave.runner_util import parse_features
 from . import outcomes, units
 from .config import ConfigError, load_config
 from .limits import SLOTS_ENV
+from .worker import DONE, READY
 from .repeats import RepeatStats, _settle
 
 # How long workers get to stop their servers after Ctrl-C / SIGTERM before they are killed.
@@ -61,6 +62,7 @@ class _Worker:
     unit: units.Unit | None = None
     done: bool = False  # sent its last message
     started_at: float = 0.0
+    shown: int = 0  # bytes of its log already shown
 
 
 @dataclass
@@ -70,9 +72,17 @@ class _Run:
     plan: list[units.Unit]
     results: dict[int, outcomes.UnitOutcome] = field(default_factory=dict)
     hook_errors: list[str] = field(default_factory=list)
+    config: Any = None  # the run's behave-aitest Config
+    running: set[int] = field(default_factory=set)  # units sent to a worker, not yet back
+    hook_failures: int = 0  # behave's count over all workers (a failed run, as in run_model)
+    cleanup_failed: bool = False
     aborted: bool = False
     stopped: bool = False  # --stop after a failure
-    setup_failed: str | None = None
+    setup_failed: str | None = None  # a HOOK-ERROR line: the run could not start
+
+    @property
+    def halted(self) -> bool:
+        return bool(self.aborted or self.stopped or self.setup_failed)
 
 
 class ParallelRunner(Runner):
@@ -137,10 +147,14 @@ class ParallelRunner(Runner):
         workers = min(jobs, max(len(plan), 1))
         print(f"behave-aitest: {len(plan)} conversation{'s' * (len(plan) != 1)} on {workers} worker{'s' * (workers != 1)}{shard}")
         sys.stdout.flush()
-        run = _Run(plan)
+        run = _Run(plan, config=config)
         if plan:
-            self._preload(config)
-            self._execute(run, units.longest_first(plan, durations), workers, config)
+            try:
+                self._preload(config)
+            except KeyboardInterrupt:  # Ctrl-C during the imports: nothing ran, nothing to stop
+                run.aborted = True
+            else:
+                self._execute(run, units.longest_first(plan, durations), workers, config)
         return self._finish(run, config)
 
     def _stopped_before_start(self, reason: str) -> bool:
@@ -204,7 +218,7 @@ class ParallelRunner(Runner):
 
             litellm_module()
 
-    def _start(self, index: int, log_dir: Path, method: str) -> _Worker:
+    def _start(self, index: int, log_dir: Path, method: str, workers: list[_Worker]) -> _Worker:
         parent_end, child_end = multiprocessing.Pipe()
         log = log_dir / f"worker-{index}.log"
         temp = log_dir / f"worker-{index}.tmp"
@@ -212,9 +226,15 @@ class ParallelRunner(Runner):
         if method == "fork":
             from .worker import serve
 
-            process = context.Process(target=serve, args=(self, self.features, index, child_end, str(log), str(temp)), daemon=False)
+            # The child must not hold the parent's ends of any pipe, or it would never see the
+            # parent go away (and earlier workers would not either).
+            inherited = [parent_end, *(w.conn for w in workers)]
+            args = (self, self.features, index, child_end, str(log), str(temp), inherited)
+            process = context.Process(target=serve, args=args, daemon=False)
         else:  # spawn: the worker parses and plans again from the same command line
-            process = context.Process(target=_spawned, args=(list(sys.argv[1:]), os.getcwd(), index, child_end, str(log), str(temp)), daemon=False)
+            fingerprint = _fingerprint(self.features)
+            args = (list(sys.argv[1:]), os.getcwd(), index, child_end, str(log), str(temp), fingerprint)
+            process = context.Process(target=_spawned, args=args, daemon=False)
         self.config.aitest_worker = True
         try:
             process.start()
@@ -224,8 +244,7 @@ class ParallelRunner(Runner):
         return _Worker(index, process, parent_end, log)
 
     def _execute(self, run: _Run, order: list[units.Unit], jobs: int, config: Any) -> None:
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        method = os.environ.get("BEHAVE_AITEST_START_METHOD", method)
+        method = _start_method()
         log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-j-"))
         queue = collections.deque(order)
         workers: list[_Worker] = []
@@ -234,20 +253,19 @@ class ParallelRunner(Runner):
         slots = os.environ.get(SLOTS_ENV)
         os.environ[SLOTS_ENV] = str(log_dir / "model-slots")  # max_model_concurrency across workers
         try:
-            workers = [self._start(i, log_dir, method) for i in range(1, jobs + 1)]
-            while any(not w.done for w in workers):
-                try:
+            try:
+                for i in range(1, jobs + 1):
+                    workers.append(self._start(i, log_dir, method, workers))
+                while any(not w.done for w in workers):
                     self._step(run, workers, queue)
-                except KeyboardInterrupt:
-                    run.aborted = True
-                    queue.clear()
-                    self._stop(workers, run)
-                    break
-                if queue and restarts and not any(not w.done for w in workers):
-                    restarts -= 1  # every worker died: start one more for the rest
-                    workers.append(self._start(len(workers) + 1, log_dir, method))
-            if queue and not (run.setup_failed or run.aborted or run.stopped):
-                run.setup_failed = "every worker died before the run was done"
+                    if queue and restarts and not run.halted and all(w.done for w in workers):
+                        restarts -= 1  # every worker died: start one more for the rest
+                        workers.append(self._start(len(workers) + 1, log_dir, method, workers))
+            except KeyboardInterrupt:
+                run.aborted = True
+                self._stop(workers, run)
+            if queue and not run.halted:
+                run.setup_failed = "HOOK-ERROR in before_all: every worker died before the run was done"
         finally:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
             for worker in workers:
@@ -258,10 +276,10 @@ class ParallelRunner(Runner):
             else:
                 os.environ[SLOTS_ENV] = slots
 
-    def _step(self, run: _Run, workers: list[_Worker], queue: collections.deque[units.Unit]) -> None:
-        """Wait for the next message or death of a worker and act on it."""
+    def _step(self, run: _Run, workers: list[_Worker], queue: collections.deque[units.Unit], timeout: float | None = None) -> None:
+        """Wait for the next message or death of a worker, act on it, give idle workers work."""
         live = [w for w in workers if not w.done]
-        ready = wait([w.conn for w in live] + [w.process.sentinel for w in live])
+        ready = wait([w.conn for w in live] + [w.process.sentinel for w in live], timeout=timeout)
         for worker in live:
             if worker.conn in ready:
                 try:
@@ -272,39 +290,79 @@ class ParallelRunner(Runner):
                 self._receive(run, worker, message)
             elif worker.process.sentinel in ready and not worker.conn.poll():
                 self._died(run, worker)
+        if run.stopped:  # --stop: only the other runs of a repeated conversation already started
+            begun = {(u.feature, u.scenarios) for u in run.plan if u.index in run.results or u.index in run.running}
+            for unit in [u for u in queue if (u.feature, u.scenarios) not in begun]:
+                queue.remove(unit)
         for worker in workers:
             if worker.ready and worker.unit is None and not worker.done:
-                if queue and not (run.aborted or run.setup_failed or run.stopped):
-                    worker.unit = queue.popleft()
-                    worker.started_at = time.time()
-                    worker.conn.send(worker.unit)
-                else:
-                    worker.conn.send(None)
+                unit = queue.popleft() if queue and not (run.aborted or run.setup_failed) else None
+                try:
+                    worker.conn.send(unit)
+                except OSError:  # it died after its last message
+                    if unit is not None:
+                        queue.appendleft(unit)
+                    self._died(run, worker)
+                    continue
+                if unit is None:
                     worker.ready = False  # waits for its "done"
+                else:
+                    worker.unit = unit
+                    worker.started_at = time.time()
+                    run.running.add(unit.index)
 
     def _receive(self, run: _Run, worker: _Worker, message: Any) -> None:
-        if isinstance(message, tuple) and message and message[0] == "ready":
-            _, ok, errors = message
+        self._drain(worker)
+        if isinstance(message, tuple) and message and message[0] == READY:
+            _, ok, errors, failures = message
             _merge_errors(run.hook_errors, errors)
+            run.hook_failures += failures
             if ok:
                 worker.ready = True
             elif not run.setup_failed:
-                run.setup_failed = errors[-1] if errors else f"before_all failed in worker {worker.index}"
-                print(f"behave-aitest -j: {run.setup_failed}")
+                run.setup_failed = errors[-1] if errors else f"HOOK-ERROR in before_all (worker {worker.index}, see above)"
             return
-        if isinstance(message, tuple) and message and message[0] == "done":
-            _merge_errors(run.hook_errors, message[1])
+        if isinstance(message, tuple) and message and message[0] == DONE:
+            _, errors, failures, cleanup_failed = message
+            _merge_errors(run.hook_errors, errors)
+            run.hook_failures += failures
+            run.cleanup_failed = run.cleanup_failed or cleanup_failed
             worker.done = True
             return
         outcome: outcomes.UnitOutcome = message
         worker.unit = None
+        run.running.discard(outcome.unit)
         run.results[outcome.unit] = outcome
+        run.hook_failures += outcome.hook_failures
         _merge_errors(run.hook_errors, outcome.hook_errors)
         self._progress(run, outcome)
         if outcome.aborted:
             run.aborted = True
-        if self.config.stop and outcome.status in _RUN_FAILED_STATUSES:
-            run.stopped = True  # --stop: no new unit after the first failure; running ones finish
+        if self.config.stop and outcome.status in _RUN_FAILED_STATUSES and self._verdict_failed(run, _unit(run, outcome.unit)):
+            run.stopped = True  # --stop: no new conversation after the first failure
+
+    @staticmethod
+    def _verdict_failed(run: _Run, unit: units.Unit) -> bool:
+        """Whether the conversation's runs done so far already fail it (one run: it failed)."""
+        if unit.runs == 1:
+            return True
+        rate = float(getattr(run.config, "min_pass_rate", 1.0))
+        group = [u for u in run.plan if (u.feature, u.scenarios) == (unit.feature, unit.scenarios)]
+        failed = sum(1 for u in group if u.index in run.results and run.results[u.index].status in _RUN_FAILED_STATUSES)
+        return failed > len(group) - rate * len(group) + 1e-9
+
+    def _drain(self, worker: _Worker) -> None:
+        """Show what the worker printed since last time (hook errors, warnings), as behave would."""
+        try:
+            with worker.log.open("rb") as handle:
+                handle.seek(worker.shown)
+                data = handle.read()
+        except OSError:
+            return
+        worker.shown += len(data)
+        if data.strip():
+            sys.stdout.write(data.decode("utf-8", errors="replace"))
+            sys.stdout.flush()
 
     def _died(self, run: _Run, worker: _Worker) -> None:
         """A worker that ended without saying goodbye: its unit becomes an error that says so."""
@@ -318,18 +376,17 @@ class ParallelRunner(Runner):
         worker.unit = None
         if unit is None:
             return
+        run.running.discard(unit.index)
         code = worker.process.exitcode
         how = f"was killed by signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"
-        tail = _tail(worker.log)
         message = (
             f"behave-aitest -j: worker {worker.index} {how} while running this conversation; "
-            f"the other conversations went on. Its last output:\n{tail or '(none)'}"
+            f"the other conversations went on. Its last output:\n{_tail(worker.log) or '(none)'}"
         )
         outcome = outcomes.UnitOutcome(unit.index, worker.index, time.time() - worker.started_at)
         outcome.scenarios = [
             outcomes.ScenarioOutcome(index=i, status="error", hook_failed=True, error_message=message) for i in unit.scenarios
         ]
-        outcome.feature_hook_failed = False
         run.results[unit.index] = outcome
         self._progress(run, outcome)
 
@@ -347,26 +404,9 @@ class ParallelRunner(Runner):
                 if not worker.done and worker.process.is_alive():
                     os.kill(worker.process.pid, signal.SIGTERM)
             deadline = time.time() + STOP_GRACE_S
+            nothing: collections.deque[units.Unit] = collections.deque()
             while any(not w.done for w in workers) and time.time() < deadline and not hurry:
-                live = [w for w in workers if not w.done]
-                ready = wait([w.conn for w in live] + [w.process.sentinel for w in live], timeout=0.2)
-                for worker in live:
-                    if worker.conn in ready:
-                        try:
-                            message = worker.conn.recv()
-                        except (EOFError, OSError):
-                            worker.done = True
-                            continue
-                        if isinstance(message, outcomes.UnitOutcome):
-                            worker.unit = None
-                            run.results[message.unit] = message
-                            self._progress(run, message)
-                        elif isinstance(message, tuple) and message[0] == "done":
-                            worker.done = True
-                        elif isinstance(message, tuple) and message[0] == "ready":
-                            worker.conn.send(None)
-                    elif worker.process.sentinel in ready:
-                        worker.done = True
+                self._step(run, workers, nothing, timeout=0.2)
             if hurry:
                 print("behave-aitest -j: stopping now (second signal).", flush=True)
         finally:
@@ -395,8 +435,8 @@ class ParallelRunner(Runner):
         view = SimpleNamespace(config=config, conversations=conversations, models_below_gate=[])
         self.config.aitest_runtime = view
         self.config.aitest_hook_errors = list(run.hook_errors)
-        if run.setup_failed:
-            self.config.aitest_hook_errors.append(f"HOOK-ERROR in before_all: {run.setup_failed}")
+        if run.setup_failed and run.setup_failed not in self.config.aitest_hook_errors:
+            self.config.aitest_hook_errors.append(run.setup_failed)
         ran: dict[int, dict[int, list[outcomes.UnitOutcome]]] = {}
         for unit in run.plan:
             result = run.results.get(unit.index)
@@ -428,8 +468,10 @@ class ParallelRunner(Runner):
             formatter.close()
         for reporter in self.config.reporters:
             reporter.end()
-        after_all_failed = any("after_all" in e for e in run.hook_errors)
-        return bool(failed_count or run.aborted or run.setup_failed or gate_failed or after_all_failed or self._undefined)
+        # what behave's own run_model counts as a failed run, over all workers
+        return bool(
+            failed_count or run.aborted or run.setup_failed or gate_failed or run.hook_failures or run.cleanup_failed or self._undefined
+        )
 
     def _replay_feature(self, feature: Any, results: list[outcomes.UnitOutcome], run: _Run, planned: set[int], *, sharded: bool) -> bool:
         """Put a feature's outcomes on the parent's objects and show them to the formatters, in order."""
@@ -444,6 +486,12 @@ class ParallelRunner(Runner):
             if result.feature_hook_failed:
                 feature.hook_failed = True
                 feature.error_message = result.feature_error_message
+            rules = list(feature.iter_rules())
+            for ri, failed_hook, message in result.rules:
+                if failed_hook and ri < len(rules):
+                    rules[ri].hook_failed = True
+                    rules[ri].error_message = message
+                    rules[ri].set_status(Status.hook_error)
             for si, pi in result.undefined:
                 step = list(scenarios[si].all_steps)[pi]
                 if step not in self._undefined:
@@ -469,7 +517,7 @@ class ParallelRunner(Runner):
         return failed
 
     def _show(self, feature: Any, ran: set[int], planned: set[int]) -> None:
-        """Call the formatters as behave's own Feature/Scenario/Step.run would have."""
+        """Call the formatters as behave's own Feature/Rule/Scenario/Step.run would have."""
         show_skipped = bool(self.config.show_skipped)
         for scenario in feature.walk_scenarios():
             if id(scenario) not in planned and scenario.status == Status.untested:
@@ -479,27 +527,49 @@ class ParallelRunner(Runner):
                         step.status = Status.skipped
         if not (feature.should_run(self.config) or ran or show_skipped) or not self.formatters:
             return
-        for formatter in self.formatters:
-            formatter.uri(feature.filename)
-            formatter.feature(feature)
-            if feature.background:
-                formatter.background(feature.background)
-        for scenario in feature.walk_scenarios():
-            if id(scenario) not in ran and not show_skipped:
-                continue
-            for formatter in self.formatters:
-                formatter.scenario(scenario)
-                for step in scenario:
-                    formatter.step(step)
-            for step in scenario.all_steps:
-                if step.status in (Status.untested, Status.skipped):
+        self._call("uri", feature.filename)
+        self._call("feature", feature)
+        if feature.background:
+            self._call("background", feature.background)
+        if not feature.hook_failed:  # behave runs nothing of a feature whose before_feature failed
+            self._show_items(feature.run_items, ran, show_skipped)
+        self._call("eof")
+
+    def _show_items(self, items: list[Any], ran: set[int], show_skipped: bool) -> None:
+        from behave.model import Rule, ScenarioOutline
+
+        for item in items:
+            if isinstance(item, Rule):
+                if not (show_skipped or any(id(s) in ran for s in item.walk_scenarios()) or item.hook_failed):
                     continue
-                match = self.step_registry.find_match(step) if step.status != Status.undefined else None
-                for formatter in self.formatters:
-                    formatter.match(match if match is not None else NoMatch())
-                    formatter.result(step)
+                self._call("rule", item)
+                if item.background:
+                    self._call("background", item.background)
+                if not item.hook_failed:
+                    self._show_items(item.run_items, ran, show_skipped)
+                self._call("rule_finished")
+            elif isinstance(item, ScenarioOutline):
+                self._show_items(item.scenarios, ran, show_skipped)
+            elif id(item) in ran or show_skipped:
+                self._show_scenario(item)
+
+    def _show_scenario(self, scenario: Any) -> None:
+        self._call("scenario", scenario)
+        for step in scenario:
+            self._call("step", step)
+        for step in scenario.all_steps:
+            if step.status in (Status.untested, Status.skipped):
+                continue
+            match = self.step_registry.find_match(step) if step.status != Status.undefined else None
+            self._call("match", match if match is not None else NoMatch())
+            self._call("result", step)
+
+    def _call(self, event: str, *args: Any) -> None:
+        """One formatter event, to every formatter that has it (``rule`` is newer than some)."""
         for formatter in self.formatters:
-            formatter.eof()
+            handler = getattr(formatter, event, None)
+            if handler is not None:
+                handler(*args)
 
 
 def _repeat_stats(scenario: Any, runs: list[outcomes.ScenarioOutcome], min_pass_rate: float) -> None:
@@ -535,7 +605,27 @@ def _keep_only(container: Any, keep: set[int]) -> None:
         container.scenarios[:] = [s for s in container.scenarios if s in items]
 
 
-def _spawned(argv: list[str], cwd: str, index: int, conn: Any, log: str, temp: str) -> None:
+def _start_method() -> str:
+    """fork where it is safe (Linux, no thread running), else spawn; BEHAVE_AITEST_START_METHOD decides."""
+    import threading
+
+    chosen = os.environ.get("BEHAVE_AITEST_START_METHOD")
+    if chosen:
+        return chosen
+    if "fork" not in multiprocessing.get_all_start_methods() or sys.platform == "darwin":
+        return "spawn"
+    if threading.active_count() > 1:  # e.g. an SDK started by environment.py: forking it is unsafe
+        print("behave-aitest -j: threads are running in this process, so workers are spawned (slower start) instead of forked.")
+        return "spawn"
+    return "fork"
+
+
+def _fingerprint(features: list[Any]) -> list[tuple[str, str, int]]:
+    """What a spawned worker must parse to the same units: file, name and scenario count per feature."""
+    return [(str(f.filename), str(f.name), len(f.walk_scenarios())) for f in features]
+
+
+def _spawned(argv: list[str], cwd: str, index: int, conn: Any, log: str, temp: str, fingerprint: list[tuple[str, str, int]]) -> None:
     """A worker started with ``spawn`` (no fork): build the same runner and plan from the command line."""
     from behave.configuration import Configuration
 
@@ -554,7 +644,9 @@ def _spawned(argv: list[str], cwd: str, index: int, conn: Any, log: str, temp: s
     locations = [f for f in runner.feature_locations() if not config.exclude(f)]
     runner.features.extend(parse_features(locations, language=config.lang))
     hooks.expand_model_flows(runner.features, load_config(config.userdata).models)
-    serve(runner, list(runner.features), index, conn, log, temp)
+    if _fingerprint(runner.features) != fingerprint:
+        raise RuntimeError(f"worker {index}: spawned from {argv!r} it parsed other features than the parent; use fork")
+    serve(runner, list(runner.features), index, conn, log, temp, [])
 
 
 def run_min_pass_rate(runner: Any) -> float:

@@ -125,10 +125,10 @@ def weight(unit: Unit, durations: Mapping[str, float]) -> float:
     """Expected cost of a unit: seconds from an earlier run when known for all its scenarios, else user turns."""
     if durations and all(k in durations for k in unit.keys):
         return sum(durations[k] for k in unit.keys)
-    if durations:  # a new scenario: assume it is as long as an average turn of the earlier run
+    if durations:  # a new scenario: assume it is as long as the earlier run's average scenario
         known = [durations[k] for k in unit.keys if k in durations]
-        per_turn = sum(durations.values()) / max(len(durations), 1)
-        return sum(known) + per_turn * max(unit.turns, 1)
+        average = sum(durations.values()) / max(len(durations), 1)
+        return sum(known) + average * (len(unit.keys) - len(known))
     return float(unit.turns)
 
 

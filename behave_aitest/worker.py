@@ -25,12 +25,27 @@ from typing import Any, NoReturn
 from .outcomes import UnitOutcome, capture
 from .units import Unit
 
-READY = "ready"
+READY = "ready"  # ("ready", ok, hook error messages, hook failures): before_all has run
+DONE = "done"  # ("done", hook error messages, hook failures, cleanup failed): after_all has run
 
 
 def _stop_like_ctrl_c(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # later signals must not break the clean-up
     raise KeyboardInterrupt
+
+
+def _die_with_parent() -> None:
+    """On Linux, a SIGTERM (handled as Ctrl-C) when the parent dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent was already gone
+        raise SystemExit(0)
 
 
 def _redirect_output(log_path: str) -> None:
@@ -43,7 +58,7 @@ def _redirect_output(log_path: str) -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
 
 
-def serve(runner: Any, features: list[Any], index: int, conn: Any, log_path: str, temp_dir: str) -> NoReturn:
+def serve(runner: Any, features: list[Any], index: int, conn: Any, log_path: str, temp_dir: str, inherited: list[Any]) -> NoReturn:
     """The worker's whole life (in the child process); never returns.
 
     The worker leads a process group of its own (with the servers it starts), so the parent
@@ -52,6 +67,9 @@ def serve(runner: Any, features: list[Any], index: int, conn: Any, log_path: str
     """
     code = 0
     try:
+        for end in inherited:  # the parent's ends of the pipes: the worker must see the parent go
+            end.close()
+        _die_with_parent()
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
@@ -83,23 +101,29 @@ def _serve(runner: Any, features: list[Any], index: int, conn: Any) -> int:
     runner.hook_failures = 0
     runner.run_hook("before_all")
     hook_errors = list(getattr(runner.config, "aitest_hook_errors", []) or [])
-    conn.send((READY, runner.hook_failures == 0 and not runner.aborted, hook_errors))
-    if runner.hook_failures == 0 and not runner.aborted:
+    ok = runner.hook_failures == 0 and not runner.aborted
+    conn.send((READY, ok, hook_errors, runner.hook_failures))
+    counted = runner.hook_failures
+    if ok:
         while True:
             unit = conn.recv()
             if unit is None:
                 break
             outcome = run_unit(runner, features, unit, index)
+            outcome.hook_failures = runner.hook_failures - counted
+            counted = runner.hook_failures
             _send(conn, outcome)
             if outcome.aborted:
                 break
     runner.run_hook_with_capture("after_all")
+    cleanup_failed = False
     try:
         runner.context._do_remaining_cleanups()
     except Exception:  # noqa: BLE001 - reported like behave does: a failed run
         traceback.print_exc()
+        cleanup_failed = True
     failures = list(getattr(runner.config, "aitest_hook_errors", []) or [])[len(hook_errors):]
-    _send(conn, ("done", failures))
+    _send(conn, (DONE, failures, runner.hook_failures - counted, cleanup_failed))
     return 0
 
 

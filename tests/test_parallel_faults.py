@@ -137,3 +137,109 @@ def test_max_model_concurrency_holds_across_workers(project: Project) -> None:
         assert limited.returncode == 0, limited.output
     assert unlimited >= 2  # the workers do call the model at the same time...
     assert state["most"] == 1  # ...and the limit makes them take turns
+
+
+RULES_FEATURE = """\
+Feature: Rules
+  Background:
+    Given it passes
+
+  Scenario: Plain
+    Given it passes
+
+  Rule: Good rule
+    Scenario: In the good rule
+      Given it passes
+
+  @broken
+  Rule: Broken rule
+    Scenario: In the broken rule
+      Given it passes
+"""
+
+RULES_ENVIRONMENT = """\
+import os
+from behave_aitest import hooks as aitest
+from behave_aitest.environment import *
+
+
+def before_rule(context, rule):
+    if "broken" in rule.tags:
+        raise RuntimeError("rule set-up failed")
+
+
+def after_all(context):
+    aitest.after_all(context)
+    if os.environ.get("AFTER_ALL_FAILS"):
+        raise RuntimeError("user tear-down failed")
+"""
+
+
+def test_user_hooks_rules_and_other_formatters_as_in_a_sequential_run(project: Project) -> None:
+    """The user's own hook failures count as in behave's run_model; Rules reach every formatter."""
+    import re
+
+    project.config('[tool.behave_aitest]\nmodel = "scripted"\n')
+    project.feature("rules.feature", RULES_FEATURE)
+    (project.root / "features" / "environment.py").write_text(RULES_ENVIRONMENT, encoding="utf-8")
+    (project.root / "features" / "steps" / "basic.py").write_text(
+        "from behave import given\n\n@given('it passes')\ndef it_passes(context):\n    pass\n", encoding="utf-8"
+    )
+    outputs = ("-f", "plain", "-o", "{}.txt", "-f", "json", "-o", "{}.json", "--junit", "--junit-directory", "junit-{}")
+    seq = project.run(*(a.format("seq") for a in outputs))
+    par = project.run(*RUNNER, "-j", "3", *(a.format("par") for a in outputs))
+    assert seq.returncode == par.returncode == 1, par.output
+
+    def summary(text: str) -> list[str]:
+        return [line for line in text.splitlines() if re.match(r"\d+ (features?|rules?|scenarios?|steps?) ", line)]
+
+    assert summary(par.stdout) == summary(seq.stdout), par.output
+    assert "HOOK-ERROR in before_rule" in par.output, par.output
+
+    def text(name: str) -> str:
+        return re.sub(r"\d+\.\d+s|\"duration\": [\d.e-]+|\"(start|stop)\": [\d.]+", "", (project.root / name).read_text(encoding="utf-8"))
+
+    assert text("par.txt") == text("seq.txt")
+    assert text("par.json") == text("seq.json")
+    for name in ("TESTS-rules.xml",):
+        junit = [re.sub(r'(time|timestamp|hostname)="[^"]*"|in \d+\.\d+s', "", (project.root / f"junit-{k}" / name).read_text()) for k in ("seq", "par")]
+        assert junit[0] == junit[1]
+    # a failing after_all of the user's own fails the run, as it does without -j
+    failing = project.run(*RUNNER, "-j", "2", "-t", "not @broken", env={"AFTER_ALL_FAILS": "1"})
+    assert failing.returncode == 1 and "user tear-down failed" in failing.output, failing.output
+    passing = project.run(*RUNNER, "-j", "2", "-t", "not @broken")
+    assert passing.returncode == 0, passing.output
+
+
+def test_workers_end_when_the_parent_is_killed(project: Project) -> None:
+    feature = "Feature: Slow\n" + "".join(
+        f'  Scenario: Slow {i}\n    Given the agent "prober"\n    When the user says "take your time"\n' for i in range(2)
+    )
+    make(project, ("slow.feature", feature))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "behave", "--no-color", *RUNNER, "-j", "2"],
+        cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        while sum("probe_server" in p for p in processes_in(project.root)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        assert sum("probe_server" in p for p in processes_in(project.root)) == 2
+        proc.kill()  # SIGKILL: no chance to stop anything itself
+        proc.wait(timeout=10)
+        deadline = time.time() + 30
+        while processes_in(project.root) and time.time() < deadline:
+            time.sleep(0.2)
+        assert processes_in(project.root) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_shard_without_the_runner_is_refused(project: Project) -> None:
+    make(project, ("session.feature", SESSION))
+    result = project.run("-D", "aitest.shard=1/2")
+    assert result.returncode == 1
+    assert "-D aitest.shard needs behave-aitest's runner" in result.output, result.output
+    assert "Traceback" not in result.output, result.output
