@@ -35,6 +35,8 @@ def _echo(request: dict) -> dict:
     text = str(users[-1]["content"]) if users else ""
     if "prose" in text:
         return {"content": PROSE}
+    if "odd" in text:  # a lone surrogate, as from a server that cuts strings by UTF-16 length
+        return {"content": "odd \ud800 text"}
     return {"content": f"echo: {text}"}
 
 
@@ -65,14 +67,17 @@ def test_hostile_names_prose_and_wrong_shapes_record_and_replay(project: Project
         "Feature: Prose\n  Scenario: Approved\n    When the user says \"prose please\"\n"
         '    Then the response mentions "Authorization: approved"\n    And the response mentions "Basic: checking account"\n',
     )
+    project.feature("odd.feature", 'Feature: Odd\n  Scenario: Surrogate\n    When the user says "odd"\n    Then the response mentions "text"\n')
     result = project.run("-D", "aitest.cassette=record")
     assert result.returncode == 0, result.output
     recorded = _files(project.root)
-    assert len(recorded) == 8, recorded  # one file per conversation, none overwritten
+    assert len(recorded) == 9, recorded  # one file per conversation, none overwritten
     assert not any("--run-" in p for p in recorded), recorded  # nor taken for a second run of another
     prose = next(p for p in recorded if p.startswith("prose/"))
     text = (project.root / "features" / "cassettes" / prose).read_text(encoding="utf-8")
     assert PROSE in text and "REDACTED" not in text
+    odd = json.loads((project.root / "features" / "cassettes" / "odd" / "surrogate.json").read_text(encoding="utf-8"))
+    assert odd["interactions"][0]["response"]["content"] == "odd \ud800 text"  # F3: written, and read back as it was
 
     # F18: one cassette of the wrong shape (valid JSON), the others replay.
     dash = project.root / "features" / "cassettes" / "a-b" / "hi.json"
@@ -82,7 +87,7 @@ def test_hostile_names_prose_and_wrong_shapes_record_and_replay(project: Project
     fake_llm.stop()
     result = project.run("-D", "aitest.cassette=replay")
     assert result.returncode == 1, result.output
-    assert "7 scenarios passed, 0 failed, 1 error" in result.output, result.output[-1500:]
+    assert "8 scenarios passed, 0 failed, 1 error" in result.output, result.output[-1500:]
     assert "features/cassettes/a-b/hi.json: not a valid cassette: interactions[0].response.tool_calls must be a list" in result.output
     assert "AttributeError" not in result.output, result.output
 
