@@ -30,7 +30,12 @@ Matching: each request is normalised (:func:`normalize_request`), scrubbed of se
 first not-yet-used recorded interaction with the same hash. Transport settings
 (``api_base``, ``api_key``, timeouts, headers) are not part of the hash, and tool-call
 ids are renumbered in order of appearance, so a cassette recorded against one endpoint
-replays anywhere. Files are written atomically (temporary file + ``os.replace``).
+replays anywhere. Since format 2 a request stores only its new messages and names the
+earlier call it continues (``messages_from``), and the hash is over per-message digests,
+so files and their reading grow linearly with the conversation. Files are written
+atomically (temporary file + ``os.replace``) with the umask's mode; a file that cannot be
+written raises :class:`CassetteWriteError`, and one of the wrong shape is named, with the
+field, by :func:`load`.
 
 With ``cassette_tools = "record"`` the MCP tool calls are recorded too, and a replay
 answers them from the cassette without starting those servers (for servers that cannot
@@ -45,6 +50,7 @@ import datetime as _dt
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -354,7 +360,8 @@ def _whole(value: Any) -> bool:
 
 
 def _number(value: Any) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    """None or a finite number (JSON readers accept NaN and Infinity, which int() and the reports do not)."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
 
 
 def _text(value: Any) -> bool:

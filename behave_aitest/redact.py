@@ -48,10 +48,10 @@ _SHAPES = re.compile(
     )
 )
 # Header-like "name: value" / "name=value" pairs whose value is a credential; the name and
-# the scheme ("Bearer ") stay readable, the value goes.
+# the scheme ("Bearer ") stay readable, the value goes (not a sentence's final "." or ")").
 _HEADER = re.compile(
     r"""(?i)(\b(?:proxy-)?authorization|\bx-api-key|\bapi[-_]?key|\bbearer|\bbasic)"""
-    r"""(["']?\s*[:=]?\s*["']?)((?:bearer|basic|token)\s+)?([^\s"',;}&]{6,})"""
+    r"""(["']?\s*[:=]?\s*["']?)((?:bearer|basic|token)\s+)?([^\s"',;}&]{6,}?)(?=[.!?:)]*(?:[\s"',;}&]|$))"""
 )
 
 

@@ -26,7 +26,7 @@ from behave_aitest.fakellm import FakeOpenAI
 from behave_aitest.llm import ModelReply
 from behave_aitest.redact import Redactor
 
-PROSE = "Authorization: approved. Basic: checking account. Your Basic: savings plan is fine."
+PROSE = "Authorization: approved. Basic: checking account. Your Basic: savings plan is fine. Code Authorization: Zx81Kq0pLm."
 
 
 def _echo(request: dict) -> dict:
@@ -65,7 +65,8 @@ def test_hostile_names_prose_and_wrong_shapes_record_and_replay(project: Project
     project.feature(
         "prose.feature",
         "Feature: Prose\n  Scenario: Approved\n    When the user says \"prose please\"\n"
-        '    Then the response mentions "Authorization: approved"\n    And the response mentions "Basic: checking account"\n',
+        '    Then the response mentions "Authorization: approved"\n    And the response mentions "Basic: checking account"\n'
+        '    And the response mentions "Authorization: Zx81Kq0pLm"\n',  # credential-shaped, but what the step expects
     )
     project.feature("odd.feature", 'Feature: Odd\n  Scenario: Surrogate\n    When the user says "odd"\n    Then the response mentions "text"\n')
     result = project.run("-D", "aitest.cassette=record")
@@ -225,6 +226,7 @@ def test_version_1_cassettes_still_replay(tmp_path: Path) -> None:
         (lambda d: d["interactions"][0].update(request="x"), "interactions[0].request must be an object"),
         (lambda d: d["interactions"][1]["request"].update(messages=[1]), "interactions[1].request.messages[0] must be an object"),
         (lambda d: d["interactions"][0]["response"].update(usage={"input_tokens": "many"}), "interactions[0].response.usage.input_tokens must be a number"),
+        (lambda d: d["interactions"][2]["response"].update(cost_usd=float("nan")), "interactions[2].response.cost_usd must be a number"),
         (lambda d: d["interactions"][1]["request"].update(messages_from={"call": 9, "count": 1}), "interactions[1].request.messages_from.call"),
         (lambda d: d.update(tool_schemas=[]), "tool_schemas must be an object"),
         (lambda d: d.update(run="two"), "run must be a whole number"),
@@ -260,13 +262,14 @@ def test_a_cassette_that_cannot_be_written_raises_one_line(tmp_path: Path) -> No
 def test_redaction_leaves_prose_and_expected_texts_alone() -> None:
     """F12: credential-shaped values go, prose stays; an assertion's expected text is never redacted."""
     scrub = Redactor({"hunter2-long-secret": "DB_PASSWORD"})
-    for prose in (PROSE, "Authorization: pending.", "api_key: missing", "bearer: the customer", "Basic: checking account"):
+    for prose in (PROSE.split(" Code")[0], "Authorization: pending.", "api_key: missing", "bearer: the customer", "Basic: checking account"):
         assert scrub.text(prose) == prose, prose
     for secret, shown in (
         ("Authorization: Bearer abcdefghijklmnopqrstuvwxyz", "Authorization: Bearer [REDACTED]"),
         ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic [REDACTED]"),
         ('{"api_key": "a1b2c3d4e5f6"}', '{"api_key": "[REDACTED]"}'),
         ("x-api-key=Zx81Kq0pLm", "x-api-key=[REDACTED]"),
+        ("Code Authorization: Zx81Kq0pLm.", "Code Authorization: [REDACTED]."),
         ("pw hunter2-long-secret", "pw [REDACTED:DB_PASSWORD]"),
     ):
         assert scrub.text(secret) == shown, secret
