@@ -122,8 +122,10 @@ def test_a_cassette_that_cannot_be_written_is_an_error_naming_the_file_and_the_r
     the file and the reason; the run does not hang and leaves no server behind."""
     fake_llm.brain = _echo
     project.config(llm_config(fake_llm) + BANK + BANKER)  # a real MCP server in each conversation's scope
-    for name in ("ro", "full"):
+    (project.root / "features" / "ro").mkdir()
+    for name in ("ro/hello", "full"):
         project.feature(f"{name}.feature", f'Feature: {name}\n  Scenario: Hello\n    Given the agent "banker"\n    When the user says "{name}"\n')
+    project.feature("ro/zz_session.feature", '@session\nFeature: Session\n  Scenario: One\n    Given the agent "banker"\n    When the user says "one"\n')
     base = project.root / "features" / "cassettes"
     with contextlib.ExitStack() as stack:
         if _can_mount():
@@ -132,18 +134,18 @@ def test_a_cassette_that_cannot_be_written_is_an_error_naming_the_file_and_the_r
             with contextlib.suppress(OSError):
                 with open(base / "full" / "filler", "wb") as filler:
                     filler.write(b"x" * 65536)
-            expect = {"ro": "Read-only file system", "full": "No space left on device"}
+            expect = {"ro/hello/hello": "Read-only file system", "ro/zz_session/session": "Read-only file system", "full/hello": "No space left on device"}
         elif os.geteuid() != 0:
             (base / "ro").mkdir(parents=True)
             (base / "ro").chmod(0o555)
             stack.callback((base / "ro").chmod, 0o755)
-            expect = {"ro": "Permission denied"}  # a full disk needs a tmpfs mount (root)
+            expect = {"ro/hello/hello": "Permission denied", "ro/zz_session/session": "Permission denied"}  # a full disk needs a tmpfs (root)
         else:
             pytest.skip("running as root without mount: chmod cannot make a folder read-only and no tmpfs for a full disk")
         result = project.run("-D", "aitest.cassette=record", timeout=120)  # before the fix: hangs
     assert result.returncode == 1, result.output
     for name, reason in expect.items():
-        assert f"cassette features/cassettes/{name}/hello.json could not be written: {reason}" in result.output, result.output[-2000:]
+        assert f"cassette features/cassettes/{name}.json could not be written: {reason}" in result.output, result.output[-2000:]
     assert "Traceback" not in result.output
     assert processes_in(project.root) == []  # the servers of both conversations were stopped
 
