@@ -214,11 +214,11 @@ def slug(text: str, limit: int = 80) -> str:
     keep a short hash of the full text so they stay distinct."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     out = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    short = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     if not out:
-        return f"x-{digest}"
+        return f"x-{short}"
     if len(out) > limit:
-        out = f"{out[:limit - 9].rstrip('-')}-{digest}"
+        out = f"{out[:limit - 9].rstrip('-')}-{short}"
     return out
 
 
