@@ -30,7 +30,12 @@ Matching: each request is normalised (:func:`normalize_request`), scrubbed of se
 first not-yet-used recorded interaction with the same hash. Transport settings
 (``api_base``, ``api_key``, timeouts, headers) are not part of the hash, and tool-call
 ids are renumbered in order of appearance, so a cassette recorded against one endpoint
-replays anywhere. Files are written atomically (temporary file + ``os.replace``).
+replays anywhere. Since format 2 a request stores only its new messages and names the
+earlier call it continues (``messages_from``), and the hash is over per-message digests,
+so files and their reading grow linearly with the conversation. Files are written
+atomically (temporary file + ``os.replace``) with the umask's mode; a file that cannot be
+written raises :class:`CassetteWriteError`, and one of the wrong shape is named, with the
+field, by :func:`load`.
 
 With ``cassette_tools = "record"`` the MCP tool calls are recorded too, and a replay
 answers them from the cassette without starting those servers (for servers that cannot
@@ -45,10 +50,11 @@ import datetime as _dt
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
+import secrets
 import sys
-import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -64,7 +70,9 @@ from .redact import Redactor
 from .servers import ServerError, ToolOutcome, ToolSpec
 
 FORMAT = "behave-aitest cassette"
-VERSION = 1
+VERSION = 2  # 2: each request stores its new messages and refers to an earlier call for the rest
+READABLE_VERSIONS = (1, 2)  # version 1 stored every request whole
+RECENT = 8  # earlier requests a new one may continue (an agent's call, then a judge's, then the agent's again)
 SESSION_NAME = "session"
 SUFFIX = ".json"
 
@@ -169,10 +177,21 @@ def normalize_request(request: Mapping[str, Any], scrub: Callable[[Any], Any] | 
     return scrub(normalized) if scrub is not None else normalized
 
 
-def request_hash(normalized: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of a normalised request (first 24 hex digits)."""
-    text = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+def digest(value: Any) -> str:
+    """sha256 of a JSON value's canonical form (first 24 hex digits). A lone surrogate
+    (model text cut mid-character) hashes as itself rather than failing the call."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def request_hash(normalized: Mapping[str, Any], digests: Sequence[str] | None = None) -> str:
+    """The hash a replay matches on: of the whole normalised request, each message standing
+    in by its own :func:`digest` (``digests``, when already known). A cassette stores only
+    each request's new messages, so a reader rebuilds a request's hash from the digests of
+    the call it continues plus its own, without rebuilding every history."""
+    head = {k: v for k, v in normalized.items() if k not in ("messages", "messages_from")}
+    head["messages"] = list(digests) if digests is not None else [digest(m) for m in normalized.get("messages") or []]
+    return digest(head)
 
 
 def _pretty(value: Any) -> list[str]:
@@ -195,16 +214,25 @@ def slug(text: str, limit: int = 80) -> str:
     keep a short hash of the full text so they stay distinct."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     out = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    short = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     if not out:
-        return f"x-{digest}"
+        return f"x-{short}"
     if len(out) > limit:
-        out = f"{out[:limit - 9].rstrip('-')}-{digest}"
+        out = f"{out[:limit - 9].rstrip('-')}-{short}"
     return out
 
 
+def _hashed(shown: str, text: str) -> str:
+    """``shown~<hash of text>``: ``~`` is never produced by :func:`slug` or a safe path part,
+    so a name that lost information can equal no other name."""
+    return f"{shown or 'x'}~{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
 def _safe_part(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", part).strip("-") or "x"
+    """A path part as a folder name: kept as it is when it is plain ASCII (``bank``, ``a-b``),
+    else slugged with a hash of the original (``a b`` -> ``a-b~<hash>``, ``日本`` -> ``x~<hash>``)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", part).strip("-")
+    return safe if safe == part and safe.strip(".") else _hashed(safe, part)
 
 
 def flow_model(feature: Any) -> str | None:
@@ -220,7 +248,9 @@ def feature_key(feature_file: str | Path, cassette_dir: Path, base_dir: Path, cw
 
     The folder is the feature file's path relative to the cassette folder's parent
     (``features/`` by default), without ``.feature``: ``features/bank/transfer.feature``
-    -> ``bank/transfer``. The header path is relative to the config file's folder.
+    -> ``bank/transfer``. A part that is not plain ASCII letters, digits, ``.``, ``_`` and
+    ``-`` keeps a hash (``a b`` -> ``a-b~1f0c2d3e``), so two feature files never share a
+    folder. The header path is relative to the config file's folder.
     """
     path = Path(feature_file)
     if not path.is_absolute():
@@ -233,8 +263,10 @@ def feature_key(feature_file: str | Path, cassette_dir: Path, base_dir: Path, cw
             break
         except ValueError:
             continue
-    folder = folder or Path(path.name)
-    parts = [_safe_part(p) for p in folder.with_suffix("").parts]
+    if folder is None:  # outside the project: the file name and a hash of where it is
+        parts = [_hashed(re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-"), path.as_posix())]
+    else:
+        parts = [_safe_part(p) for p in folder.with_suffix("").parts]
     try:
         header = path.relative_to(Path(os.path.normpath(base_dir))).as_posix()
     except ValueError:
@@ -243,11 +275,13 @@ def feature_key(feature_file: str | Path, cassette_dir: Path, base_dir: Path, cw
 
 
 def scenario_stem(feature: Any, scenario: Any) -> str:
-    """The slug of a scenario's name; same-named scenarios of a feature get ``-2``, ``-3``... in file order."""
+    """The slug of a scenario's name; scenarios of a feature whose names slug alike get
+    ``~2``, ``~3``... in file order (``~``: no slug contains it, so ``Check`` twice never
+    meets ``Check 2``, which is ``check-2``)."""
     name = slug(str(scenario.name))
     same = [s for s in feature.walk_scenarios() if slug(str(s.name)) == name]
     index = next((i for i, other in enumerate(same, start=1) if other is scenario), 1)
-    return name if index == 1 else f"{name}-{index}"
+    return name if index == 1 else f"{name}~{index}"
 
 
 def cassette_relpath(folder: str, stem: str, model: str | None, run: int) -> str:
@@ -263,13 +297,26 @@ def cassette_relpath(folder: str, stem: str, model: str | None, run: int) -> str
 # --------------------------------------------------------------------------- files
 
 
+TEMPORARY = re.compile(r"^\..+\.json\.[0-9a-z_]+\.tmp$")  # what atomic_write leaves when interrupted
+
+
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    The file is created with mode 0666 less the umask, like the reports: a cassette recorded
+    as root in a container stays readable (and committable) by the host's user."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    data = text.encode("utf-8")
+    while True:
+        temp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
@@ -279,25 +326,144 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dumps(document: Mapping[str, Any]) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    """Readable JSON; a lone surrogate (text cut mid-character by a server or model) is
+    written as its ``\\udxxx`` escape, which JSON reads back as the same character, rather
+    than making the UTF-8 write fail and the recording lost."""
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class CassetteFileError(Exception):
-    """A cassette file that cannot be used (not JSON, not a cassette, another format version)."""
+    """A cassette file that cannot be used (not JSON, not a cassette, another format version, wrong shape)."""
 
 
-def load(path: Path) -> dict[str, Any]:
+class CassetteWriteError(Exception):
+    """A finished recording could not be written (read-only folder, full disk): one line naming
+    the file and the reason, for the runtime to make the conversation's error."""
+
+
+class _BadShape(Exception):
+    """A field of a cassette that does not have the shape this version writes."""
+
+
+def _need(ok: bool, where: str, what: str) -> None:
+    if not ok:
+        raise _BadShape(f"{where} must be {what}")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    """None or a finite number (JSON readers accept NaN and Infinity, which int() and the reports do not)."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+
+
+def _text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def check_shape(document: Mapping[str, Any]) -> None:
+    """Raise :class:`_BadShape` naming the first field (``interactions[2].response.content``)
+    that is not what a replay or ``prune`` reads: hand edits and merges produce valid JSON of
+    the wrong shape, which must not surface as an AttributeError or blame the model."""
+    for key in ("feature", "feature_name", "scenario", "flow_model"):
+        _need(_text(document.get(key)), key, "a string")
+    _need(isinstance(document.get("session", False), bool), "session", "true or false")
+    _need(_whole(document.get("run", 1)) and document.get("run", 1) >= 1, "run", "a whole number of at least 1")
+    _need(isinstance(document.get("recorded", {}), (dict, type(None))), "recorded", "an object")
+    schemas = document.get("tool_schemas")
+    schemas = {} if schemas is None else schemas
+    _need(isinstance(schemas, dict), "tool_schemas", "an object")
+    for key, value in schemas.items():
+        _need(isinstance(value, list), f"tool_schemas.{key}", "a list")
+    interactions = document.get("interactions")
+    _need(isinstance(interactions, list), "interactions", "a list")
+    lengths: dict[int, int] = {}  # call -> messages in its whole request
+    for index, interaction in enumerate(interactions):
+        where = f"interactions[{index}]"
+        _need(isinstance(interaction, dict), where, "an object")
+        call = interaction.get("call", index + 1)
+        _need(_whole(call) and call not in lengths, f"{where}.call", "a whole number no earlier call has")
+        request = interaction.get("request")
+        _need(isinstance(request, dict), f"{where}.request", "an object")
+        _need(_text(request.get("model")), f"{where}.request.model", "a string")
+        messages = request.get("messages", [])
+        _need(isinstance(messages, list), f"{where}.request.messages", "a list")
+        for number, message in enumerate(messages):
+            _need(isinstance(message, dict), f"{where}.request.messages[{number}]", "an object")
+        count = 0
+        continues = request.get("messages_from")
+        if continues is not None:
+            _need(isinstance(continues, dict), f"{where}.request.messages_from", "an object")
+            _need(_whole(continues.get("call")) and continues["call"] in lengths, f"{where}.request.messages_from.call", "the number of an earlier call")
+            count = continues.get("count")
+            limit = lengths[continues["call"]]
+            _need(_whole(count) and 0 <= count <= limit, f"{where}.request.messages_from.count", f"a whole number from 0 to {limit}")
+        lengths[call] = count + len(messages)
+        tools = request.get("tools")
+        _need(tools is None or isinstance(tools, list) or (isinstance(tools, str) and tools in schemas), f"{where}.request.tools", "a list or a key of tool_schemas")
+        _need(isinstance(request.get("params", {}), dict), f"{where}.request.params", "an object")
+        response = interaction.get("response")
+        _need(isinstance(response, dict), f"{where}.response", "an object")
+        for key in ("content", "finish_reason", "model"):
+            _need(_text(response.get(key)), f"{where}.response.{key}", "a string")
+        calls = response.get("tool_calls") or []
+        _need(isinstance(calls, list), f"{where}.response.tool_calls", "a list")
+        for number, call_ in enumerate(calls):
+            _need(isinstance(call_, dict), f"{where}.response.tool_calls[{number}]", "an object")
+            for key in ("id", "name", "arguments"):
+                _need(_text(call_.get(key)), f"{where}.response.tool_calls[{number}].{key}", "a string")
+        usage = response.get("usage") or {}
+        _need(isinstance(usage, dict), f"{where}.response.usage", "an object")
+        for key in ("input_tokens", "output_tokens"):
+            _need(_number(usage.get(key)), f"{where}.response.usage.{key}", "a number")
+        _need(_number(response.get("cost_usd")), f"{where}.response.cost_usd", "a number")
+    tools_part = document.get("recorded_tools")
+    if tools_part is None:
+        return
+    _need(isinstance(tools_part, dict), "recorded_tools", "an object")
+    servers = tools_part.get("servers") or {}
+    _need(isinstance(servers, dict), "recorded_tools.servers", "an object")
+    for name, listed in servers.items():
+        _need(isinstance(listed, list), f"recorded_tools.servers.{name}", "a list")
+        for number, tool in enumerate(listed):
+            _need(isinstance(tool, dict) and isinstance(tool.get("name"), str), f"recorded_tools.servers.{name}[{number}].name", "a string")
+    calls = tools_part.get("calls") or []
+    _need(isinstance(calls, list), "recorded_tools.calls", "a list")
+    for number, call_ in enumerate(calls):
+        where = f"recorded_tools.calls[{number}]"
+        _need(isinstance(call_, dict), where, "an object")
+        for key in ("server", "tool", "result"):
+            _need(isinstance(call_.get(key), str), f"{where}.{key}", "a string")
+        _need(isinstance(call_.get("arguments", {}), dict), f"{where}.arguments", "an object")
+
+
+def load(path: Path, shown: str | None = None) -> dict[str, Any]:
+    """A cassette file, checked: readable JSON, this format, a version this code reads, the right shape."""
+    shown = shown or str(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CassetteFileError(f"{path}: cannot be read as a cassette: {exc}") from None
+    except OSError as exc:
+        raise CassetteFileError(f"{shown}: cannot be read as a cassette: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CassetteFileError(f"{shown}: cannot be read as a cassette: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise CassetteFileError(f"{path}: not a behave-aitest cassette (no \"format\": \"{FORMAT}\").")
-    if document.get("version") != VERSION:
+        raise CassetteFileError(f"{shown}: not a behave-aitest cassette (no \"format\": \"{FORMAT}\").")
+    if document.get("version") not in READABLE_VERSIONS:
         raise CassetteFileError(
-            f"{path}: cassette format version {document.get('version')!r}; this behave-aitest reads version {VERSION}. Re-record it."
+            f"{shown}: cassette format version {document.get('version')!r}; this behave-aitest reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}. Re-record it with -D aitest.cassette=record (or upgrade behave-aitest)."
         )
+    try:
+        check_shape(document)
+    except _BadShape as exc:
+        raise CassetteFileError(f"{shown}: not a valid cassette: {exc}. Re-record it with -D aitest.cassette=record.") from None
     return document
 
 
@@ -355,7 +521,9 @@ class Cassette:
         self.servers: dict[str, list[dict[str, Any]]] = {}
         self.tool_calls: list[dict[str, Any]] = []
         self.failure: tuple[str, str] | None = None  # (request hash, why) of a failed call not yet retried
+        self.conflict: str | None = None  # another conversation of this run maps to the same file
         self.recorded: dict[str, Any] | None = None  # a replayed cassette's "recorded" header
+        self._recent: list[tuple[int, list[str]]] = []  # (call, message digests) of the last requests recorded
         self._loaded = False
         self._load_error: str | None = None
         self._used: set[int] = set()
@@ -363,6 +531,7 @@ class Cassette:
         self._requests = 0  # model calls asked of the replay so far (answered or not)
         self._missed = False
         self._hashes: list[str] = []
+        self._calls: dict[int, int] = {}  # a replayed cassette's call number -> its index
         self._tool_miss: str | None = None
 
     # ----------------------------------------------------------------- replay side
@@ -378,16 +547,26 @@ class Cassette:
             )
             return
         try:
-            document = load(self.path)
+            document = load(self.path, self.display)
         except CassetteFileError as exc:
             self._load_error = str(exc)
             return
         self.recorded = dict(document.get("recorded") or {})
         self.tool_schemas = dict(document.get("tool_schemas") or {})
         self.interactions = list(document.get("interactions") or [])
-        # Recomputed from the stored request (request_hash in the file is for readers only),
-        # so a request edited by hand matches as edited.
-        self._hashes = [request_hash(self._expanded(i.get("request") or {})) for i in self.interactions]
+        # Recomputed from the stored requests (request_hash in the file is for readers), so a
+        # request edited by hand matches as edited. A request that continues an earlier call
+        # takes that call's message digests: linear in the file, however long the session.
+        digests: dict[int, list[str]] = {}
+        self._calls = {}
+        for index, interaction in enumerate(self.interactions):
+            request = interaction["request"]
+            continues = request.get("messages_from")
+            own = [digest(m) for m in request.get("messages") or []]
+            messages = digests[continues["call"]][: continues["count"]] + own if continues else own
+            call = interaction.get("call", index + 1)
+            digests[call], self._calls[call] = messages, index
+            self._hashes.append(request_hash(self._expanded(request, whole=False), messages))
         recorded = document.get("recorded_tools") or {}
         self.servers = dict(recorded.get("servers") or {})
         self.tool_calls = list(recorded.get("calls") or [])
@@ -397,11 +576,23 @@ class Cassette:
         where = self.header.get("feature")
         return f"scenario {scenario!r} of {where}" if scenario is not None else f"@session feature {where}"
 
-    def _expanded(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """A stored request with its tool-schema reference replaced by the schemas."""
+    def _expanded(self, request: Mapping[str, Any], whole: bool = True) -> dict[str, Any]:
+        """A stored request with its tool-schema reference replaced by the schemas and (with
+        ``whole``) the messages it shares with an earlier call put back: what was sent."""
         out = dict(request)
         if isinstance(out.get("tools"), str):
             out["tools"] = self.tool_schemas.get(out["tools"], out["tools"])
+        continues = out.pop("messages_from", None)
+        if whole and continues:  # follow the chain back, then rebuild forward (no recursion: sessions are long)
+            chain = [request]
+            while continues:
+                chain.append(self.interactions[self._calls[continues["call"]]]["request"])
+                continues = chain[-1].get("messages_from")
+            messages: list[Any] = []
+            for earlier in reversed(chain):
+                shared = earlier.get("messages_from")
+                messages = (messages[: shared["count"]] if shared else []) + list(earlier.get("messages") or [])
+            out["messages"] = messages
         return out
 
     def _replay(self, normalized: dict[str, Any]) -> ModelReply:
@@ -412,11 +603,11 @@ class Cassette:
             raise CassetteMiss(self._load_error)
         if self._tool_miss:
             raise CassetteMiss(self._tool_miss)
-        digest = request_hash(normalized)
+        key = request_hash(normalized)
         for index, interaction in enumerate(self.interactions):
             if index in self._used:
                 continue
-            if self._hashes[index] == digest:
+            if self._hashes[index] == key:
                 self._used.add(index)
                 return reply_from_interaction(interaction)
         self._missed = True
@@ -453,14 +644,30 @@ class Cassette:
 
     # ----------------------------------------------------------------- record side
 
-    def _record(self, settings_model: str, request: Mapping[str, Any], normalized: dict[str, Any], reply: ModelReply) -> None:
-        stored = dict(normalized)
-        if "tools" in stored:
-            key = f"tools-{request_hash({'tools': stored['tools']})[:10]}"
-            self.tool_schemas.setdefault(key, stored["tools"])
+    def _record(
+        self, settings_model: str, request: Mapping[str, Any], normalized: dict[str, Any], digests: list[str], reply: ModelReply
+    ) -> None:
+        """Store the call: its new messages only, continuing the recent request that shares the
+        longest prefix (usually the agent's previous call), so the file grows linearly."""
+        call = len(self.interactions) + 1
+        continued, shared = 0, 0
+        for earlier, previous in self._recent:
+            same = next((i for i, (a, b) in enumerate(zip(previous, digests)) if a != b), min(len(previous), len(digests)))
+            if same > shared:
+                continued, shared = earlier, same
+        self._recent = [*self._recent[-(RECENT - 1):], (call, digests)]
+        stored: dict[str, Any] = {"model": normalized.get("model")}
+        if shared:
+            stored["messages_from"] = {"call": continued, "count": shared}
+        stored["messages"] = normalized.get("messages", [])[shared:]
+        if "tools" in normalized:
+            key = f"tools-{digest(normalized['tools'])[:10]}"
+            self.tool_schemas.setdefault(key, normalized["tools"])
             stored["tools"] = key
-        interaction: dict[str, Any] = {"call": len(self.interactions) + 1, "model": settings_model}
-        interaction["request_hash"] = request_hash(normalized)
+        if "params" in normalized:
+            stored["params"] = normalized["params"]
+        interaction: dict[str, Any] = {"call": call, "model": settings_model}
+        interaction["request_hash"] = request_hash(normalized, digests)
         interaction["request"] = stored
         api_base = scrub_url(request.get("api_base") or request.get("base_url"), self.scrub.text)
         if api_base:
@@ -484,6 +691,8 @@ class Cassette:
         model = str(getattr(settings, "model", "") or "")
 
         async def complete(request: dict[str, Any], *, timeout_s: float | None = None) -> ModelReply:
+            if self.conflict:
+                raise CassetteMiss(self.conflict)
             normalized = normalize_request(request, self.scrub)
             if self.mode == "replay":
                 return self._replay(normalized)
@@ -494,15 +703,16 @@ class Cassette:
                         f"auto: there is no cassette {self.display} ({self._what()}) and it cannot be recorded: {missing}. "
                         "Set the key, or record elsewhere and commit the cassette."
                     )
-            digest = request_hash(normalized)
+            digests = [digest(m) for m in normalized.get("messages") or []]
+            key = request_hash(normalized, digests)
             try:
                 reply = await inner(request, timeout_s=timeout_s)
             except BaseException as exc:  # including cancellation: this recording is not complete
-                self.failure = (digest, f"model call {len(self.interactions) + 1} failed ({type(exc).__name__})")
+                self.failure = (key, f"model call {len(self.interactions) + 1} failed ({type(exc).__name__})")
                 raise
-            if self.failure and self.failure[0] == digest:
+            if self.failure and self.failure[0] == key:
                 self.failure = None  # a retry of the same request succeeded
-            self._record(model, request, normalized, reply)
+            self._record(model, request, normalized, digests, reply)
             return reply
 
         return complete
@@ -528,7 +738,7 @@ class Cassette:
         return [RecordingServer(conn, self) for conn in connect()]
 
     def _tool_key(self, server: str, tool: str, arguments: Mapping[str, Any]) -> str:
-        return request_hash({"server": server, "tool": tool, "arguments": self.scrub(_json_value(_sorted(dict(arguments))))})
+        return digest({"server": server, "tool": tool, "arguments": self.scrub(_json_value(_sorted(dict(arguments))))})
 
     def record_tool_call(self, server: str, tool: str, arguments: Mapping[str, Any], outcome: ToolOutcome) -> None:
         self.tool_calls.append(
@@ -586,7 +796,10 @@ class Cassette:
         A recording is written only when every model call succeeded and every turn of
         ``turns`` finished (or hit max_turns, which a replay reproduces): a timeout, a
         model, server or cassette error, or an interruption leaves the old file as it was.
+        A write that fails raises :class:`CassetteWriteError` (one line: the file, the reason).
         """
+        if self.conflict:
+            return f"cassette {self.display} was NOT written: {self.conflict}"
         if self.mode == "record":
             broken = next((str(t.error) for t in turns if t.error and not str(t.error).startswith("max_turns")), None)
             if broken and broken.startswith("cassette:") and not self.interactions and not self.failure:
@@ -599,7 +812,14 @@ class Cassette:
                 )
             if not self.interactions:
                 return None
-            atomic_write(self.path, dumps(self.document()))
+            try:
+                atomic_write(self.path, dumps(self.document()))
+            except (OSError, ValueError) as exc:  # read-only folder, full disk, a path that is a file
+                reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+                raise CassetteWriteError(
+                    f"cassette {self.display} could not be written: {reason} ({self._what()}). "
+                    "The recording is lost; make the folder writable (or free space) and record again."
+                ) from None
             return None
         if self._loaded and not self._load_error and not self._missed and len(self._used) < len(self.interactions):
             unused = len(self.interactions) - len(self._used)
@@ -676,6 +896,23 @@ class ReplayedServer:
 # --------------------------------------------------------------------------- the run's cassettes
 
 
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
+def expected_texts(feature: Any, scenario: Any | None) -> list[str]:
+    """The quoted texts and doc strings of the conversation's Then steps: what its assertions
+    expect. The cassette never redacts them, so a step that passed live passes on replay."""
+    scenarios = [scenario] if scenario is not None else list(feature.walk_scenarios())
+    texts: list[str] = []
+    for each in scenarios:
+        for step in getattr(each, "all_steps", []):
+            if getattr(step, "step_type", "") == "then":
+                texts += _QUOTED.findall(str(step.name))
+                if getattr(step, "text", None):
+                    texts.append(str(step.text))
+    return texts
+
+
 class CassetteLibrary:
     """Opens the cassette of each conversation of a run (the runtime holds one)."""
 
@@ -686,6 +923,7 @@ class CassetteLibrary:
         self.cwd = cwd or Path.cwd()
         self.scrubber = Redactor.from_environment(config)
         self.opened: Counter[str] = Counter()
+        self.owners: dict[str, tuple[Any, str]] = {}  # casefolded cassette path -> (conversation, what it is)
 
     def describe(self) -> str:
         """One line for the start of the run."""
@@ -709,10 +947,21 @@ class CassetteLibrary:
         model = flow_model(feature)
         stem = SESSION_NAME if scenario is None else scenario_stem(feature, scenario)
         base = cassette_relpath(folder, stem, model, 1)
-        self.opened[base] += 1
+        what = f"scenario {scenario.name!r} of {feature_path}" if scenario is not None else f"@session feature {feature_path}"
+        identity = (os.path.normcase(os.path.abspath(str(feature.filename))), None if scenario is None else (scenario.line, str(scenario.name)), model)
+        # casefolded: Bank.feature and bank.feature are one folder on macOS and Windows
+        owner, owner_what = self.owners.setdefault(base.casefold(), (identity, what))
+        conflict = None
+        if owner != identity:
+            conflict = (
+                f"two conversations map to cassette {self.display(self.directory / base)}: {owner_what} and {what}. "
+                "Rename one of them (cassette names ignore case and punctuation)."
+            )
+        else:
+            self.opened[base] += 1
         # A repeated scenario (or session) gets one cassette per run; in a parallel run the
         # worker is told the run's number (its own count would start at 1 in every worker).
-        run = getattr(scenario if scenario is not None else feature, "aitest_run", None) or self.opened[base]
+        run = getattr(scenario if scenario is not None else feature, "aitest_run", None) or self.opened[base] or 1
         relpath = cassette_relpath(folder, stem, model, run)
         path = self.directory / relpath
         header = {
@@ -726,8 +975,10 @@ class CassetteLibrary:
         mode, auto = self.mode, False
         if mode == "auto":
             mode, auto = ("replay", False) if path.exists() else ("record", True)
-        cassette = Cassette(path, self.display(path), mode, header, self.scrubber, self.config.cassette_tools == "record", auto)
-        if mode == "replay":
+        scrub = self.scrubber.keeping(expected_texts(feature, scenario))
+        cassette = Cassette(path, self.display(path), mode, header, scrub, self.config.cassette_tools == "record", auto)
+        cassette.conflict = conflict
+        if mode == "replay" and conflict is None:
             cassette._load()  # now, so the records can say where it came from (problems surface at the first call)
         return cassette
 
@@ -735,31 +986,41 @@ class CassetteLibrary:
 # --------------------------------------------------------------------------- prune
 
 
-def _stale_reason(path: Path, root: Path, base_dir: Path, cwd: Path) -> str | None:
-    """Why the cassette at ``path`` belongs to no scenario any more (None: it still does)."""
+class _Skip(Exception):
+    """A file prune leaves alone, saying why (it cannot tell whether it is stale)."""
+
+
+def _stale_reason(path: Path, roots: Sequence[Path], base_dir: Path, cwd: Path) -> str | None:
+    """Why the cassette at ``path`` belongs to no scenario any more (None: it still does).
+
+    Raises :class:`_Skip` for a file that is not a cassette this version reads (another
+    format version, merge-conflict markers, any other JSON) or whose feature file does not
+    parse: prune deletes only what it can prove is stale. ``roots`` are the cassette folders
+    the file may belong to (the configured one first); its expected name is checked against
+    each, so ``prune features`` judges ``features/cassettes/...`` by the configured folder.
+    """
     from behave.parser import ParserError, parse_file
 
     try:
-        document = load(path)
+        document = load(path, path.name)
     except CassetteFileError as exc:
-        return str(exc).split(": ", 1)[-1]
+        raise _Skip(str(exc).split(": ", 1)[-1]) from None
     feature_path = base_dir / str(document.get("feature", ""))
     if not document.get("feature") or not feature_path.is_file():
         return f"its feature file {document.get('feature')!r} no longer exists"
     try:
         feature = parse_file(str(feature_path))
-    except (ParserError, OSError):
-        return None  # cannot tell: keep it (behave reports the broken feature file)
+    except (ParserError, OSError, UnicodeDecodeError) as exc:
+        raise _Skip(f"its feature file {document.get('feature')} cannot be parsed ({type(exc).__name__})") from None
     if feature is None:
         return f"{document.get('feature')} has no feature"
     is_session = "session" in [str(t) for t in feature.tags]
     model = document.get("flow_model")
     run = int(document.get("run") or 1)
-    folder, _ = feature_key(feature_path, root, base_dir, cwd)
     if document.get("session"):
         if not is_session:
             return f"{document.get('feature')} is no longer a @session feature"
-        expected = [cassette_relpath(folder, SESSION_NAME, model, run)]
+        stems = [SESSION_NAME]
     else:
         if is_session:
             return f"{document.get('feature')} is now a @session feature (one cassette for the whole feature)"
@@ -767,9 +1028,12 @@ def _stale_reason(path: Path, root: Path, base_dir: Path, cwd: Path) -> str | No
         matching = [s for s in feature.walk_scenarios() if str(s.name) == name]
         if not matching:
             return f"{document.get('feature')} has no scenario named {name!r} any more"
-        expected = [cassette_relpath(folder, scenario_stem(feature, s), model, run) for s in matching]
-    relative = path.resolve().relative_to(root.resolve()).as_posix()
-    if relative not in expected:
+        stems = [scenario_stem(feature, s) for s in matching]
+    expected = [
+        cassette_relpath(feature_key(feature_path, root, base_dir, cwd)[0], stem, model, run) for root in roots for stem in stems
+    ]
+    where = path.resolve().as_posix()
+    if not any(where.endswith("/" + relative) for relative in expected):
         return f"its scenario's cassette is now named {expected[0]}"
     return None
 
@@ -778,8 +1042,10 @@ def prune(paths: Sequence[str | Path] = (), check: bool = False, *, config: str 
     """Remove (or with ``check`` only list) cassettes whose scenario no longer exists.
 
     ``paths`` are cassette folders or files (default: the configured ``cassette_dir``).
-    Returns the exit code: 1 when ``check`` found stale cassettes, or on a configuration
-    error; else 0. Leftover temporary files of an interrupted write count as stale.
+    Only cassettes of a format version this code reads, whose feature file parses, are
+    judged; every other ``.json`` file is listed as skipped and left alone. Returns the
+    exit code: 1 when ``check`` found stale cassettes, or on a configuration error; else 0.
+    Leftover temporary files of an interrupted write (``.NAME.json.XXXX.tmp``) count as stale.
     """
     from .config import load_config
 
@@ -791,13 +1057,16 @@ def prune(paths: Sequence[str | Path] = (), check: bool = False, *, config: str 
         print(f"behave-aitest cassettes prune: {exc}", file=out)
         return 1
     default_dir = Path(cfg.cassette_dir) if cfg.cassette_dir else cfg.base_dir / "features" / "cassettes"
-    targets: list[tuple[Path, Path]] = []  # (cassette file, its cassette folder)
+    targets: list[tuple[Path, list[Path]]] = []  # (file, the cassette folders it may belong to)
     for given in [Path(p) for p in paths] or [default_dir]:
         given = given if given.is_absolute() else cwd / given
         if given.is_dir():
-            targets += [(f, given) for f in sorted(given.rglob("*")) if f.is_file() and (f.suffix == SUFFIX or f.name.endswith(".tmp"))]
+            roots = [default_dir] if given == default_dir else [default_dir, given]
+            targets += [
+                (f, roots) for f in sorted(given.rglob("*")) if f.is_file() and (f.suffix == SUFFIX or TEMPORARY.match(f.name))
+            ]
         elif given.is_file():
-            targets.append((given, default_dir))
+            targets.append((given, [default_dir]))
         else:
             print(f"behave-aitest cassettes prune: {given} does not exist.", file=out)
             return 1
@@ -809,11 +1078,17 @@ def prune(paths: Sequence[str | Path] = (), check: bool = False, *, config: str 
             return str(path)
 
     stale: list[tuple[Path, str]] = []
-    for path, root in targets:
-        if path.name.startswith(".") and path.name.endswith(".tmp"):
+    skipped = 0
+    for path, roots in targets:
+        if TEMPORARY.match(path.name):
             stale.append((path, "left over by an interrupted write"))
             continue
-        reason = _stale_reason(path, root, cfg.base_dir, cwd)
+        try:
+            reason = _stale_reason(path, roots, cfg.base_dir, cwd)
+        except _Skip as exc:
+            skipped += 1
+            print(f"skipped (cannot read / not a cassette): {shown(path)} ({exc})", file=out)
+            continue
         if reason:
             stale.append((path, reason))
     verb = "stale" if check else "removed"
@@ -821,11 +1096,12 @@ def prune(paths: Sequence[str | Path] = (), check: bool = False, *, config: str 
         if not check:
             path.unlink()
         print(f"{verb}: {shown(path)} ({reason})", file=out)
-    kept = len(targets) - len(stale)
+    kept = len(targets) - len(stale) - skipped
+    also = f", {skipped} skipped" if skipped else ""
     if check:
-        print(f"{len(stale)} stale cassette(s), {kept} in use.", file=out)
+        print(f"{len(stale)} stale cassette(s), {kept} in use{also}.", file=out)
         return 1 if stale else 0
-    print(f"{len(stale)} cassette(s) removed, {kept} kept.", file=out)
+    print(f"{len(stale)} cassette(s) removed, {kept} kept{also}.", file=out)
     return 0
 
 
@@ -841,7 +1117,9 @@ def add_cassette_commands(subparsers: Any) -> None:
         "prune",
         help="remove cassettes whose scenario no longer exists",
         description="Remove cassettes whose feature file, @session feature or scenario no longer exists "
-        "(and temporary files left by an interrupted write). With --check, only list them and exit 1 if there are any.",
+        "(and temporary files left by an interrupted write). Files that are not cassettes this version reads "
+        "(another format version, merge conflicts, other JSON) are listed as skipped and never removed. "
+        "With --check, only list them and exit 1 if there are any.",
     )
     prune_parser.add_argument("paths", nargs="*", metavar="PATH", help="cassette folders or files (default: cassette_dir of the config)")
     prune_parser.add_argument("--check", action="store_true", help="list stale cassettes and exit 1 if there are any; change nothing")

@@ -13,17 +13,19 @@ string:
 - the value of every ``env`` and ``headers`` entry of every configured MCP server, after
   ``${VAR}`` expansion, and the values of the variables that ``env``, ``headers`` or
   ``url`` name;
-- ``Authorization:``-style header values, passwords in URLs and strings shaped like
-  provider keys (``sk-...``, ``AKIA...``, ``Bearer ...``), wherever they appear.
+- ``Authorization:``-style header values that look like credentials (not prose such as
+  "Authorization: approved"), passwords in URLs and strings shaped like provider keys
+  (``sk-...``, ``AKIA...``, ``Bearer ...``), wherever they appear.
 
 It imports nothing but the standard library, so the formatters stay cheap to load.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -46,10 +48,10 @@ _SHAPES = re.compile(
     )
 )
 # Header-like "name: value" / "name=value" pairs whose value is a credential; the name and
-# the scheme ("Bearer ") stay readable, the value goes.
+# the scheme ("Bearer ") stay readable, the value goes (not a sentence's final "." or ")").
 _HEADER = re.compile(
     r"""(?i)(\b(?:proxy-)?authorization|\bx-api-key|\bapi[-_]?key|\bbearer|\bbasic)"""
-    r"""(["']?\s*[:=]?\s*["']?)((?:bearer|basic|token)\s+)?([^\s"',;}&]{6,})"""
+    r"""(["']?\s*[:=]?\s*["']?)((?:bearer|basic|token)\s+)?([^\s"',;}&]{6,}?)(?=[.!?:)]*(?:[\s"',;}&]|$))"""
 )
 
 
@@ -58,10 +60,24 @@ def _tokenish(value: str) -> bool:
     return any(c.isdigit() or c in "._-+/=" for c in value) or any(c.isupper() for c in value[1:])
 
 
+def _credential(value: str) -> bool:
+    """A header value that looks like a credential, not a word: "Authorization: approved." and
+    "Basic: checking account" are prose a model may well write (and a step may expect), while
+    keys and tokens carry digits, inner capitals or ``_+/=``, or are long unbroken strings."""
+    value = value.rstrip(".,;:!?)")
+    if len(value) < MIN_LENGTH:
+        return False
+    if any(c.isdigit() or c in "_+/=" for c in value) or any(c.isupper() for c in value[1:]):
+        return True
+    return len(value) >= 16 and "-" not in value  # "pending-review-by-the-bank" is words
+
+
 def _header(match: re.Match[str]) -> str:
     name, sep, scheme, value = match.groups()
-    if not sep.strip() and (name.lower() not in ("bearer", "basic") or not (_tokenish(value) or len(value) >= 16)):
-        return match.group(0)  # "api key rotation", "the basic settings": prose, not a header
+    if not sep.strip() and name.lower() not in ("bearer", "basic"):
+        return match.group(0)  # "api key rotation": prose, not a header
+    if not _credential(value):
+        return match.group(0)  # "Authorization: approved", "the basic settings"
     return f"{name}{sep}{scheme or ''}{REDACTED}"
 
 
@@ -91,6 +107,20 @@ class Redactor:
         self.secrets = dict(sorted(items.items(), key=lambda item: (-len(item[0]), item[0])))
         self._known = re.compile("|".join(re.escape(v) for v in self.secrets)) if self.secrets else None
         self._short: dict[str, str] = {}  # keys and short values repeat a lot in a report
+        self.kept: tuple[str, ...] = ()  # texts never redacted (see keeping)
+
+    def keeping(self, texts: Iterable[str]) -> Redactor:
+        """This rule, except that a match lying wholly inside one of ``texts`` stays.
+
+        A cassette keeps the expected texts of its scenario's assertions: a step that checks
+        for "Authorization: approved" must pass on replay as it did live. A secret that
+        merely contains a kept text is still redacted."""
+        kept = tuple(sorted({t for t in texts if len(t) >= 3}))
+        if not kept:
+            return self
+        clone = copy.copy(self)
+        clone.kept, clone._short = kept, {}
+        return clone
 
     @classmethod
     def from_environment(cls, config: Any = None, environ: Mapping[str, str] | None = None) -> Redactor:
@@ -131,8 +161,20 @@ class Redactor:
 
     def _redact(self, value: str) -> str:
         if self._known is not None:
-            value = self._known.sub(lambda m: f"[REDACTED:{self.secrets[m.group(0)]}]", value)
-        return _HEADER.sub(_header, _SHAPES.sub(REDACTED, value))
+            value = self._sub(self._known, lambda m: f"[REDACTED:{self.secrets[m.group(0)]}]", value)
+        return self._sub(_HEADER, _header, self._sub(_SHAPES, lambda m: REDACTED, value))
+
+    def _sub(self, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str], value: str) -> str:
+        """``pattern.sub(replace, value)``, leaving matches inside a kept text alone."""
+        spans = []
+        for kept in self.kept:
+            start = value.find(kept)
+            while start >= 0:
+                spans.append((start, start + len(kept)))
+                start = value.find(kept, start + 1)
+        if not spans:
+            return pattern.sub(replace, value)
+        return pattern.sub(lambda m: m.group(0) if any(s <= m.start() and m.end() <= e for s, e in spans) else replace(m), value)
 
     def __call__(self, value: Any) -> Any:
         """``value`` (any JSON-like data) with every string in it, keys too, redacted."""

@@ -165,7 +165,7 @@ def test_record_then_replay_offline_and_a_changed_prompt_fails_with_a_diff(proje
     assert result.returncode == 0, result.output
     assert files(project) == ["bank/hello.json", "bank/savings-balance.json"]
     recorded = document(project, "bank/savings-balance.json")
-    assert (recorded["format"], recorded["version"]) == ("behave-aitest cassette", 1)
+    assert (recorded["format"], recorded["version"]) == ("behave-aitest cassette", 2)
     assert (recorded["feature"], recorded["scenario"], recorded["session"]) == ("features/bank.feature", "Savings balance", False)
     assert recorded["recorded"]["models"] == ["openai/fake-model"] and recorded["recorded"]["scripted"] is False
     first, second = recorded["interactions"]
@@ -395,7 +395,7 @@ def test_cassette_names_and_prune(project: Project, fake_llm: FakeOpenAI) -> Non
     result, _ = run(project, "-D", "aitest.cassette=record")
     assert result.returncode == 0, result.output
     assert files(project) == [
-        "a/drop.json", "a/keep.json", "a/row-one-1-1.json", "a/row-two-1-2.json", "a/same-2.json", "a/same.json",
+        "a/drop.json", "a/keep.json", "a/row-one-1-1.json", "a/row-two-1-2.json", "a/same.json", "a/same~2.json",
         "a/twice--run-2.json", "a/twice.json", "b/session--openai-model-a.json", "b/session--openai-model-b.json",
     ]
     assert document(project, "b/session--openai-model-b.json")["flow_model"] == "openai/model-b"
