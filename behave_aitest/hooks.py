@@ -65,11 +65,15 @@ class Interrupts:
         self.stopping = False  # set once the run is being cleaned up: no more interrupts
 
     def install(self) -> None:
+        """Handle both signals, except one that is ignored on purpose (``nohup``, a parallel
+        run's worker, whose parent owns the terminal and sends it one SIGTERM)."""
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may handle signals
         for sig in self.SIGNALS:
-            self.previous[sig] = signal.getsignal(sig)
-            signal.signal(sig, self._handle)
+            previous = signal.getsignal(sig)
+            if previous is not signal.SIG_IGN:
+                self.previous[sig] = previous
+                signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.received.append(signum)
@@ -114,7 +118,8 @@ def before_all(context: Any) -> None:
     context.aitest = runtime
     context.config.aitest_runtime = runtime  # formatters get behave's config, not the context
     interrupts = Interrupts()
-    interrupts.install()
+    if not getattr(context.config, "aitest_worker", False):  # a parallel run's worker has its own handlers
+        interrupts.install()
     context.aitest_interrupts = interrupts
     runtime.start()
     context.add_cleanup(_close, context, runtime)  # also runs when after_all is missing or fails

@@ -244,9 +244,10 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
         raise start_failure(config, first_leaf(exc), errlog, statuses) from None
 
 
-# Process groups of the stdio servers still running (their leader's pid), for a last-resort
-# stop when the run ends abnormally (see stop_all_groups).
-_GROUPS: set[int] = set()
+# Process groups of the stdio servers still running (their leader's pid) -> the process that
+# started them, for a last-resort stop when the run ends abnormally (see stop_all_groups);
+# a forked worker of a parallel run must never stop its parent's servers.
+_GROUPS: dict[int, int] = {}
 
 
 def _children() -> set[int]:
@@ -278,7 +279,7 @@ def _new_group(before: set[int]) -> int | None:
     for pid in sorted(_children() - before):
         try:
             if os.getpgid(pid) == pid:
-                _GROUPS.add(pid)
+                _GROUPS[pid] = os.getpid()
                 return pid
         except OSError:
             continue
@@ -304,7 +305,7 @@ async def stop_group(group: int | None) -> None:
 
     if group is None:
         return
-    _GROUPS.discard(group)
+    _GROUPS.pop(group, None)
     if not _signal_group(group, signal.SIGTERM):
         return
     with anyio.CancelScope(shield=True):  # also when the run is being interrupted
@@ -320,9 +321,11 @@ def stop_all_groups() -> None:
     cleanup): no server or helper outlives the run."""
     import signal
 
-    for group in list(_GROUPS):
-        _GROUPS.discard(group)
-        _signal_group(group, signal.SIGKILL)
+    me = os.getpid()
+    for group, owner in list(_GROUPS.items()):
+        if owner == me:
+            del _GROUPS[group]
+            _signal_group(group, signal.SIGKILL)
 
 
 def start_failure(config: ServerConfig, exc: BaseException, errlog: Path, statuses: list[int] | None = None) -> ServerError:
