@@ -710,7 +710,9 @@ class CassetteLibrary:
         stem = SESSION_NAME if scenario is None else scenario_stem(feature, scenario)
         base = cassette_relpath(folder, stem, model, 1)
         self.opened[base] += 1
-        run = self.opened[base]  # a repeated scenario (or session) gets one cassette per run
+        # A repeated scenario (or session) gets one cassette per run; in a parallel run the
+        # worker is told the run's number (its own count would start at 1 in every worker).
+        run = getattr(scenario if scenario is not None else feature, "aitest_run", None) or self.opened[base]
         relpath = cassette_relpath(folder, stem, model, run)
         path = self.directory / relpath
         header = {

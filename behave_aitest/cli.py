@@ -95,7 +95,7 @@ def add_report_commands(subparsers: Any) -> None:
     merge_parser = commands.add_parser(
         "merge", parents=[common], help="merge report JSON files of shards into one report",
         description="Merge the report JSON files of the shards of a parallel or multi-job run into one report. "
-        "Features are kept whole: a @session feature is never split.",
+        "A @session feature is never split; a feature whose scenarios ran on different shards (-D aitest.shard=K/N) is joined again.",
     )
     merge_parser.add_argument("inputs", nargs="+", metavar="SHARD.json")
     merge_parser.set_defaults(func=_merge)

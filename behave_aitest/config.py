@@ -98,6 +98,9 @@ class Config:
     cassette: str = "off"  # off | record | replay | auto (see behave_aitest.cassettes)
     cassette_dir: Path | None = None  # resolved; None: <config dir>/features/cassettes
     cassette_tools: str = "off"  # off | record: also record MCP tool calls, replay them without the servers
+    shard: tuple[int, int] | None = None  # -D aitest.shard=K/N: run only the K-th of N parts (docs/parallel.md)
+    durations: str | None = None  # a previous run's JSON report: unit durations for scheduling and shards
+    max_model_concurrency: int | None = None  # calls to one model at once, across all workers
     prices: Mapping[str, Price] = field(default_factory=dict)
     servers: Mapping[str, ServerConfig] = field(default_factory=dict)
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
@@ -198,6 +201,17 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
     return check
 
 
+def _shard(value: Any) -> tuple[int, int]:
+    """``K/N``: the K-th (1-based) of N parts."""
+    parts = str(value).strip().split("/")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError("must be K/N, e.g. 1/4 for the first of four parts")
+    k, n = (int(p) for p in parts)
+    if n < 1 or not 1 <= k <= n:
+        raise ValueError("must be K/N with 1 <= K <= N, e.g. 1/4 for the first of four parts")
+    return k, n
+
+
 def _model_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
@@ -224,6 +238,8 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "cassette": _choice(*CASSETTE_MODES),
     "cassette_dir": _str,
     "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
+    "durations": _str,
+    "max_model_concurrency": _positive_int,
 }
 TOP_KEYS: dict[str, Callable[[Any], Any]] = {**RUN_KEYS, "prices": dict, "servers": dict, "agents": dict}
 SERVER_KEYS: dict[str, Callable[[Any], Any]] = {
@@ -248,7 +264,8 @@ AGENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_base": _str,
 }
 # -D aitest.<key>=value: the run-level knobs, and which config file to read.
-USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {"config": _str, **RUN_KEYS}
+# shard is a property of one CI job, never of the project: -D only.
+USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {"config": _str, **RUN_KEYS, "shard": _shard}
 # Options read by the report formatters (behave_aitest.formatter), not by this module:
 # -D aitest.report_<option>, next to behave's convention behave.formatter.aitest.<option>.
 # Listed here so that they are accepted (and suggested) whether or not a report formatter

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .config import SCRIPTED_MODEL, ConfigError, load_config, unknown_name
+from .config import SCRIPTED_MODEL, Config, ConfigError, load_config, unknown_name
 from . import repeats
 from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
 
@@ -126,17 +126,25 @@ def before_all(context: Any) -> None:
     features = getattr(getattr(context, "_runner", None), "features", None)
     if features is not None:
         expand_model_flows(features, config.models)
+        unique_junit_names(getattr(context.config, "reporters", []) or [])
     check_features(features or [], runtime)
     if features is not None:
         repeats.install(features, config.repeat, config.min_pass_rate, SESSION_TAG)
-    if runtime.cassettes is not None:
-        print(runtime.cassettes.describe())
+    if not getattr(context.config, "aitest_worker", False):  # a parallel run's parent said it once
+        for line in banners(config, runtime.cassettes):
+            print(line)
+
+
+def banners(config: Config, cassettes: Any) -> list[str]:
+    """What the start of a run says: the cassette mode, and that the scripted model is no LLM."""
+    lines = [cassettes.describe()] if cassettes is not None else []
     if config.model == SCRIPTED_MODEL and not config.model_override and not config.models:
         rules = f"rules in {config.scripted_rules}" if config.scripted_rules else "but no scripted_rules file is configured: set one, or choose a model"
-        print(
+        lines.append(
             f"behave-aitest: the default model is the built-in SCRIPTED MODEL ({rules}), "
             "not an LLM: no key, no network, no cost. Run live with -D aitest.model=<provider/model>."
         )
+    return lines
 
 
 _MODEL_STEP = re.compile(r'the model "(.+)"')
@@ -210,6 +218,9 @@ def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) ->
     while index < len(features):
         feature = features[index]
         models = list(run_models) or model_tags(feature.tags)
+        if getattr(feature, "aitest_flow", False):  # already one model's copy (expanded once per run)
+            index += 1
+            continue
         if len(models) <= 1:
             if models:
                 feature.aitest_model = models[0]
@@ -223,9 +234,37 @@ def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) ->
             flow = parse_file(feature.filename, language=getattr(feature, "language", None))
             flow.name = f"{feature.name} [{model}]"
             flow.aitest_model = model
+            flow.aitest_flow = True
+            keep_selection(feature, flow)
             copies.append(flow)
         features[index:index + 1] = copies
         index += len(copies)
+
+
+def unique_junit_names(reporters: list[Any]) -> None:
+    """``--junit`` names its file after the feature file, so the copies of a feature run once
+    per model would overwrite each other: each model's copy gets ``TESTS-<file>.<model>.xml``."""
+    for reporter in reporters:
+        name_of = getattr(reporter, "make_feature_filename", None)
+        if name_of is None or getattr(name_of, "aitest_flows", False):
+            continue
+
+        def named(feature: Any, _name_of: Any = name_of) -> str:
+            model = getattr(feature, "aitest_model", None) if getattr(feature, "aitest_flow", False) else None
+            return _name_of(feature) + (f".{re.sub(r'[^A-Za-z0-9_-]+', '-', model).strip('-')}" if model else "")
+
+        named.aitest_flows = True  # type: ignore[attr-defined]
+        reporter.make_feature_filename = named
+
+
+def keep_selection(original: Any, copy: Any) -> None:
+    """Carry behave's selection (``file.feature:LINE``, which marks the other scenarios as
+    skipped) over to a freshly parsed per-model copy: "run this scenario" must not run them all."""
+    if getattr(original, "should_skip", False):
+        copy.should_skip = True
+    for mine, theirs in zip(original.walk_scenarios(), copy.walk_scenarios()):
+        if getattr(mine, "should_skip", False):
+            theirs.should_skip = True
 
 
 def before_feature(context: Any, feature: Any) -> None:

@@ -621,10 +621,49 @@ def load(path: str | Path) -> Doc:
     return data
 
 
+def _scenario_key(scenario: Mapping[str, Any]) -> tuple[str, str]:
+    return str(scenario.get("location")), str(scenario.get("name"))
+
+
+def _disjoint(copies: list[dict[str, Any]]) -> bool:
+    """Copies of one feature whose scenarios do not overlap: parts of one run, not repeated runs."""
+    keys = [_scenario_key(s) for copy in copies for s in copy["scenarios"]]
+    return len(keys) == len(set(keys)) and not any(c.get("session") for c in copies)
+
+
+def _line(location: str) -> int:
+    tail = location.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _joined(copies: list[dict[str, Any]]) -> dict[str, Any]:
+    """One feature from the shards that each ran some of its scenarios, in file order."""
+    scenarios = sorted((s for c in copies for s in c["scenarios"]), key=lambda s: _line(str(s.get("location"))))
+    counts = dict.fromkeys(OUTCOMES, 0)
+    stats = empty_stats()
+    warnings: list[str] = []
+    for scenario in scenarios:
+        counts[scenario["status"]] += 1
+        add_stats(stats, scenario["stats"])
+    for copy in copies:
+        warnings.extend(w for w in copy.get("warnings", []) if w not in warnings)
+    worst = next((o for o in ("error", "failed", "passed", "untested", "skipped") if counts.get(o)), "skipped")
+    return {
+        **copies[0],
+        "scenarios": scenarios,
+        "counts": counts,
+        "stats": _round(stats),
+        "warnings": warnings,
+        "status": "error" if any(c.get("hook_error") for c in copies) else worst,
+        "duration_s": round(sum(float(c.get("duration_s") or 0.0) for c in copies), 4),
+    }
+
+
 def merge(docs: list[Doc], title: str | None = None) -> Doc:
     """One document from the shards of a parallel or multi-job run.
 
-    Features are kept whole (a ``@session`` feature is one conversation and never split);
+    A ``@session`` feature is one conversation and never split; the parts of a feature whose
+    scenarios ran on different shards (``-D aitest.shard=K/N``) are joined again in file order;
     a feature present in several shards keeps the copies that ran something, and is
     flagged when more than one did.
     """
@@ -649,6 +688,10 @@ def merge(docs: list[Doc], title: str | None = None) -> Doc:
         ran = [c for c in copies if any(s["status"] not in ("skipped", "untested") for s in c["scenarios"])]
         if len(copies) > 1 and ran and feature not in ran:
             continue  # a shard that only listed this feature as skipped
+        if len(ran) > 1 and _disjoint(ran):
+            if feature is ran[0]:  # the shards of `-D aitest.shard=K/N` split a feature's scenarios
+                kept.append(_joined(ran))
+            continue
         if len(ran) > 1 and feature is ran[0]:
             feature["warnings"] = [*feature.get("warnings", []), f"This feature ran in {len(ran)} shards; each run is shown."]
         kept.append(feature)

@@ -21,6 +21,7 @@ from typing import Any
 
 from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError, unknown_name
 from .engine import AgentSetupError, ToolBox, TurnSettings, run_turn
+from .limits import ModelLimiter
 from .records import Conversation, ScenarioRecord, Turn
 from .redact import Redactor
 from .servers import ServerConnection, first_leaf
@@ -151,7 +152,8 @@ class Runtime:
         self._loop = ExitStack()  # the portal's event loop: stopped after every scope
         self._scopes: list[Scope] = []  # feature and conversation scopes not yet closed
         self.log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-"))
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(1)  # server log files
+        self._conversation_ids = itertools.count(1)  # c1, c2, ... in the order conversations start
         self._scripted: Any = None
         self.cassettes: Any = None  # a cassettes.CassetteLibrary, unless cassette = "off"
         if config.cassette != "off":  # imported only when used: a dry run or a plain run must not pay for it
@@ -274,7 +276,7 @@ class Runtime:
                 live.scope.close()
 
     def _new_conversation(self, title: str, *, session: bool, feature_model: str | None) -> LiveConversation:
-        record = Conversation(id=f"c{next(self._ids)}", title=title, session=session)
+        record = Conversation(id=f"c{next(self._conversation_ids)}", title=title, session=session)
         self.conversations.append(record)
         return LiveConversation(record, self._scope(f"conversation {title}"), self.default_agent(), feature_model=feature_model)
 
@@ -500,15 +502,33 @@ class Runtime:
             live.record.warnings.append(warning)
             print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
 
+    @functools.cached_property
+    def model_limiter(self) -> ModelLimiter:
+        """``max_model_concurrency`` slots, shared with the other workers of a parallel run."""
+        return ModelLimiter.for_run(self.config.max_model_concurrency)
+
+    def _limited(self, complete: Any, model: str) -> Any:
+        """``complete`` holding one of the model's slots per call (when a limit is set)."""
+        if self.config.max_model_concurrency is None:
+            return complete
+        limiter = self.model_limiter
+
+        async def limited(request: dict[str, Any], *, timeout_s: float | None = None) -> Any:
+            async with limiter.slot(model):
+                return await complete(request, timeout_s=timeout_s)
+
+        return limited
+
     def _priced_completer(self, settings: TurnSettings) -> Any:
         from . import llm
 
+        complete = self._limited(llm.complete, settings.model)
         price = self.config.prices.get(settings.model)
         if settings.model != SCRIPTED_MODEL and price is None:
-            return llm.complete
+            return complete
 
         async def priced(request: dict[str, Any], *, timeout_s: float | None = None) -> llm.ModelReply:
-            reply = await llm.complete(request, timeout_s=timeout_s)
+            reply = await complete(request, timeout_s=timeout_s)
             if price is not None:  # the user's price beats litellm's table
                 reply.cost_usd = price.cost(reply.input_tokens, reply.output_tokens)
             elif settings.model == SCRIPTED_MODEL:

@@ -1,0 +1,83 @@
+"""``max_model_concurrency``: at most N calls to one model at a time, across every worker of a run.
+
+Providers with a concurrency quota answer 429 when too many requests arrive at once; a
+parallel run must not cause that by itself. Every real model call (agent, judge) holds a
+slot of its model for as long as it runs. Replayed calls take no slot: they reach no model.
+
+Across processes, a slot is an exclusive ``flock`` on one of N files in a folder the parallel
+runner creates for the run (``BEHAVE_AITEST_MODEL_SLOTS``); the kernel frees the lock when a
+process dies, so a killed worker never keeps a slot. In a run without workers the slots are
+an in-process limiter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+SLOTS_ENV = "BEHAVE_AITEST_MODEL_SLOTS"
+_POLL_S = 0.02
+
+
+class ModelLimiter:
+    """Slots per model name; ``limit`` None means no limit."""
+
+    def __init__(self, limit: int | None, directory: Path | None = None) -> None:
+        self.limit = limit
+        self.directory = directory
+        self._local: dict[str, object] = {}
+
+    @classmethod
+    def for_run(cls, limit: int | None) -> ModelLimiter:
+        folder = os.environ.get(SLOTS_ENV)
+        return cls(limit, Path(folder) if folder else None)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, model: str) -> AsyncIterator[None]:
+        """Hold one of the model's slots while the body runs (waits for one to be free)."""
+        if self.limit is None:
+            yield
+            return
+        if self.directory is None:
+            import anyio
+
+            limiter = self._local.setdefault(model, anyio.CapacityLimiter(self.limit))
+            async with limiter:  # type: ignore[attr-defined]
+                yield
+            return
+        fd = await self._acquire(model)
+        try:
+            yield
+        finally:
+            _release(fd)
+
+    async def _acquire(self, model: str) -> int:
+        import fcntl
+
+        import anyio
+
+        assert self.directory is not None and self.limit is not None
+        folder = self.directory / hashlib.sha256(model.encode("utf-8")).hexdigest()[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            for index in range(self.limit):
+                fd = os.open(folder / str(index), os.O_CREAT | os.O_RDWR, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                return fd
+            await anyio.sleep(_POLL_S)
+
+
+def _release(fd: int) -> None:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
