@@ -135,6 +135,7 @@ def test_faults_give_one_clear_error_keep_the_turn_and_leak_nothing(
     leftovers = processes_in(project.root)
 
     # F6: no secret through chained or grouped exceptions, in the console or in JUnit.
+    assert "<testcase" in junit and "[REDACTED:faulty.env.FAULTY_TOKEN]" in out
     for where, text in (("console", out), ("junit", junit)):
         assert SERVER_TOKEN not in text, where
         assert PROVIDER_KEY not in text, where
