@@ -19,7 +19,7 @@ from typing import Any
 
 from .llm import ModelError, ModelReply, ToolRequest, is_retryable, retry_after
 from .records import ModelCall, ToolCall, Turn
-from .servers import ServerConnection, ServerError, ToolSpec
+from .servers import ServerConnection, ServerError, ToolSpec, first_leaf
 
 Completer = Callable[..., Awaitable[ModelReply]]
 _SAFE = re.compile(r"[^a-zA-Z0-9_-]")
@@ -134,9 +134,20 @@ class ToolBox:
         return pname if pname in self._all else None
 
 
-async def run_tool(toolbox: ToolBox, request: ToolRequest) -> ToolCall:
-    """Run one requested tool call; every failure becomes an error result for the model."""
-    call = ToolCall(request.id, "", None, request.name, None, request.arguments)
+# The result of a call the turn's timeout cut off: calls are recorded before they run, so a
+# timeout during one still shows it (and the message names it).
+CUT_OFF = "(no answer: the call was cut off by the turn timeout, timeout_s)"
+
+
+def requested_call(request: ToolRequest) -> ToolCall:
+    """The record of a requested call before it runs: an error until an answer replaces it."""
+    return ToolCall(request.id, "", None, request.name, None, request.arguments, result=CUT_OFF, is_error=True)
+
+
+async def run_tool(toolbox: ToolBox, request: ToolRequest, call: ToolCall | None = None) -> ToolCall:
+    """Run one requested tool call, filling ``call`` (its record); every failure becomes an
+    error result for the model, except a dead server (:class:`ServerError`, re-raised)."""
+    call = call or requested_call(request)
     target = toolbox.resolve(request.name)
     if target is None:
         refused = toolbox.known_elsewhere(request.name)
@@ -161,26 +172,36 @@ async def run_tool(toolbox: ToolBox, request: ToolRequest) -> ToolCall:
         call.result = "Arguments must be a JSON object."
         return call
     call.arguments = arguments
-    outcome = await conn.call(spec.name, arguments)
+    try:
+        outcome = await conn.call(spec.name, arguments)
+    except ServerError as exc:
+        call.result = f"(no answer: {str(exc).splitlines()[0]})"
+        raise
     call.result, call.is_error, call.duration_s = outcome.text, outcome.is_error, outcome.duration_s
     return call
 
 
-async def run_tools(toolbox: ToolBox, requests: Sequence[ToolRequest]) -> list[ToolCall]:
-    """Run all tool calls of one model reply concurrently, results in request order."""
+async def run_tools(toolbox: ToolBox, requests: Sequence[ToolRequest], calls: Sequence[ToolCall] | None = None) -> list[ToolCall]:
+    """Run all tool calls of one model reply concurrently, filling ``calls`` (their records,
+    in request order). A dead server raises its one :class:`ServerError` after the other
+    calls have finished, never an exception group."""
     import anyio
 
-    results: list[ToolCall | None] = [None] * len(requests)
+    records = list(calls) if calls is not None else [requested_call(r) for r in requests]
+    failures: list[ServerError] = []
 
-    async def one(i: int, req: ToolRequest) -> None:
-        results[i] = await run_tool(toolbox, req)
+    async def one(req: ToolRequest, call: ToolCall) -> None:
+        try:
+            await run_tool(toolbox, req, call)
+        except ServerError as exc:
+            failures.append(exc)
 
-    if len(requests) == 1:
-        return [await run_tool(toolbox, requests[0])]
     async with anyio.create_task_group() as group:
-        for i, req in enumerate(requests):
-            group.start_soon(one, i, req)
-    return [r for r in results if r is not None]
+        for req, call in zip(requests, records):
+            group.start_soon(one, req, call)
+    if failures:
+        raise failures[0]
+    return records
 
 
 # --------------------------------------------------------------------------- the loop
@@ -250,16 +271,25 @@ async def run_turn(
     try:
         with anyio.fail_after(settings.timeout_s):
             await _loop(complete, toolbox, tools, system_prompt, history, settings, turn, deadline)
-    except TimeoutError:
-        turn.error = f"timeout: the turn did not finish within {settings.timeout_s:g} s (timeout_s)."
-    except TurnFailure as exc:
-        turn.error = f"{exc.kind}: {exc}"
-    except ModelError as exc:
-        turn.error = f"model: {exc}"
-    except ServerError as exc:
-        turn.error = f"server: {exc}"
+    except Exception as exc:  # also exception groups (from the SDK's task groups): never out of here
+        turn.error = turn_error(first_leaf(exc), turn, settings)
     turn.duration_s = time.monotonic() - started
     return turn
+
+
+def turn_error(exc: BaseException, turn: Turn, settings: TurnSettings) -> str:
+    """``kind: message`` for a turn that failed with ``exc`` (kinds: see :class:`TurnFailure`)."""
+    if isinstance(exc, TimeoutError):
+        cut = [c.qualified_name or c.provider_name for c in turn.tool_calls if c.result == CUT_OFF]
+        during = f" It was cut off during the tool call {', '.join(repr(c) for c in cut)}." if cut else ""
+        return f"timeout: the turn did not finish within {settings.timeout_s:g} s (timeout_s).{during}"
+    if isinstance(exc, TurnFailure):
+        return f"{exc.kind}: {exc}"
+    if isinstance(exc, ModelError):
+        return f"model: {exc}"
+    if isinstance(exc, ServerError):
+        return f"server: {exc}"
+    return f"unexpected: {type(exc).__name__}: {exc}"
 
 
 async def _loop(
@@ -298,11 +328,12 @@ async def _loop(
             turn.messages.append(message)
             turn.response = reply.content or ""
             return
-        calls = await run_tools(toolbox, reply.tool_calls)
+        calls = [requested_call(r) for r in reply.tool_calls]
+        turn.tool_calls.extend(calls)  # before they run: a timeout during one still shows it
+        await run_tools(toolbox, reply.tool_calls, calls)
         group = [message] + [{"role": "tool", "tool_call_id": c.id, "content": c.result} for c in calls]
         history.extend(group)
         turn.messages.extend(group)
-        turn.tool_calls.extend(calls)
         if reply.content:
             turn.response = reply.content
     raise TurnFailure(

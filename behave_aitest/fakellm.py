@@ -26,6 +26,10 @@ HTTP 500 "fake server: script exhausted after N requests". Reply dicts:
 ``{"status": 429, "message": "...", "type"?: ..., "code"?: ..., "headers": {"retry-after": "0"}}``
     An error response (any status >= 400) with an OpenAI error body
     ``{"error": {"message", "type", "code"}}``.
+``{"status": 429, "echo_auth": True, ...}``
+    An error whose message also quotes the request's ``Authorization`` header, as careless
+    providers and proxies do (a secret in an exception's text); combine with
+    ``"headers": {"retry-after": "nan"}`` for a nonsensical wait.
 ``{"delay": seconds, ...}``
     Sleep before responding; combines with any other form.
 ``{"raw": "text or bytes", "status": 200}``
@@ -437,6 +441,8 @@ class FakeOpenAI:
             handler.send_bytes(status, data, {"Content-Type": "application/json", **headers})
         elif status >= 400:
             message = str(reply.get("message") or f"fake server: scripted error {status}")
+            if reply.get("echo_auth"):
+                message += f" (request header Authorization: {handler.headers.get('Authorization')})"
             handler.send_json(status, error_body(status, message, reply.get("type"), reply.get("code")), headers)
         else:
             self._send_completion(handler, number, reply, request, headers)

@@ -16,7 +16,11 @@ Every function is cheap when no AI step runs: servers start on the first
 from __future__ import annotations
 
 import functools
+import os
 import re
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +46,70 @@ def _noted(hook: Callable[[Any], None]) -> Callable[[Any], None]:
     return run
 
 
+class Interrupts:
+    """SIGINT and SIGTERM during a run: the first stops the run like Ctrl-C, later ones
+    cannot break the cleanup.
+
+    behave stops the run on a ``KeyboardInterrupt`` and still runs the after-hooks, which
+    stop the servers; a second Ctrl-C, or the SIGTERM a cancelled CI job sends 7.5 s after
+    its SIGINT (GitHub Actions), would otherwise interrupt that cleanup and leave servers
+    busy in a tool running. A SIGTERM is also turned into that clean stop; once everything
+    is stopped, :meth:`finish` hands it on (to the report formatters' handler, or the
+    default: the process ends as killed by SIGTERM, as CI expects).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.received: list[int] = []
+        self.stopping = False  # set once the run is being cleaned up: no more interrupts
+
+    def install(self) -> None:
+        """Handle both signals, except one that is ignored on purpose (``nohup``, a parallel
+        run's worker, whose parent owns the terminal and sends it one SIGTERM)."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may handle signals
+        for sig in self.SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous is not signal.SIG_IGN:
+                self.previous[sig] = previous
+                signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        if len(self.received) == 1 and not self.stopping:
+            raise KeyboardInterrupt  # behave stops the run, and the after-hooks stop the servers
+        print(
+            f"behave-aitest: {signal.Signals(signum).name} received again: still stopping the MCP servers "
+            "and writing the reports, this takes a few seconds.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def finish(self) -> None:
+        """Put the previous handlers back; then deliver a SIGTERM received during the run."""
+        self.stopping = True
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous.clear()
+        if signal.SIGTERM in self.received:
+            self.received.clear()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _close(context: Any, runtime: Runtime) -> None:
+    """Stop everything the run started; no signal interrupts this (see :class:`Interrupts`)."""
+    interrupts = getattr(context, "aitest_interrupts", None)
+    if interrupts is not None:
+        interrupts.stopping = True
+    try:
+        runtime.close()
+    finally:
+        if interrupts is not None:
+            interrupts.finish()
+
+
 @_noted
 def before_all(context: Any) -> None:
     """Load and check the configuration, start the event loop, expand per-model flows."""
@@ -57,8 +125,12 @@ def before_all(context: Any) -> None:
     runtime = Runtime(config)
     context.aitest = runtime
     context.config.aitest_runtime = runtime  # formatters get behave's config, not the context
+    interrupts = Interrupts()
+    if not getattr(context.config, "aitest_worker", False):  # a parallel run's worker has its own handlers
+        interrupts.install()
+    context.aitest_interrupts = interrupts
     runtime.start()
-    context.add_cleanup(runtime.close)  # also runs when after_all is missing or fails
+    context.add_cleanup(_close, context, runtime)  # also runs when after_all is missing or fails
     features = getattr(getattr(context, "_runner", None), "features", None)
     if features is not None:
         expand_model_flows(features, config.models)
@@ -237,7 +309,7 @@ def after_all(context: Any) -> None:
     """Stop everything still running; fail the run when a model's pass rate is too low."""
     runtime = getattr(context, "aitest", None)
     if isinstance(runtime, Runtime):
-        runtime.close()
+        _close(context, runtime)
         features = getattr(getattr(context, "_runner", None), "features", None) or []
         below = repeats.model_gate(features, runtime.config.min_pass_rate)
         runtime.models_below_gate = below

@@ -8,6 +8,7 @@ run without AI steps must not pay for it.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -70,15 +71,26 @@ def is_retryable(exc: BaseException) -> bool:
     return type(exc).__name__ in RETRYABLE or any(c.__name__ in RETRYABLE for c in type(exc).__mro__)
 
 
+MAX_RETRY_AFTER_S = 300.0  # a longer wait is cut here (and by the turn's timeout_s anyway)
+
+
 def retry_after(exc: BaseException) -> float | None:
-    """Seconds the provider asked us to wait, if it said so."""
+    """Seconds the provider asked us to wait, if it said so: finite and not negative.
+
+    The header is the provider's text: ``nan`` means nothing (None: our own backoff), a
+    negative wait is no wait, ``inf`` or a huge one is cut to :data:`MAX_RETRY_AFTER_S`
+    (``anyio.sleep`` raises on NaN, and would wait forever on inf).
+    """
     # litellm keeps the provider's real headers in litellm_response_headers; its
     # exc.response is a stand-in whose headers are empty.
     for headers in (getattr(exc, "litellm_response_headers", None), getattr(getattr(exc, "response", None), "headers", None)):
         try:
             value = headers.get("retry-after") if headers else None
             if value is not None:
-                return float(value)
+                seconds = float(value)
+                if math.isnan(seconds):
+                    continue
+                return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
         except (TypeError, ValueError, AttributeError):
             continue
     return None

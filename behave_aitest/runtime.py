@@ -8,6 +8,7 @@ server process outlives its scope, whatever failed in between.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import shutil
@@ -79,10 +80,17 @@ class Scope:
         self.name = name
         self.stack = ExitStack()
         self.servers: dict[str, ServerConnection] = {}
+        self.closed = False
 
     def close(self) -> None:
+        """Stop the scope's servers (each stop is bounded by the SDK's kill escalation); idempotent."""
+        self.closed = True
         self.servers.clear()
         self.stack.close()
+
+
+class CassetteNotWritten(Exception):
+    """A finished recording could not be written: an error of its scenario (or session feature)."""
 
 
 @dataclass
@@ -141,6 +149,8 @@ class Runtime:
         self.conversations: list[Conversation] = []
         self.models_below_gate: list[str] = []  # filled by after_all for the reports
         self.portal: Any = None
+        self._loop = ExitStack()  # the portal's event loop: stopped after every scope
+        self._scopes: list[Scope] = []  # feature and conversation scopes not yet closed
         self.log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-"))
         self._ids = itertools.count(1)  # server log files
         self._conversation_ids = itertools.count(1)  # c1, c2, ... in the order conversations start
@@ -161,23 +171,48 @@ class Runtime:
     def start(self) -> None:
         from anyio.from_thread import start_blocking_portal
 
-        self.portal = self.run_scope.stack.enter_context(start_blocking_portal(backend="asyncio"))
+        self.portal = self._loop.enter_context(start_blocking_portal(backend="asyncio"))
 
     def close(self) -> None:
-        """Stop every server and the event loop; safe to call twice."""
-        for scope in (self.current.scope if self.current else None, self.session.scope if self.session else None, self.feature_scope):
-            if scope is not None:
-                scope.close()
+        """Stop every server and the event loop; safe to call twice.
+
+        Every scope still open is closed, also one a failed hook left behind (it would
+        otherwise keep the portal waiting for ever), and one failure does not stop the
+        rest. Then the loop is stopped cancelling whatever is left, the process group of
+        any server not stopped the ordinary way is killed, and the log folder removed.
+        """
+        from .servers import stop_all_groups
+
+        live = [self.current.scope if self.current else None, self.session.scope if self.session else None, self.feature_scope]
         self.current = self.session = None
         self.feature_scope = None
-        self.run_scope.close()
+        for scope in [*live, *self._scopes, self.run_scope]:
+            if scope is not None and not scope.closed:
+                try:
+                    scope.close()
+                except Exception as exc:  # keep closing the others
+                    print(f"behave-aitest WARNING: stopping the servers of {scope.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        self._scopes.clear()
+        if self.portal is not None:
+            with contextlib.suppress(Exception):  # not running any more
+                self.portal.call(self.portal.stop, True)  # cancel what is left, do not wait for it
+        self._loop.close()
+        self.portal = None
+        stop_all_groups()
         if self._scripted is not None:
             self._scripted.stop()
             self._scripted = None
         shutil.rmtree(self.log_dir, ignore_errors=True)
 
+    def _scope(self, name: str) -> Scope:
+        """A new feature or conversation scope, remembered until closed (see :meth:`close`)."""
+        self._scopes = [s for s in self._scopes if not s.closed]
+        scope = Scope(name)
+        self._scopes.append(scope)
+        return scope
+
     def begin_feature(self, feature: Any) -> None:
-        self.feature_scope = Scope(f"feature {feature.name}")
+        self.feature_scope = self._scope(f"feature {feature.name}")
         tags = [str(t) for t in feature.tags]
         flow_model = getattr(feature, "aitest_model", None)
         models = model_tags(tags)
@@ -189,13 +224,20 @@ class Runtime:
         feature.aitest_model = feature_model
 
     def end_feature(self, feature: Any) -> None:
-        if self.session is not None:
-            self._close_cassette(self.session)
-            self.session.scope.close()
-            self.session = None
-        if self.feature_scope is not None:
-            self.feature_scope.close()
-            self.feature_scope = None
+        """End the feature's session and scope, whatever fails: the next feature must start
+        afresh. A session cassette that cannot be written raises :class:`CassetteNotWritten`
+        after the servers are stopped."""
+        session, self.session = self.session, None
+        scope, self.feature_scope = self.feature_scope, None
+        try:
+            if session is not None:
+                try:
+                    self._close_cassette(session)
+                finally:
+                    session.scope.close()
+        finally:
+            if scope is not None:
+                scope.close()
 
     def begin_scenario(self, scenario: Any) -> None:
         feature_model = getattr(scenario.feature, "aitest_model", None)
@@ -223,16 +265,20 @@ class Runtime:
             print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
 
     def end_scenario(self, scenario: Any) -> None:
+        """End the scenario's conversation and stop its servers, also when its cassette cannot
+        be written (then :class:`CassetteNotWritten`, an error of the scenario, after the stop)."""
         live = self.current
         self.current = None
         if live is not None and not live.record.session:
-            self._close_cassette(live)
-            live.scope.close()
+            try:
+                self._close_cassette(live)
+            finally:
+                live.scope.close()
 
     def _new_conversation(self, title: str, *, session: bool, feature_model: str | None) -> LiveConversation:
         record = Conversation(id=f"c{next(self._conversation_ids)}", title=title, session=session)
         self.conversations.append(record)
-        return LiveConversation(record, Scope(f"conversation {title}"), self.default_agent(), feature_model=feature_model)
+        return LiveConversation(record, self._scope(f"conversation {title}"), self.default_agent(), feature_model=feature_model)
 
     @staticmethod
     def _session_gaps(scenario: Any) -> list[str]:
@@ -447,9 +493,12 @@ class Runtime:
         cassette, live.cassette = live.cassette, None
         try:
             warning = cassette.close(live.record.turns) if cassette is not None else None
-        except Exception:  # cassettes.CassetteWriteError: the callers' scope.close() would be skipped
-            live.scope.close()  # and after_all would wait forever for the leaked servers
-            raise
+        except Exception as exc:  # a read-only folder, a full disk, a path that is a folder, ...
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            # a CassetteWriteError already names the file and the reason
+            message = text if text.startswith(f"cassette {cassette.display} ") else f"cassette {cassette.display} cannot be written: {text}"
+            live.record.warnings.append(message)
+            raise CassetteNotWritten(message) from None
         if warning:
             live.record.warnings.append(warning)
             print(f"behave-aitest WARNING: {warning}", file=sys.stderr)

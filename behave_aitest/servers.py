@@ -93,6 +93,15 @@ class ServerConnection:
     tools: list[ToolSpec] = field(default_factory=list)
     errlog: Path | None = None
     alive: bool = True
+    incoming: Any = None  # the transport's read stream: its closing is how a dead server shows
+
+    def transport_closed(self) -> bool:
+        """The transport has ended (the server's stdout closed, the HTTP stream ended):
+        decided on its state, never on the words of an error."""
+        try:
+            return bool(self.incoming is not None and self.incoming.statistics().open_send_streams == 0)
+        except Exception:  # a stream of another kind: only its exceptions say it is gone
+            return False
 
     @property
     def name(self) -> str:
@@ -119,8 +128,8 @@ class ServerConnection:
                 True,
                 time.perf_counter() - started,
             )
-        except Exception as exc:  # transport-level failure: the server is gone
-            if _connection_broken(exc):
+        except Exception as exc:
+            if _transport_failure(exc) or self.transport_closed():  # the server is gone
                 self.alive = False
                 raise ServerError(
                     f"MCP server {self.name!r} stopped answering during a call to {tool!r}: "
@@ -130,13 +139,13 @@ class ServerConnection:
         return ToolOutcome(result_text(result), bool(getattr(result, "is_error", False)), time.perf_counter() - started)
 
 
-def _connection_broken(exc: BaseException) -> bool:
+def _transport_failure(exc: BaseException) -> bool:
+    """An exception the transport itself raises when the connection is gone. A JSON-RPC
+    error (``MCPError``) is the server's answer, whatever its text says ("connection
+    closed" included): it goes back to the model as an error result."""
     import anyio
 
-    if isinstance(exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, BrokenPipeError, ConnectionError)):
-        return True
-    text = str(exc).lower()
-    return "connection closed" in text or "closed" in text and "stream" in text
+    return isinstance(exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, BrokenPipeError, ConnectionError))
 
 
 def result_text(result: Any) -> str:
@@ -208,9 +217,15 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
 
     errlog.parent.mkdir(parents=True, exist_ok=True)
     connection: ServerConnection | None = None
+    statuses: list[int] = []  # HTTP error statuses the server answered with
+    before = _children() if config.transport == "stdio" else set()
+    group: int | None = None
     try:
         async with AsyncExitStack() as stack:
-            read, write = await _open_transport(config, errlog, stack)
+            stack.push_async_callback(lambda: stop_group(group))  # after the transport has stopped the server
+            read, write = await _open_transport(config, errlog, stack, statuses)
+            if config.transport == "stdio":
+                group = _new_group(before)
             session = await stack.enter_async_context(ClientSession(read, write))
             with anyio.fail_after(config.startup_timeout_s):
                 await session.initialize()
@@ -219,17 +234,101 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
             for t in listed.tools:
                 schema = dict(t.input_schema or {"type": "object", "properties": {}})
                 tools.append(ToolSpec(config.name, t.name, t.description or "", schema, schema_problem(schema)))
-            connection = ServerConnection(config, session, tools, errlog)
+            connection = ServerConnection(config, session, tools, errlog, incoming=read)
             yield connection
     except (ConfigError, ServerError):
         raise
     except Exception as exc:
         if connection is not None:  # the server was up: what failed is the caller's business
             raise
-        raise start_failure(config, first_leaf(exc), errlog) from None
+        raise start_failure(config, first_leaf(exc), errlog, statuses) from None
 
 
-def start_failure(config: ServerConfig, exc: BaseException, errlog: Path) -> ServerError:
+# Process groups of the stdio servers still running (their leader's pid) -> the process that
+# started them, for a last-resort stop when the run ends abnormally (see stop_all_groups);
+# a forked worker of a parallel run must never stop its parent's servers.
+_GROUPS: dict[int, int] = {}
+
+
+def _children() -> set[int]:
+    """Process ids of this process's children (Linux ``/proc``; empty where there is none)."""
+    me, found = os.getpid(), set()
+    try:
+        for task in Path(f"/proc/{me}/task").iterdir():
+            found.update(int(pid) for pid in (task / "children").read_text().split())
+        return found
+    except OSError:
+        pass
+    try:
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    stat = (proc / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                    found.add(int(proc.name))
+    except OSError:
+        pass
+    return found
+
+
+def _new_group(before: set[int]) -> int | None:
+    """The process group of the server just started: the SDK starts each stdio server in
+    its own session, so it is the new child that leads its own group."""
+    for pid in sorted(_children() - before):
+        try:
+            if os.getpgid(pid) == pid:
+                _GROUPS[pid] = os.getpid()
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def _signal_group(group: int, sig: int) -> bool:
+    """Send ``sig`` to the group; False when no process of it is left."""
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: something is left that we may not signal
+    return True
+
+
+async def stop_group(group: int | None) -> None:
+    """Stop what is left of a server's process group (helpers it started) once the server
+    has ended: SIGTERM, up to a second's grace, then SIGKILL."""
+    import anyio
+    import signal
+
+    if group is None:
+        return
+    _GROUPS.pop(group, None)
+    if not _signal_group(group, signal.SIGTERM):
+        return
+    with anyio.CancelScope(shield=True):  # also when the run is being interrupted
+        with anyio.move_on_after(1.0):
+            while _signal_group(group, 0):
+                await anyio.sleep(0.05)
+            return
+        _signal_group(group, signal.SIGKILL)
+
+
+def stop_all_groups() -> None:
+    """SIGKILL every server process group not stopped the ordinary way (an interrupted
+    cleanup): no server or helper outlives the run."""
+    import signal
+
+    me = os.getpid()
+    for group, owner in list(_GROUPS.items()):
+        if owner == me:
+            del _GROUPS[group]
+            _signal_group(group, signal.SIGKILL)
+
+
+def start_failure(config: ServerConfig, exc: BaseException, errlog: Path, statuses: list[int] | None = None) -> ServerError:
     """The message for a server that did not come up, saying what to check."""
     if isinstance(exc, TimeoutError):
         return ServerError(
@@ -240,6 +339,18 @@ def start_failure(config: ServerConfig, exc: BaseException, errlog: Path) -> Ser
         return ServerError(
             f"MCP server {config.name!r}: command not found: {exc.filename or config.command[0]!r} "
             f"(command in {config.where}). Check the program name and that it is on PATH."
+        )
+    status = getattr(getattr(exc, "response", None), "status_code", None) or next(iter(statuses or []), None)
+    if config.transport != "stdio" and status in (401, 403):
+        return ServerError(
+            f"MCP server {config.name!r}: authentication failed (HTTP {status}) at {config.url}. "
+            f"Check the credentials in the server's headers (headers in {config.where})."
+        )
+    if config.transport != "stdio" and isinstance(status, int) and status >= 400:
+        kind = "server error" if status >= 500 else "the server refused the connection"
+        return ServerError(
+            f"MCP server {config.name!r}: {kind} (HTTP {status}) at {config.url}. "
+            f"The server is running but failed; see its own log (url in {config.where})."
         )
     if config.transport != "stdio":
         return ServerError(
@@ -260,8 +371,9 @@ def first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _open_transport(config: ServerConfig, errlog: Path, stack: AsyncExitStack) -> tuple[Any, Any]:
-    """Enter the transport for ``config`` on ``stack`` and return its read/write streams."""
+async def _open_transport(config: ServerConfig, errlog: Path, stack: AsyncExitStack, statuses: list[int]) -> tuple[Any, Any]:
+    """Enter the transport for ``config`` on ``stack`` and return its read/write streams;
+    HTTP error statuses are noted in ``statuses`` (the SDK's error does not carry them)."""
     if config.transport == "stdio":
         from mcp import StdioServerParameters
         from mcp.client.stdio import stdio_client
@@ -288,8 +400,16 @@ async def _open_transport(config: ServerConfig, errlog: Path, stack: AsyncExitSt
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
+    async def note(response: Any) -> None:
+        if response.status_code >= 400:
+            statuses.append(response.status_code)
+
     client = await stack.enter_async_context(
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(config.startup_timeout_s, read=config.tool_timeout_s + 30))
+        httpx2.AsyncClient(
+            headers=headers,
+            timeout=httpx2.Timeout(config.startup_timeout_s, read=config.tool_timeout_s + 30),
+            event_hooks={"response": [note]},
+        )
     )
     streams = await stack.enter_async_context(streamable_http_client(url, http_client=client))
     return streams[0], streams[1]

@@ -29,11 +29,13 @@ __all__: list[str] = []  # `import *` only needs to run the decorators
 
 
 def _redacting(step: Callable[..., None]) -> Callable[..., None]:
-    """``step``, with the message of any exception it raises redacted of secrets.
+    """``step``, raising any exception as one exception with a redacted message, ``from None``.
 
     A failing step's message quotes the agent's answer, tool results and server stderr,
     and behave prints it, puts it in JUnit XML and in the reports: one secret echoed by a
-    tool would be everywhere. The exception keeps its type (failure vs error).
+    tool would be everywhere. behave also prints an exception's whole chain (``__cause__``,
+    ``__context__``) and every member of an exception group, so only a fresh exception with
+    none of them is safe. It keeps the type (failure vs error) when the type allows.
     """
 
     @functools.wraps(step)
@@ -43,12 +45,30 @@ def _redacting(step: Callable[..., None]) -> Callable[..., None]:
         except Exception as exc:
             from .redact import Redactor
             from .safetext import message  # escaped (no ANSI, no CI commands, valid XML) and capped
+            from .servers import first_leaf
 
             redactor = getattr(getattr(context, "aitest", None), "redactor", None) or Redactor.from_environment()
-            exc.args = tuple(message(redactor.text(a)) if isinstance(a, str) else a for a in exc.args)
-            raise
+            raise _redacted(first_leaf(exc), lambda text: message(redactor.text(text))) from None
 
     return run
+
+
+class StepError(Exception):
+    """An unexpected exception of a step, re-raised with a redacted message (its type named)."""
+
+
+def _redacted(exc: BaseException, redact: Callable[[str], str]) -> BaseException:
+    """A fresh exception like ``exc`` whose message is ``exc``'s, redacted (no chain, no group)."""
+    message = redact(str(exc))
+    try:
+        fresh = type(exc)(message)
+        if str(fresh) == message:
+            return fresh
+    except Exception:  # a constructor that wants other arguments
+        pass
+    if isinstance(exc, AssertionError):
+        return AssertionError(message)
+    return StepError(f"{type(exc).__name__}: {message}")
 
 
 def _registering(register: Callable[[str], Callable[..., Any]]) -> Callable[[str], Callable[..., Any]]:
@@ -153,6 +173,7 @@ TURN_ERRORS = {
     "timeout": "timeout",
     "model": "model error",
     "server": "MCP server error",
+    "unexpected": "unexpected error",
 }
 
 

@@ -6,6 +6,12 @@ Tools: ``echo`` (works), ``crash`` (the process dies mid-call, after a line on s
 the benchmarks use it to show that one turn's tool calls run concurrently).
 ``big`` answers with ``megabytes`` of text (the report must keep it in JSON and cut it
 in HTML).
+``crash_after`` dies after ``seconds`` (while other calls of the same turn succeed),
+printing the server's ``FAULTY_TOKEN`` on stderr first (a secret in a stderr tail);
+``rpc_error`` answers with a JSON-RPC error whose text the client must not mistake for a
+dead connection; ``pid`` tells the server's process id (to see whether it was restarted);
+``spawn_helper`` starts a helper child process that outlives the server unless its
+process group is stopped.
 With ``FAULTY_EXIT_AT_START=1`` in its environment the process prints a reason on stderr
 and exits before the MCP handshake; with ``FAULTY_BAD_SCHEMA=1`` it also lists a tool
 ``broken`` whose input schema is not valid JSON Schema.
@@ -46,7 +52,8 @@ def create_server() -> MCPServer:
 
     @tool
     def hang(seconds: float = 3600) -> str:
-        """Sleep for a long time before answering."""
+        """Sleep for a long time before answering (saying so on stderr first)."""
+        print("faulty server: hanging in tool 'hang'", file=sys.stderr, flush=True)
         time.sleep(seconds)
         return "woke up"
 
@@ -57,6 +64,35 @@ def create_server() -> MCPServer:
 
         await anyio.sleep(seconds)
         return f"slept {seconds:g} s"
+
+    @tool
+    async def crash_after(seconds: float = 0.5) -> str:
+        """Die ``seconds`` after the call, saying the server's FAULTY_TOKEN on stderr first."""
+        import anyio
+
+        await anyio.sleep(seconds)
+        print(f"faulty server: crashing, token {os.environ.get('FAULTY_TOKEN', '')}", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    @tool
+    def rpc_error(message: str = "Connection closed by the upstream database") -> str:
+        """Answer with a JSON-RPC error (not an error result) carrying ``message``."""
+        from mcp.shared.exceptions import MCPError
+
+        raise MCPError(code=-32000, message=message)
+
+    @tool
+    def pid() -> str:
+        """The server's process id."""
+        return str(os.getpid())
+
+    @tool
+    def spawn_helper() -> str:
+        """Start a helper process (it sleeps for 10 minutes) in the server's process group."""
+        import subprocess
+
+        helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        return f"helper {helper.pid} started"
 
     @tool
     def fail(message: str = "it went wrong") -> str:
