@@ -368,10 +368,7 @@ class ParallelRunner(Runner):
         """A worker that ended without saying goodbye: its unit becomes an error that says so."""
         worker.process.join(timeout=5)
         worker.done = True
-        try:
-            os.killpg(worker.process.pid, signal.SIGKILL)  # the servers it left behind
-        except (ProcessLookupError, PermissionError):
-            pass
+        _kill(worker)  # and the servers it left behind
         unit = worker.unit
         worker.unit = None
         if unit is None:
@@ -693,9 +690,13 @@ def _kill(worker: _Worker) -> None:
     process = worker.process
     if process.is_alive():
         process.join(timeout=0.5)
-    if process.pid is not None:
+    groups = [process.pid] if process.pid is not None else []
+    folder = worker.log.with_name(f"worker-{worker.index}.tmp") / "server-groups"
+    if folder.is_dir():  # its servers lead groups of their own (the MCP SDK starts them so)
+        groups += [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
+    for group in groups:
         try:
-            os.killpg(process.pid, signal.SIGKILL)  # also its servers, and a server's own children
+            os.killpg(group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
     process.join(timeout=5)

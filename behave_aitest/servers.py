@@ -248,6 +248,23 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
 # started them, for a last-resort stop when the run ends abnormally (see stop_all_groups);
 # a forked worker of a parallel run must never stop its parent's servers.
 _GROUPS: dict[int, int] = {}
+# A parallel run's worker also notes its servers' groups as files in this folder, so that
+# the parent can stop them when the worker itself is killed (behave_aitest.parallel).
+GROUPS_DIR_ENV = "BEHAVE_AITEST_SERVER_GROUPS"
+
+
+def _note_group(group: int, running: bool) -> None:
+    folder = os.environ.get(GROUPS_DIR_ENV)
+    if not folder:
+        return
+    try:
+        if running:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            (Path(folder) / str(group)).touch()
+        else:
+            (Path(folder) / str(group)).unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _children() -> set[int]:
@@ -280,6 +297,7 @@ def _new_group(before: set[int]) -> int | None:
         try:
             if os.getpgid(pid) == pid:
                 _GROUPS[pid] = os.getpid()
+                _note_group(pid, True)
                 return pid
         except OSError:
             continue
@@ -307,13 +325,16 @@ async def stop_group(group: int | None) -> None:
         return
     _GROUPS.pop(group, None)
     if not _signal_group(group, signal.SIGTERM):
+        _note_group(group, False)
         return
     with anyio.CancelScope(shield=True):  # also when the run is being interrupted
         with anyio.move_on_after(1.0):
             while _signal_group(group, 0):
                 await anyio.sleep(0.05)
+            _note_group(group, False)
             return
         _signal_group(group, signal.SIGKILL)
+        _note_group(group, False)
 
 
 def stop_all_groups() -> None:
@@ -326,6 +347,7 @@ def stop_all_groups() -> None:
         if owner == me:
             del _GROUPS[group]
             _signal_group(group, signal.SIGKILL)
+            _note_group(group, False)
 
 
 def start_failure(config: ServerConfig, exc: BaseException, errlog: Path, statuses: list[int] | None = None) -> ServerError:

@@ -23,6 +23,7 @@ import traceback
 from typing import Any, NoReturn
 
 from .outcomes import UnitOutcome, capture
+from .servers import GROUPS_DIR_ENV
 from .units import Unit
 
 READY = "ready"  # ("ready", ok, hook error messages, hook failures): before_all has run
@@ -76,6 +77,7 @@ def serve(runner: Any, features: list[Any], index: int, conn: Any, log_path: str
         os.makedirs(temp_dir, exist_ok=True)
         os.environ["TMPDIR"] = temp_dir
         tempfile.tempdir = temp_dir
+        os.environ[GROUPS_DIR_ENV] = os.path.join(temp_dir, "server-groups")  # for the parent, if this worker is killed
         _redirect_output(log_path)
         code = _serve(runner, features, index, conn)
     except BaseException:  # noqa: BLE001 - the worker must end with an exit code, not a traceback loop

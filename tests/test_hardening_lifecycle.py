@@ -253,10 +253,10 @@ def test_a_cassette_that_cannot_be_written_is_an_error_and_nothing_hangs(read_on
     assert result.returncode == 1, out
     # F1: the failure names the file and the reason, as a hook error of its scenario or session feature.
     assert "HOOK-ERROR in after_feature" in out and "HOOK-ERROR in after_scenario" in out, out
-    assert "cassettes/" in out and "cannot be written" in out, out
+    assert "cassettes/" in out and "could not be written" in out, out
     assert "Read-only file system" in out or "Permission denied" in out, out
     fresh = _scenarios(project.root)["fresh"]
-    assert fresh["status"] == "error" and "cannot be written" in fresh["first_failure"]["message"], fresh
+    assert fresh["status"] == "error" and "could not be written" in fresh["first_failure"]["message"], fresh
     assert _scenarios(project.root)["zero"]["status"] == "error"
     # F2: the next feature does not continue the session (its step counting 2 messages passed).
     assert "Expected 2 messages" not in out, out
