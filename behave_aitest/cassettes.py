@@ -66,6 +66,7 @@ from . import __version__
 from .config import SCRIPTED_MODEL, Config, ConfigError
 from .engine import TurnFailure
 from .llm import ModelReply, ToolRequest
+from .safetext import json_safe
 from .redact import Redactor
 from .servers import ServerError, ToolOutcome, ToolSpec
 
@@ -333,7 +334,10 @@ def dumps(document: Mapping[str, Any]) -> str:
     """Readable JSON; a lone surrogate (text cut mid-character by a server or model) is
     written as its ``\\udxxx`` escape, which JSON reads back as the same character, rather
     than making the UTF-8 write fail and the recording lost."""
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    try:
+        text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError:  # a NaN or an infinity (say, in a tool's arguments): valid JSON says null
+        text = json.dumps(json_safe(document, surrogates=False), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 

@@ -75,18 +75,19 @@ def message(text: str, line_limit: int = LINE_LIMIT, limit: int = MESSAGE_LIMIT)
     return clip(text, limit)
 
 
-def json_safe(value: Any) -> Any:
+def json_safe(value: Any, surrogates: bool = True) -> Any:
     """A copy of JSON-like ``value`` that ``json.dumps(..., allow_nan=False)`` accepts and
-    UTF-8 can encode: non-finite numbers become None (unknown), lone surrogates U+FFFD.
+    UTF-8 can encode: non-finite numbers become None (unknown), lone surrogates U+FFFD
+    (unless ``surrogates`` is False: a cassette escapes them instead, to replay them exactly).
     Containers without anything to change are returned as they are."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+        return _SURROGATE.sub("\ufffd", value) if surrogates and _SURROGATE.search(value) else value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {json_safe(k) if isinstance(k, str) else k: json_safe(v) for k, v in value.items()}
+        return {json_safe(k, surrogates) if isinstance(k, str) else k: json_safe(v, surrogates) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, surrogates) for v in value]
     return value
 
 

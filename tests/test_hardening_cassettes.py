@@ -339,3 +339,19 @@ def test_prune_deletes_only_cassettes_it_can_read(tmp_path: Path) -> None:
     assert "1 cassette(s) removed, 1 kept, 4 skipped." in done.stdout
     done = prune("--check")
     assert done.returncode == 0 and "0 stale cassette(s), 1 in use, 3 skipped." in done.stdout, done.stdout
+
+
+def test_a_cassette_is_valid_json_whatever_the_numbers() -> None:
+    """F19, cassette half: a NaN or an infinity (say, in a tool's arguments) is written as null,
+    never as the ``NaN`` that strict JSON readers reject; a lone surrogate still round-trips."""
+    import json as _json
+
+    from behave_aitest.cassettes import dumps
+
+    text = dumps({"arguments": {"amount": float("nan"), "limit": float("inf")}, "text": "cut \ud800 here", "cost": 1.5})
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    back = _json.loads(text, parse_constant=refuse)
+    assert back == {"arguments": {"amount": None, "limit": None}, "text": "cut \ud800 here", "cost": 1.5}

@@ -322,3 +322,32 @@ def test_longest_units_first_from_an_earlier_report(tmp_path: Path) -> None:
     assert load_durations(tmp_path / "missing.json") == {}
     (tmp_path / "foreign.json").write_text('["not a report"]', encoding="utf-8")
     assert load_durations(tmp_path / "foreign.json") == {}
+
+
+TWO_MODELS = """\
+@model:openai/model-a @model:openai/model-b
+Feature: Two models, one scenario picked
+  Scenario: First
+    When the user says "first question"
+    Then the agent answered
+
+  Scenario: Second
+    When the user says "second question"
+    Then the agent answered
+"""
+
+
+@pytest.mark.parametrize("jobs", [(), ("--runner", "behave_aitest.parallel:ParallelRunner", "-j", "2")], ids=["sequential", "parallel"])
+def test_file_line_runs_only_that_scenario_for_every_model(project: Project, jobs: tuple[str, ...]) -> None:
+    """F13: `behave file.feature:LINE` (an IDE's "run this scenario") on a feature run once per
+    model runs that scenario once per model, not every scenario for every model."""
+    from behave_aitest.fakellm import FakeOpenAI
+
+    project.feature("models.feature", TWO_MODELS)
+    with FakeOpenAI(brain=lambda request: {"content": "an answer"}) as server:
+        project.config(f'[tool.behave_aitest]\napi_base = "{server.base_url}"\nretry_backoff_s = 0\n')
+        result = project.run(*jobs, "features/models.feature:7")
+        asked = sorted(str(r["messages"][-1]["content"]) + " @" + str(r["model"]) for r in server.requests)
+    assert result.returncode == 0, result.output
+    assert "2 scenarios passed, 0 failed, 2 skipped" in result.output, result.output
+    assert asked == ["second question @model-a", "second question @model-b"], asked
