@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import signal
 import sys
 import tempfile
@@ -67,6 +68,7 @@ def serve(runner: Any, features: list[Any], index: int, conn: Any, log_path: str
     parent removes whatever happens to the worker.
     """
     code = 0
+    parent = os.getppid()
     try:
         for end in inherited:  # the parent's ends of the pipes: the worker must see the parent go
             end.close()
@@ -87,6 +89,8 @@ def serve(runner: Any, features: list[Any], index: int, conn: Any, log_path: str
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            if os.getppid() != parent:  # the parent was killed outright: nobody else will tidy up
+                shutil.rmtree(os.path.dirname(log_path), ignore_errors=True)
         finally:
             os._exit(code)  # no atexit: the parent's report formatters live in this copy too
 

@@ -211,12 +211,14 @@ def test_user_hooks_rules_and_other_formatters_as_in_a_sequential_run(project: P
     assert passing.returncode == 0, passing.output
 
 
-def test_workers_end_when_the_parent_is_killed(project: Project) -> None:
+def test_workers_end_when_the_parent_is_killed(project: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
     feature = "Feature: Slow\n" + "".join(
         f'  Scenario: Slow {i}\n    Given the agent "prober"\n    When the user says "take your time"\n' for i in range(2)
     )
     make(project, ("slow.feature", feature))
+    tmp = tmp_path_factory.mktemp("tmpdir")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["TMPDIR"] = str(tmp)
     proc = subprocess.Popen(
         [sys.executable, "-m", "behave", "--no-color", *RUNNER, "-j", "2"],
         cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -229,9 +231,10 @@ def test_workers_end_when_the_parent_is_killed(project: Project) -> None:
         proc.kill()  # SIGKILL: no chance to stop anything itself
         proc.wait(timeout=10)
         deadline = time.time() + 30
-        while processes_in(project.root) and time.time() < deadline:
+        while (processes_in(project.root) or list(tmp.iterdir())) and time.time() < deadline:
             time.sleep(0.2)
         assert processes_in(project.root) == []
+        assert list(tmp.iterdir()) == []  # the last worker out removed the run's folder
     finally:
         if proc.poll() is None:
             proc.kill()
