@@ -19,12 +19,12 @@ import time
 import traceback
 from pathlib import Path
 
-from . import parallel, replay, reports, scopes, startup, tool_calls, turns
+from . import jobs, parallel, replay, reports, scopes, startup, tool_calls, turns
 from .common import ROOT, SIZES, Bench, Row
 from .output import load_results, markdown, save_results, table
 
-# Issue 7's items, in order. Each module: ITEM, TITLE, run(bench) -> list[Row].
-MODULES = [turns, tool_calls, scopes, startup, reports, replay, parallel]
+# Issue 7's items, in order (8: issue 12's parallel conversations). Each module: ITEM, TITLE, run(bench) -> list[Row].
+MODULES = [turns, tool_calls, scopes, startup, reports, replay, parallel, jobs]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     results = {"rows": rows, "size": size, "repeat": repeat, "started": started, "elapsed": elapsed, "loads": bench.loads}
-    args.output.write_text(markdown(**results, explain=explain), encoding="utf-8")
+    args.output.write_text(markdown(**results, explain=explain, sections=sections), encoding="utf-8")
     if args.save_json:
         save_results(args.save_json, results)
     log(f"wrote {args.output}")
@@ -95,6 +95,15 @@ def explain(row: Row) -> str:
         if module.ITEM == row.item and hasattr(module, "explain"):
             return str(module.explain(row) or "")
     return ""
+
+
+def sections(rows: list[Row]) -> list[str]:
+    """Extra Markdown sections from the modules that measured something worth a paragraph (``summary(rows)``)."""
+    lines: list[str] = []
+    for module in MODULES:
+        if hasattr(module, "summary"):
+            lines.extend(module.summary([r for r in rows if r.item == module.ITEM]))
+    return lines
 
 
 def one_line(exc: BaseException) -> str:

@@ -98,6 +98,7 @@ def markdown(
     loads: list[float],
     facts: dict | None = None,
     explain: Callable[[Row], str] | None = None,
+    sections: Callable[[list[Row]], list[str]] | None = None,
 ) -> str:
     """docs/performance.md. ``explain(row)`` says what limits a row that misses (the row's
     own note when it has nothing to add)."""
@@ -142,6 +143,8 @@ def markdown(
             shown = f"{r.ratio:.2f}× against {r.target_text}" if r.ratio is not None else f"{r.value.show()} against {r.target_text}"
             out.append(f"- **{r.item}. {r.what}** ({shown}): {why}{noise(r)}")
         out.append("")
+    if sections is not None:
+        out += sections(rows)
     out += ["## How each figure is measured", ""]
     for row in rows:
         if row.value is None:
