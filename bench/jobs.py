@@ -276,13 +276,13 @@ class Result:
         """The prose and the small table of docs/performance.md's "Parallel conversations" section."""
         base = self.fig(1, "seconds").median
         lines = [
-            "| -j | wall (median) | speed-up | CPU, all processes | start-up | peak RSS sum | peak PSS sum | processes |",
+            "| jobs | wall (median) | speed-up | CPU, all processes | start-up | peak RSS sum | peak PSS sum | processes |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for n in self.levels:
             wall = self.fig(n, "seconds").median
             lines.append(
-                f"| {n} | {fmt_seconds(wall)} | {base / wall:.2f}× | {fmt_seconds(self.fig(n, 'cpu_seconds').median)} | "
+                f"| `-j {n}` | {fmt_seconds(wall)} | {base / wall:.2f}× | {fmt_seconds(self.fig(n, 'cpu_seconds').median)} | "
                 f"{fmt_seconds(self.fig(n, 'startup').median)} | {fmt_bytes(self.fig(n, 'rss', 'bytes').median)} | "
                 f"{fmt_bytes(self.fig(n, 'pss', 'bytes').median)} | {statistics.median(s.processes for s in self.runs[n]):g} |"
             )

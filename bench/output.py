@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 from collections.abc import Callable
@@ -183,3 +184,76 @@ def load_results(path) -> dict:
         "loads": data["loads"],
         "facts": data.get("machine"),
     }
+
+
+_STANDARD = ("# Performance", "## Machine", "## Results", "## Misses and what limits them", "## How each figure is measured")
+
+
+def _row_cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def _results(lines: list[str]) -> list[str]:
+    """The rows of the results table (under "## Results")."""
+    rows, inside = [], False
+    for l in lines:
+        if l.startswith("## "):
+            inside = l == "## Results"
+        elif inside and l.startswith("| ") and l[2:3].isdigit():
+            rows.append(l)
+    return rows
+
+
+def update(new: str, old: str, measured: set[int]) -> str:
+    """``new`` (this run's file) with what ``old`` (the file it replaces) measured and this run
+    did not: rows of items outside ``measured`` and rows whose measurement this run did not
+    repeat (e.g. the other server scope of item 1) are kept verbatim, in item order, with
+    their "how measured" lines and any extra section (e.g. item 8's); a line says which
+    rows come from which run. Misses of kept rows stay in ``old``'s own words, in its table."""
+    new_lines, old_lines = new.splitlines(), old.splitlines()
+    new_rows = {tuple(_row_cells(l)[:2]) for l in _results(new_lines)}
+    kept = [l for l in _results(old_lines) if tuple(_row_cells(l)[:2]) not in new_rows]
+    kept_whats = {tuple(_row_cells(l)[:2]) for l in kept}
+    if not kept:
+        return new
+    bullet = re.compile(r"^- \*\*(\d+)\. (.*?)\*\*: ")
+    kept_notes = [l for l in old_lines if (m := bullet.match(l)) and (m.group(1), m.group(2)) in kept_whats]
+    old_date = next((l.split("|")[2].strip().split(" (")[0] for l in old_lines if l.startswith("| date |")), "an earlier run")
+    old_git = next((l.split("git ", 1)[1].split(")")[0] for l in old_lines if l.startswith("| behave-aitest |") and "git " in l), "?")
+    sections, current = {}, None
+    for l in old_lines:
+        if l.startswith("#"):
+            current = l if l.startswith("## ") and l not in _STANDARD else None
+            if current:
+                sections[current] = []
+        elif current:
+            sections[current].append(l)
+    out: list[str] = []
+    table_rows: list[str] = []
+    in_table = False
+    results = set(_results(new_lines))
+    for l in new_lines:
+        if l in results:
+            table_rows.append(l)
+            in_table = True
+            continue
+        if in_table:  # the end of the results table: all rows, in item order (stable)
+            merged = sorted(table_rows + kept, key=lambda r: int(_row_cells(r)[0]))
+            out.extend(merged)
+            in_table = False
+        if l == "## How each figure is measured":
+            for title, body in sections.items():
+                if title not in new_lines:
+                    out += [title, *body]
+        out.append(l)
+        if l == "## Results":
+            items = sorted({int(_row_cells(r)[0]) for r in kept})
+            out += ["", f"Updated with `python -m bench --update`: the rows of item(s) {', '.join(map(str, sorted(measured)))} "
+                    "measured in this run are from the date above; the other rows "
+                    f"(item(s) {', '.join(map(str, items))}) are kept from the run of {old_date} (git {old_git}), "
+                    "with their own notes below."]
+    notes_at = len(out)
+    while notes_at and not out[notes_at - 1].strip():
+        notes_at -= 1
+    out[notes_at:notes_at] = kept_notes
+    return "\n".join(out) + "\n"
