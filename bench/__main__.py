@@ -45,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         saved = load_results(args.from_json)
         print(table(saved["rows"]))
-        args.output.write_text(markdown(**saved, explain=explain), encoding="utf-8")
+        for module in MODULES:
+            if hasattr(module, "restore"):
+                module.restore(saved["rows"])
+        text = markdown(**saved, explain=explain, sections=sections)
+        if args.update and args.output.exists():
+            text = update(text, args.output.read_text(encoding="utf-8"), {r.item for r in saved["rows"]})
+        args.output.write_text(text, encoding="utf-8")
         return 0
     size = SIZES[args.size]
     if args.scopes:

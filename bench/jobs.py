@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import statistics
 import subprocess
 import tempfile
 import threading
@@ -276,28 +275,64 @@ class Result:
         """The prose and the small table of docs/performance.md's "Parallel conversations" section."""
         base = self.fig(1, "seconds").median
         lines = [
-            "| jobs | wall (median) | speed-up | CPU, all processes | start-up | peak RSS sum | peak PSS sum | processes |",
-            "|---|---|---|---|---|---|---|---|",
+            "| jobs | wall (median) | speed-up | CPU, all processes | start-up | peak RSS sum | peak PSS sum |",
+            "|---|---|---|---|---|---|---|",
         ]
         for n in self.levels:
             wall = self.fig(n, "seconds").median
             lines.append(
                 f"| `-j {n}` | {fmt_seconds(wall)} | {base / wall:.2f}× | {fmt_seconds(self.fig(n, 'cpu_seconds').median)} | "
                 f"{fmt_seconds(self.fig(n, 'startup').median)} | {fmt_bytes(self.fig(n, 'rss', 'bytes').median)} | "
-                f"{fmt_bytes(self.fig(n, 'pss', 'bytes').median)} | {statistics.median(s.processes for s in self.runs[n]):g} |"
+                f"{fmt_bytes(self.fig(n, 'pss', 'bytes').median)} |"
             )
         return lines
 
 
 LAST: Result | None = None
+_SUITE = re.compile(r"^(\d+) conversations × (\d+) turns \((\d+) files\), every model call answered after ([\d.]+) s")
+_PSS = re.compile(r"PSS sum: ([\d.]+) (GB|MB|kB) vs ([\d.]+) (GB|MB|kB)")
+
+
+def from_rows(rows: list[Row]) -> Result | None:
+    """The medians of a run rebuilt from its rows (``--from-json``): one sample per level."""
+    head = _SUITE.match(rows[0].what) if rows else None
+    if head is None:
+        return None
+    scale = {"GB": 1e9, "MB": 1e6, "kB": 1e3}
+    values: dict[int, dict[str, float]] = {}
+    for row in rows:
+        if row.value is None or "`-j " not in row.what:
+            continue
+        n = int(row.what.split("`-j ")[1].split("`")[0])
+        key = next((k for t, k in (("wall time", "seconds"), ("start-up", "startup"), ("CPU time", "cpu_seconds"), ("peak memory", "rss")) if t in row.what), None)
+        if key is None:
+            continue
+        values.setdefault(n, {})[key] = row.value.median
+        if row.baseline is not None:
+            values.setdefault(1, {})[key] = row.baseline.median
+        pss = _PSS.search(row.what)
+        if pss:
+            values[n]["pss"] = float(pss.group(1)) * scale[pss.group(2)]
+            values[1]["pss"] = float(pss.group(3)) * scale[pss.group(4)]
+    runs = {n: [Sample(v.get("seconds", 0), v.get("cpu_seconds", 0), v.get("startup", 0), int(v.get("rss", 0)), int(v.get("pss", 0)), 0)] for n, v in values.items()}
+    return Result(int(head.group(1)), int(head.group(2)), int(head.group(3)), float(head.group(4)), runs)
+
+
+def restore(rows: list[Row]) -> None:
+    """Results saved with --save-json, written again with --from-json: what summary and explain read."""
+    global LAST
+    LAST = from_rows([r for r in rows if r.item == ITEM])
 
 
 def summary(rows: list[Row]) -> list[str]:
-    """A paragraph and a table for docs/performance.md (only when item 8 ran in this process)."""
-    if LAST is None:
+    """A paragraph and a table for docs/performance.md."""
+    r = LAST or from_rows(rows)
+    if r is None or 1 not in r.runs:
         return []
-    r = LAST
     ideal = r.conversations * 2 * r.turns * r.latency
+    base_cpu = r.fig(1, "cpu_seconds").median
+    top = r.levels[-1]
+    extra_cpu = (r.fig(top, "cpu_seconds").median - base_cpu) / max(top - 1, 1)
     return [
         "## Parallel conversations (item 8)",
         "",
@@ -308,15 +343,37 @@ def summary(rows: list[Row]) -> list[str]:
         "",
         *r.summary(),
         "",
-        "What a worker costs: the workers are forked after the parent has imported litellm, so none pays for that import "
-        "again, and each starts its own bank server (scope \"run\" is per worker) on its first conversation. Those "
-        "starts, Python and the MCP SDK in a new process, are most of the CPU that grows with -j, and they run at the "
-        "same time on 2 cores, which is what stretches the start-up and the first round of conversations as N grows. "
-        "Memory grows by about one worker and one bank server per job; the RSS sum counts the pages the workers "
-        "share with the parent once per worker, the PSS sum counts them once.",
+        f"Read the wall time as start-up + rounds of conversations: at `-j N` the model alone needs "
+        f"⌈{r.conversations}/N⌉ rounds of {2 * r.turns * r.latency:g} s. The start-up (until the first model call) is "
+        "mostly the parent importing litellm and the MCP SDK (once: the workers are forked after it, so none pays for "
+        "it again), then each worker starting its own bank server (scope \"run\" is per worker) on its first "
+        "conversation, all at the same time on 2 cores. Each extra worker costs about "
+        f"{fmt_seconds(extra_cpu)} of CPU here (`-j {top}` against `-j 1`, divided by {top - 1}): its bank server's "
+        "Python and MCP start, its own first-call work in litellm, and copy-on-write page faults. Memory grows by about "
+        "one worker and one bank server per job; the RSS sum counts the pages the workers share with the parent once "
+        "per worker, the PSS sum counts them once.",
         "",
     ]
 
 
 def explain(row: Row) -> str:
-    return row.note
+    """For a missed speed-up or start-up: what the wall time is made of, from this run's medians."""
+    r = LAST
+    if r is None or "`-j " not in row.what:
+        return row.note
+    n = int(row.what.split("`-j ")[1].split("`")[0])
+    if n not in r.runs:
+        return row.note
+    wall, start = r.fig(n, "seconds").median, r.fig(n, "startup").median
+    rounds = -(-r.conversations // n)
+    model = rounds * 2 * r.turns * r.latency
+    base_wall, base_start = r.fig(1, "seconds").median, r.fig(1, "startup").median
+    return (
+        f"At `-j {n}` the run took {fmt_seconds(wall)}: {fmt_seconds(start)} until the first model call, then "
+        f"{fmt_seconds(wall - start)} for {rounds} rounds of conversations whose model calls alone take "
+        f"{fmt_seconds(model)}. `-j 1` took {fmt_seconds(base_wall)} ({fmt_seconds(base_start)} of it start-up). The "
+        "start-up is paid once whatever N is, so it caps the speed-up at about (-j 1 wall) ÷ (start-up + model time); "
+        f"here that bound is {base_wall / (start + model):.1f}×. The time beyond the model calls after the start-up is "
+        "the workers' own start (a bank server each, all at once, on 2 cores shared with other work), and the load on "
+        "the machine stretches every part."
+    )
