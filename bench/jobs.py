@@ -348,8 +348,10 @@ def summary(rows: list[Row]) -> list[str]:
         "mostly the parent importing litellm and the MCP SDK (once: the workers are forked after it, so none pays for "
         "it again), then each worker starting its own bank server (scope \"run\" is per worker) on its first "
         "conversation, all at the same time on 2 cores. Each extra worker costs about "
-        f"{fmt_seconds(extra_cpu)} of CPU here (`-j {top}` against `-j 1`, divided by {top - 1}): its bank server's "
-        "Python and MCP start, its own first-call work in litellm, and copy-on-write page faults. Memory grows by about "
+        f"{fmt_seconds(extra_cpu)} of CPU here (`-j {top}` against `-j 1`, divided by {top - 1}), mostly its bank "
+        "server's start (a new Python process importing the MCP SDK) and copy-on-write page faults. With a fixed "
+        "start-up of S seconds the speed-up cannot pass (-j 1 wall) ÷ (S + model time), and a loaded machine stretches "
+        "S most: compare the minima (the least disturbed runs) in the table above. Memory grows by about "
         "one worker and one bank server per job; the RSS sum counts the pages the workers share with the parent once "
         "per worker, the PSS sum counts them once.",
         "",

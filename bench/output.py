@@ -217,9 +217,26 @@ def update(new: str, old: str, measured: set[int]) -> str:
     if not kept:
         return new
     bullet = re.compile(r"^- \*\*(\d+)\. (.*?)\*\*: ")
-    kept_notes = [l for l in old_lines if (m := bullet.match(l)) and (m.group(1), m.group(2)) in kept_whats]
     old_date = next((l.split("|")[2].strip().split(" (")[0] for l in old_lines if l.startswith("| date |")), "an earlier run")
     old_git = next((l.split("git ", 1)[1].split(")")[0] for l in old_lines if l.startswith("| behave-aitest |") and "git " in l), "?")
+    stamp = f" *(Kept from the run of {old_date}, git {old_git}.)*"
+    noted, kept_notes = set(), []
+    for l in old_lines:
+        m = bullet.match(l)
+        if m and (m.group(1), m.group(2)) in kept_whats:
+            noted.add((m.group(1), m.group(2)))
+            kept_notes.append(l if "*(Kept from the run of" in l else l + stamp)
+    for l in kept:
+        item, what = _row_cells(l)[:2]
+        if (item, what) not in noted:
+            kept_notes.append(f"- **{item}. {what}**:{stamp}")
+    miss = re.compile(r"^- \*\*(\d+)\. (.*?)\*\* \(")
+    in_misses, kept_misses = False, []
+    for l in old_lines:
+        if l.startswith("## "):
+            in_misses = l == "## Misses and what limits them"
+        elif in_misses and (m := miss.match(l)) and (m.group(1), m.group(2)) in kept_whats:
+            kept_misses.append(l)
     sections, current = {}, None
     for l in old_lines:
         if l.startswith("#"):
@@ -241,17 +258,24 @@ def update(new: str, old: str, measured: set[int]) -> str:
             merged = sorted(table_rows + kept, key=lambda r: int(_row_cells(r)[0]))
             out.extend(merged)
             in_table = False
+        has_misses = "## Misses and what limits them" in new_lines
+        if kept_misses and not has_misses and (l == "## How each figure is measured" or (l.startswith("## ") and l not in _STANDARD)):
+            out += ["## Misses and what limits them", "", *kept_misses, ""]
+            kept_misses = []
         if l == "## How each figure is measured":
             for title, body in sections.items():
                 if title not in new_lines:
                     out += [title, *body]
+        if l.startswith("## ") and out and "## Misses and what limits them" in out and kept_misses and l != "## Misses and what limits them":
+            while out and not out[-1].strip():
+                out.pop()
+            out += [*kept_misses, ""]
+            kept_misses = []
         out.append(l)
         if l == "## Results":
-            items = sorted({int(_row_cells(r)[0]) for r in kept})
             out += ["", f"Updated with `python -m bench --update`: the rows of item(s) {', '.join(map(str, sorted(measured)))} "
-                    "measured in this run are from the date above; the other rows "
-                    f"(item(s) {', '.join(map(str, items))}) are kept from the run of {old_date} (git {old_git}), "
-                    "with their own notes below."]
+                    "measured in this run are from the date above (machine, load); the other rows are kept from earlier "
+                    "runs, and the note of each below says from which."]
     notes_at = len(out)
     while notes_at and not out[notes_at - 1].strip():
         notes_at -= 1
