@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(saved["rows"]))
         for module in MODULES:
             if hasattr(module, "restore"):
-                module.restore(saved["rows"])
+                module.restore(saved["rows"], saved["loads"])
         text = markdown(**saved, explain=explain, sections=sections)
         if args.update and args.output.exists():
             text = update(text, args.output.read_text(encoding="utf-8"), {r.item for r in saved["rows"]})

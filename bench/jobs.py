@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -181,12 +182,14 @@ def run(bench: Bench) -> list[Row]:
 
         if size.warmup:  # bytecode and page cache, on the cheapest side only (-j 1 takes minutes)
             measure([*BEHAVE, *RUNNER, "-j", str(max(size.jobs_levels))], project, env, stamps, expect)
+        first_load = len(bench.loads)
         bench.alternate({f"-j {n}": side(n) for n in size.jobs_levels}, "item 8", warmup=False)
+        loads = bench.loads[first_load:]
     finally:
         model.terminate()
         model.wait(timeout=10)
     global LAST
-    LAST = Result(conversations, turns, files, latency, runs)
+    LAST = Result(conversations, turns, files, latency, runs, loads)
     return LAST.rows()
 
 
@@ -197,6 +200,7 @@ class Result:
     files: int
     latency: float
     runs: dict[int, list[Sample]]
+    loads: list[float] = field(default_factory=list)  # 1-minute load averages taken while it ran
 
     def fig(self, jobs: int, what: str, unit: str = "s") -> Figure:
         return Figure([float(getattr(s, what)) for s in self.runs[jobs]], unit)
@@ -294,12 +298,13 @@ _PSS = re.compile(r"PSS sum: ([\d.]+) (GB|MB|kB) vs ([\d.]+) (GB|MB|kB)")
 
 
 def from_rows(rows: list[Row]) -> Result | None:
-    """The medians of a run rebuilt from its rows (``--from-json``): one sample per level."""
+    """A run rebuilt from its rows (``--from-json``): every repetition's figures; PSS only as the
+    medians its rows quote."""
     head = _SUITE.match(rows[0].what) if rows else None
     if head is None:
         return None
     scale = {"GB": 1e9, "MB": 1e6, "kB": 1e3}
-    values: dict[int, dict[str, float]] = {}
+    values: dict[int, dict[str, list[float]]] = {}
     for row in rows:
         if row.value is None or "`-j " not in row.what:
             continue
@@ -307,21 +312,32 @@ def from_rows(rows: list[Row]) -> Result | None:
         key = next((k for t, k in (("wall time", "seconds"), ("start-up", "startup"), ("CPU time", "cpu_seconds"), ("peak memory", "rss")) if t in row.what), None)
         if key is None:
             continue
-        values.setdefault(n, {})[key] = row.value.median
+        values.setdefault(n, {})[key] = list(row.value.samples)
         if row.baseline is not None:
-            values.setdefault(1, {})[key] = row.baseline.median
+            values.setdefault(1, {})[key] = list(row.baseline.samples)
         pss = _PSS.search(row.what)
         if pss:
-            values[n]["pss"] = float(pss.group(1)) * scale[pss.group(2)]
-            values[1]["pss"] = float(pss.group(3)) * scale[pss.group(4)]
-    runs = {n: [Sample(v.get("seconds", 0), v.get("cpu_seconds", 0), v.get("startup", 0), int(v.get("rss", 0)), int(v.get("pss", 0)), 0)] for n, v in values.items()}
+            values[n]["pss"] = [float(pss.group(1)) * scale[pss.group(2)]]
+            values[1]["pss"] = [float(pss.group(3)) * scale[pss.group(4)]]
+    runs = {}
+    for n, v in values.items():
+        count = len(v.get("seconds", []))
+
+        def pick(key: str, i: int) -> float:
+            got = v.get(key) or [0.0]
+            return got[i] if len(got) == count else got[0]
+
+        runs[n] = [Sample(pick("seconds", i), pick("cpu_seconds", i), pick("startup", i), int(pick("rss", i)), int(pick("pss", i)), 0) for i in range(count)]
     return Result(int(head.group(1)), int(head.group(2)), int(head.group(3)), float(head.group(4)), runs)
 
 
-def restore(rows: list[Row]) -> None:
-    """Results saved with --save-json, written again with --from-json: what summary and explain read."""
+def restore(rows: list[Row], loads: list[float]) -> None:
+    """Results saved with --save-json, written again with --from-json: what summary and explain read
+    (``loads``: the saved run's load averages, item 8's own when it ran alone)."""
     global LAST
     LAST = from_rows([r for r in rows if r.item == ITEM])
+    if LAST is not None:
+        LAST.loads = list(loads)
 
 
 def summary(rows: list[Row]) -> list[str]:
@@ -342,6 +358,14 @@ def summary(rows: list[Row]) -> list[str]:
         "conversations in flight, one per worker, while the turns of each stay in order. Medians:",
         "",
         *r.summary(),
+        "",
+        f"On the minima (the least disturbed of the {len(r.runs[1])} repetitions) the speed-ups are "
+        + ", ".join(f"{r.fig(1, 'seconds').min / r.fig(n, 'seconds').min:.2f}× at `-j {n}`" for n in r.levels[1:])
+        + f", with start-ups of {fmt_seconds(r.fig(1, 'startup').min)} at `-j 1` and "
+        + ", ".join(f"{fmt_seconds(r.fig(n, 'startup').min)} at `-j {n}`" for n in r.levels[1:])
+        + ". The machine (2 cores) was shared with other developers' test runs while this ran"
+        + (f" (1-minute load average {min(r.loads):.1f} to {max(r.loads):.1f}, median {statistics.median(r.loads):.1f})" if r.loads else "")
+        + ": the medians carry that noise.",
         "",
         f"Read the wall time as start-up + rounds of conversations: at `-j N` the model alone needs "
         f"⌈{r.conversations}/N⌉ rounds of {2 * r.turns * r.latency:g} s. The start-up (until the first model call) is "

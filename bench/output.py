@@ -262,15 +262,15 @@ def update(new: str, old: str, measured: set[int]) -> str:
         if kept_misses and not has_misses and (l == "## How each figure is measured" or (l.startswith("## ") and l not in _STANDARD)):
             out += ["## Misses and what limits them", "", *kept_misses, ""]
             kept_misses = []
-        if l == "## How each figure is measured":
-            for title, body in sections.items():
-                if title not in new_lines:
-                    out += [title, *body]
         if l.startswith("## ") and out and "## Misses and what limits them" in out and kept_misses and l != "## Misses and what limits them":
             while out and not out[-1].strip():
                 out.pop()
             out += [*kept_misses, ""]
             kept_misses = []
+        if l == "## How each figure is measured":
+            for title, body in sections.items():
+                if title not in new_lines:
+                    out += [title, *body]
         out.append(l)
         if l == "## Results":
             out += ["", f"Updated with `python -m bench --update`: the rows of item(s) {', '.join(map(str, sorted(measured)))} "
