@@ -394,6 +394,12 @@ def explain(row: Row) -> str:
     rounds = -(-r.conversations // n)
     model = rounds * 2 * r.turns * r.latency
     base_wall, base_start = r.fig(1, "seconds").median, r.fig(1, "startup").median
+    if "start-up" in row.what:
+        return (
+            f"`-j {n}` reached its first model call after {fmt_seconds(start)}, `-j 1` after {fmt_seconds(base_start)}. "
+            f"Both import litellm and the MCP SDK once; then `-j 1` starts one bank server, while the {n} forked "
+            f"workers start {n} bank servers at the same moment on 2 cores, so the first of them is ready later."
+        )
     return (
         f"At `-j {n}` the run took {fmt_seconds(wall)}: {fmt_seconds(start)} until the first model call, then "
         f"{fmt_seconds(wall - start)} for {rounds} rounds of conversations whose model calls alone take "
