@@ -210,13 +210,22 @@ class ParallelRunner(Runner):
 
     @staticmethod
     def _preload(config: Any) -> None:
-        """Import what every worker needs once, in the parent, before forking (litellm: 3-5 s of CPU)."""
+        """Import what every worker needs once, in the parent, before forking (litellm: 3-5 s of CPU;
+        the MCP client SDK, which servers.connect imports on a worker's first server start: 1 s;
+        what litellm imports on its first call: 0.2 s)."""
+        import jsonschema.validators  # noqa: F401 - servers check tool schemas with it
+        import mcp.client.stdio  # noqa: F401
+
         from . import engine, runtime  # noqa: F401 - imported for the workers' sake
 
         if config.cassette != "replay":
             from .llm import litellm_module
 
             litellm_module()
+            try:  # imported by litellm's first acompletion (its module path moves between versions)
+                import litellm.proxy.openai_files_endpoints.common_utils  # noqa: F401
+            except ImportError:
+                pass
 
     def _start(self, index: int, log_dir: Path, method: str, workers: list[_Worker]) -> _Worker:
         parent_end, child_end = multiprocessing.Pipe()

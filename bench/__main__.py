@@ -3,12 +3,14 @@
     python -m bench                                   # full size, 5 repetitions
     python -m bench --size tiny --repeat 1 --output /tmp/perf.md   # seconds; what the tests run
     python -m bench --items 1,4                       # only some benchmarks
+    python -m bench --items 8 --update                # re-measure item 8, keep the other rows of docs/performance.md
     python -m bench --save-json r.json; python -m bench --from-json r.json   # re-write the table only
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -19,12 +21,12 @@ import time
 import traceback
 from pathlib import Path
 
-from . import parallel, replay, reports, scopes, startup, tool_calls, turns
+from . import jobs, parallel, replay, reports, scopes, startup, tool_calls, turns
 from .common import ROOT, SIZES, Bench, Row
-from .output import load_results, markdown, save_results, table
+from .output import load_results, markdown, save_results, table, update
 
-# Issue 7's items, in order. Each module: ITEM, TITLE, run(bench) -> list[Row].
-MODULES = [turns, tool_calls, scopes, startup, reports, replay, parallel]
+# Issue 7's items, in order (8: issue 12's parallel conversations). Each module: ITEM, TITLE, run(bench) -> list[Row].
+MODULES = [turns, tool_calls, scopes, startup, reports, replay, parallel, jobs]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, help="repetitions of every measurement (default: 5 for full, 1 for tiny)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md", help="the Markdown file to write (default: docs/performance.md)")
     parser.add_argument("--items", help="comma-separated item numbers to run (default: all)")
+    parser.add_argument("--update", action="store_true", help="keep the rows of --output that this run does not measure (other items, other scopes)")
+    parser.add_argument("--scopes", help="item 1's server scopes, comma-separated (default: the size's: run,conversation for full)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (projects, logs)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--save-json", type=Path, metavar="FILE", help="also save the raw results (every sample) as JSON")
@@ -41,9 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         saved = load_results(args.from_json)
         print(table(saved["rows"]))
-        args.output.write_text(markdown(**saved, explain=explain), encoding="utf-8")
+        for module in MODULES:
+            if hasattr(module, "restore"):
+                module.restore(saved["rows"], saved["loads"])
+        text = markdown(**saved, explain=explain, sections=sections)
+        if args.update and args.output.exists():
+            text = update(text, args.output.read_text(encoding="utf-8"), {r.item for r in saved["rows"]})
+        args.output.write_text(text, encoding="utf-8")
         return 0
     size = SIZES[args.size]
+    if args.scopes:
+        size = dataclasses.replace(size, turn_scopes=tuple(args.scopes.split(",")))
     repeat = args.repeat or size.default_repeat
     if repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -82,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     results = {"rows": rows, "size": size, "repeat": repeat, "started": started, "elapsed": elapsed, "loads": bench.loads}
-    args.output.write_text(markdown(**results, explain=explain), encoding="utf-8")
+    text = markdown(**results, explain=explain, sections=sections)
+    if args.update and args.output.exists():
+        text = update(text, args.output.read_text(encoding="utf-8"), {r.item for r in rows})
+    args.output.write_text(text, encoding="utf-8")
     if args.save_json:
         save_results(args.save_json, results)
     log(f"wrote {args.output}")
@@ -95,6 +110,15 @@ def explain(row: Row) -> str:
         if module.ITEM == row.item and hasattr(module, "explain"):
             return str(module.explain(row) or "")
     return ""
+
+
+def sections(rows: list[Row]) -> list[str]:
+    """Extra Markdown sections from the modules that measured something worth a paragraph (``summary(rows)``)."""
+    lines: list[str] = []
+    for module in MODULES:
+        if hasattr(module, "summary"):
+            lines.extend(module.summary([r for r in rows if r.item == module.ITEM]))
+    return lines
 
 
 def one_line(exc: BaseException) -> str:

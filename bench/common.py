@@ -56,11 +56,18 @@ class Size:
     replay_large: int
     warmup: bool  # one untimed run of each side first (bytecode, page cache)
     default_repeat: int
+    # item 8: conversations x turns in feature files, every model call answered after jobs_latency s,
+    # run at each -j in jobs_levels (1 = plain behave, the sequential runner)
+    jobs_conversations: int = 48
+    jobs_turns: int = 2
+    jobs_features: int = 4
+    jobs_latency: float = 1.0
+    jobs_levels: tuple[int, ...] = (1, 4, 8, 16)
 
 
 SIZES = {
     # tiny only proves that every benchmark runs (tests/test_bench.py): one scope for item 1
-    "tiny": Size("tiny", 2, 2, ("run",), 2, 2, 1, 10, 5, 0.2, 1, 4, 8, False, 1),
+    "tiny": Size("tiny", 2, 2, ("run",), 2, 2, 1, 10, 5, 0.2, 1, 4, 8, False, 1, 4, 2, 2, 0.05, (1, 2)),
     "full": Size("full", 50, 4, ("run", "conversation"), 3, 4, 2, 200, 5, 0.2, 5, 100, 1000, True, 5),
 }
 

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 from collections.abc import Callable
@@ -98,6 +99,7 @@ def markdown(
     loads: list[float],
     facts: dict | None = None,
     explain: Callable[[Row], str] | None = None,
+    sections: Callable[[list[Row]], list[str]] | None = None,
 ) -> str:
     """docs/performance.md. ``explain(row)`` says what limits a row that misses (the row's
     own note when it has nothing to add)."""
@@ -142,6 +144,8 @@ def markdown(
             shown = f"{r.ratio:.2f}× against {r.target_text}" if r.ratio is not None else f"{r.value.show()} against {r.target_text}"
             out.append(f"- **{r.item}. {r.what}** ({shown}): {why}{noise(r)}")
         out.append("")
+    if sections is not None:
+        out += sections(rows)
     out += ["## How each figure is measured", ""]
     for row in rows:
         if row.value is None:
@@ -180,3 +184,100 @@ def load_results(path) -> dict:
         "loads": data["loads"],
         "facts": data.get("machine"),
     }
+
+
+_STANDARD = ("# Performance", "## Machine", "## Results", "## Misses and what limits them", "## How each figure is measured")
+
+
+def _row_cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def _results(lines: list[str]) -> list[str]:
+    """The rows of the results table (under "## Results")."""
+    rows, inside = [], False
+    for l in lines:
+        if l.startswith("## "):
+            inside = l == "## Results"
+        elif inside and l.startswith("| ") and l[2:3].isdigit():
+            rows.append(l)
+    return rows
+
+
+def update(new: str, old: str, measured: set[int]) -> str:
+    """``new`` (this run's file) with what ``old`` (the file it replaces) measured and this run
+    did not: rows of items outside ``measured`` and rows whose measurement this run did not
+    repeat (e.g. the other server scope of item 1) are kept verbatim, in item order, with
+    their "how measured" lines and any extra section (e.g. item 8's); a line says which
+    rows come from which run. Misses of kept rows stay in ``old``'s own words, in its table."""
+    new_lines, old_lines = new.splitlines(), old.splitlines()
+    new_rows = {tuple(_row_cells(l)[:2]) for l in _results(new_lines)}
+    kept = [l for l in _results(old_lines) if tuple(_row_cells(l)[:2]) not in new_rows]
+    kept_whats = {tuple(_row_cells(l)[:2]) for l in kept}
+    if not kept:
+        return new
+    bullet = re.compile(r"^- \*\*(\d+)\. (.*?)\*\*: ")
+    old_date = next((l.split("|")[2].strip().split(" (")[0] for l in old_lines if l.startswith("| date |")), "an earlier run")
+    old_git = next((l.split("git ", 1)[1].split(")")[0] for l in old_lines if l.startswith("| behave-aitest |") and "git " in l), "?")
+    stamp = f" *(Kept from the run of {old_date}, git {old_git}.)*"
+    noted, kept_notes = set(), []
+    for l in old_lines:
+        m = bullet.match(l)
+        if m and (m.group(1), m.group(2)) in kept_whats:
+            noted.add((m.group(1), m.group(2)))
+            kept_notes.append(l if "*(Kept from the run of" in l else l + stamp)
+    for l in kept:
+        item, what = _row_cells(l)[:2]
+        if (item, what) not in noted:
+            kept_notes.append(f"- **{item}. {what}**:{stamp}")
+    miss = re.compile(r"^- \*\*(\d+)\. (.*?)\*\* \(")
+    in_misses, kept_misses = False, []
+    for l in old_lines:
+        if l.startswith("## "):
+            in_misses = l == "## Misses and what limits them"
+        elif in_misses and (m := miss.match(l)) and (m.group(1), m.group(2)) in kept_whats:
+            kept_misses.append(l)
+    sections, current = {}, None
+    for l in old_lines:
+        if l.startswith("#"):
+            current = l if l.startswith("## ") and l not in _STANDARD else None
+            if current:
+                sections[current] = []
+        elif current:
+            sections[current].append(l)
+    out: list[str] = []
+    table_rows: list[str] = []
+    in_table = False
+    results = set(_results(new_lines))
+    for l in new_lines:
+        if l in results:
+            table_rows.append(l)
+            in_table = True
+            continue
+        if in_table:  # the end of the results table: all rows, in item order (stable)
+            merged = sorted(table_rows + kept, key=lambda r: int(_row_cells(r)[0]))
+            out.extend(merged)
+            in_table = False
+        has_misses = "## Misses and what limits them" in new_lines
+        if kept_misses and not has_misses and (l == "## How each figure is measured" or (l.startswith("## ") and l not in _STANDARD)):
+            out += ["## Misses and what limits them", "", *kept_misses, ""]
+            kept_misses = []
+        if l.startswith("## ") and out and "## Misses and what limits them" in out and kept_misses and l != "## Misses and what limits them":
+            while out and not out[-1].strip():
+                out.pop()
+            out += [*kept_misses, ""]
+            kept_misses = []
+        if l == "## How each figure is measured":
+            for title, body in sections.items():
+                if title not in new_lines:
+                    out += [title, *body]
+        out.append(l)
+        if l == "## Results":
+            out += ["", f"Updated with `python -m bench --update`: the rows of item(s) {', '.join(map(str, sorted(measured)))} "
+                    "measured in this run are from the date above (machine, load); the other rows are kept from earlier "
+                    "runs, and the note of each below says from which."]
+    notes_at = len(out)
+    while notes_at and not out[notes_at - 1].strip():
+        notes_at -= 1
+    out[notes_at:notes_at] = kept_notes
+    return "\n".join(out) + "\n"
