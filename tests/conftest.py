@@ -101,3 +101,17 @@ def llm_config(server: FakeOpenAI, extra: str = "", **top: object) -> str:
 BANK = '[tool.behave_aitest.servers.bank]\ncommand = ["python", "-m", "behave_aitest.testing.bank_server"]\n'
 WEATHER = '[tool.behave_aitest.servers.weather]\ncommand = ["python", "-m", "behave_aitest.testing.weather_server"]\n'
 TODO = '[tool.behave_aitest.servers.todo]\ncommand = ["python", "-m", "behave_aitest.testing.todo_server"]\n'
+
+
+# Files that take minutes (many behave runs each). pytest-xdist's --dist loadfile gives each
+# file to one worker in collection order; started last, they would run alone at the end of
+# the suite. Started first, the short files fill the other worker meanwhile.
+_SLOW_FIRST = ("test_parallel_faults.py", "test_parallel.py", "test_bench.py", "test_load.py", "test_hardening_lifecycle.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return _SLOW_FIRST.index(name) if name in _SLOW_FIRST else len(_SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file, and among the others, is kept
