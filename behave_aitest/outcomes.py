@@ -158,7 +158,9 @@ def renumber(outcomes: Sequence[UnitOutcome]) -> list[Conversation]:
     for outcome in sorted(outcomes, key=lambda o: o.unit):
         mapping: dict[str, str] = {}
         for conversation in outcome.conversations:
-            mapping[conversation.id] = conversation.id = f"c{next(ids)}"
+            new_id = f"c{next(ids)}"
+            mapping[conversation.id] = new_id
+            conversation.id = new_id
             ordered.append(conversation)
         for scenario in outcome.scenarios:
             if scenario.record is not None and scenario.record.conversation_id in mapping:

@@ -84,21 +84,25 @@ class _Run:
     def halted(self) -> bool:
         return bool(self.aborted or self.stopped or self.setup_failed)
 
+    def __post_init__(self) -> None:
+        self._by_index = {u.index: u for u in self.plan}
+
+    def unit(self, index: int) -> units.Unit:
+        """A unit by its plan index (a shard's plan holds only some indices)."""
+        return self._by_index[index]
+
 
 class ParallelRunner(Runner):
     """behave's runner, plus ``-j N`` and ``-D aitest.shard=K/N`` (see the module docstring)."""
 
     def __init__(self, config: Any, **kwargs: Any) -> None:
         super().__init__(config)
-        self._undefined: list[Any] = []
+        self._in_parallel = False
+        self._undefined: list[Any] = []  # the parent's Step objects of the workers' undefined steps
 
     @property
     def undefined_steps(self) -> list[Any]:
-        return self._undefined if self._parallel else self._undefined_steps
-
-    @property
-    def _parallel(self) -> bool:
-        return bool(getattr(self, "_in_parallel", False))
+        return self._undefined if self._in_parallel else self._undefined_steps
 
     def run(self) -> bool:
         jobs = getattr(self.config, "jobs", 1)
@@ -347,7 +351,7 @@ class ParallelRunner(Runner):
         self._progress(run, outcome)
         if outcome.aborted:
             run.aborted = True
-        if self.config.stop and outcome.status in _RUN_FAILED_STATUSES and self._verdict_failed(run, _unit(run, outcome.unit)):
+        if self.config.stop and outcome.status in _RUN_FAILED_STATUSES and self._verdict_failed(run, run.unit(outcome.unit)):
             run.stopped = True  # --stop: no new conversation after the first failure
 
     @staticmethod
@@ -422,7 +426,7 @@ class ParallelRunner(Runner):
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     def _progress(self, run: _Run, outcome: outcomes.UnitOutcome) -> None:
-        unit = _unit(run, outcome.unit)
+        unit = run.unit(outcome.unit)
         done = len(run.results)
         width = len(str(len(run.plan)))
         repeat = f" (run {unit.run}/{unit.runs})" if unit.runs > 1 else ""
@@ -484,7 +488,7 @@ class ParallelRunner(Runner):
         scenarios = list(feature.walk_scenarios())
         by_scenario: dict[int, list[tuple[units.Unit, outcomes.ScenarioOutcome]]] = {}
         for result in sorted(results, key=lambda r: r.unit):
-            unit = _unit(run, result.unit)
+            unit = run.unit(result.unit)
             for outcome in result.scenarios:
                 by_scenario.setdefault(outcome.index, []).append((unit, outcome))
             if result.session is not None:
@@ -511,7 +515,7 @@ class ParallelRunner(Runner):
             ran.add(id(scenario))
             outcomes.apply(scenario, done[-1][1])
             if done[-1][0].runs > 1:
-                _repeat_stats(scenario, [o for _, o in done], run_min_pass_rate(self))
+                _repeat_stats(scenario, [o for _, o in done], float(getattr(run.config, "min_pass_rate", 1.0)))
             failed = failed or scenario.status.has_failed()
         if sharded:  # another shard runs the rest: this shard reports only its own
             _keep_only(feature, {id(scenarios[i]) for i in planned})
@@ -653,15 +657,6 @@ def _spawned(argv: list[str], cwd: str, index: int, conn: Any, log: str, temp: s
     if _fingerprint(runner.features) != fingerprint:
         raise RuntimeError(f"worker {index}: spawned from {argv!r} it parsed other features than the parent; use fork")
     serve(runner, list(runner.features), index, conn, log, temp, [])
-
-
-def run_min_pass_rate(runner: Any) -> float:
-    view = getattr(runner.config, "aitest_runtime", None)
-    return float(getattr(getattr(view, "config", None), "min_pass_rate", 1.0))
-
-
-def _unit(run: _Run, index: int) -> units.Unit:
-    return run.plan[index] if index < len(run.plan) and run.plan[index].index == index else next(u for u in run.plan if u.index == index)
 
 
 def _merge_errors(into: list[str], new: list[str]) -> None:
