@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from conftest import Project
+from conftest import REPO, Project
+
+from behave_aitest.scripted import RulesBrain, parse_rules
 
 
 def test_steps_catalog_is_printed_once_when_tool_behave_configures_a_format(project: Project) -> None:
@@ -47,3 +49,67 @@ def test_no_test_runs_behave_in_the_repository_itself() -> None:
             if isinstance(node, ast.Call) and _runs_behave_in_the_repository(node):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+# --------------------------------------------------------------------------- the scripted model's recall
+
+SISTER = {"rule": [{"when": "what does she do", "recall": {"name": r"my sister (?P<name>\w+)"}, "reply": "{name} is a nurse."}]}
+
+
+def _answer(rules: dict, *messages: tuple[str, str]) -> str:
+    brain = RulesBrain(parse_rules(rules, "rules.toml"))
+    return brain({"messages": [{"role": role, "content": text} for role, text in messages]})["content"]
+
+
+def test_recall_skips_the_users_questions() -> None:
+    """The newest earlier message naming "my sister" is a question: "live" is no name."""
+    answer = _answer(
+        SISTER,
+        ("system", "You help."),
+        ("user", "My sister Ann lives in Rome."),
+        ("assistant", "Noted."),
+        ("user", "Where does my sister live?"),
+        ("assistant", "In Rome."),
+        ("user", "What does she do?"),
+    )
+    assert answer == "Ann is a nurse."
+
+
+def test_recall_keeps_the_statement_beside_a_question_in_one_message() -> None:
+    answer = _answer(SISTER, ("user", "My sister Ann is here. Where does my sister Bo live?"), ("assistant", "Hi."), ("user", "What does she do?"))
+    assert answer == "Ann is a nurse."
+
+
+def test_recall_searches_neither_the_current_message_nor_tool_results_nor_the_system_prompt() -> None:
+    """Only what the user and the assistant said earlier counts; a recall that finds nothing
+    there leaves the rule out (here: no rule matches)."""
+    answer = _answer(
+        SISTER,
+        ("system", "my sister Sys"),
+        ("user", "Look her up."),
+        ("assistant", None),  # type: ignore[arg-type]  # a tool call turn has no text
+        ("tool", "my sister Tool"),
+        ("assistant", "Found someone."),
+        ("user", "My sister Cur: what does she do"),
+    )
+    assert answer.startswith("(scripted model: no rule matches"), answer
+
+
+def test_recall_takes_the_newest_statement_by_user_or_assistant() -> None:
+    answer = _answer(
+        SISTER,
+        ("user", "My sister Ann is a teacher."),
+        ("assistant", "So my sister Bea, as you call her, teaches."),
+        ("user", "What does she do?"),
+    )
+    assert answer == "Bea is a nurse."
+
+
+def test_the_scripted_model_doc_names_every_key_and_quotes_the_example_rules() -> None:
+    doc = (REPO / "docs" / "scripted-model.md").read_text(encoding="utf-8")
+    for key in ("`when`", "`recall`", "`call`", "`reply`", "`tool`", "`arguments`", "`{result}`", "`{results[0]}`"):
+        assert key in doc, key
+    example = doc.split("```toml\n")[2].split("```")[0]
+    assert example.strip() in (REPO / "features" / "scripted_model.toml").read_text(encoding="utf-8")
+    assert "(scripted-model.md)" in (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert "(docs/scripted-model.md)" in (REPO / "README.md").read_text(encoding="utf-8")
