@@ -6,8 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from conftest import REPO, Project
+from conftest import REPO, Project, llm_config
 
+from behave_aitest.fakellm import FakeOpenAI
 from behave_aitest.scripted import RulesBrain, parse_rules
 
 
@@ -113,3 +114,51 @@ def test_the_scripted_model_doc_names_every_key_and_quotes_the_example_rules() -
     assert example.strip() in (REPO / "features" / "scripted_model.toml").read_text(encoding="utf-8")
     assert "(scripted-model.md)" in (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert "(docs/scripted-model.md)" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- the scenario × model matrix
+
+
+def test_an_outline_with_model_in_its_title_gives_one_matrix_row_per_examples_row(project: Project) -> None:
+    """The rows of ``Say <word> with <model>`` differ by their title, but a row per model is
+    one line of the matrix: the Outline and the row's other values, not the title, group them."""
+    from behave_aitest import report
+
+    def brain(request: dict) -> dict:
+        return {"content": "fig" if request["model"] == "model-b" else "kiwi"}
+
+    with FakeOpenAI(brain=brain) as server:
+        project.config(llm_config(server))
+        project.feature(
+            "models.feature",
+            """\
+            Feature: Compare
+              @model:<model>
+              Scenario Outline: Say <word> with <model>
+                When the user says "Say <word>."
+                Then the response mentions "<word>"
+                Examples:
+                  | model          | word |
+                  | openai/model-a | kiwi |
+                  | openai/model-b | kiwi |
+                  | openai/model-a | fig  |
+                  | openai/model-b | fig  |
+            """,
+        )
+        result = project.run("-f", "behave_aitest.formatter:HTMLFormatter", "-o", "r.html")
+    assert result.returncode == 1, result.output  # model-a fails on fig, model-b on kiwi
+    doc = report.load(project.root / "r.json")
+    matrix = report.matrix(doc)
+    assert [(r["scenario"], sorted(r["cells"])) for r in matrix["rows"]] == [
+        ("Say kiwi with <model>", ["openai/model-a", "openai/model-b"]),
+        ("Say fig with <model>", ["openai/model-a", "openai/model-b"]),
+    ]
+    statuses = [{m: [c["status"] for c in cells] for m, cells in r["cells"].items()} for r in matrix["rows"]]
+    assert statuses == [
+        {"openai/model-a": ["passed"], "openai/model-b": ["failed"]},
+        {"openai/model-a": ["failed"], "openai/model-b": ["passed"]},
+    ]
+    html = (project.root / "r.html").read_text(encoding="utf-8")
+    table = html.split('id="matrix"')[1].split("</table>")[0]
+    assert table.count("<tr><td>") == 2 and "Say kiwi with &lt;model&gt;" in table
+    assert doc["features"][0]["scenarios"][0]["outline"]["row"] == {"model": "openai/model-a", "word": "kiwi"}
