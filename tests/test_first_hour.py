@@ -4,11 +4,14 @@ scripted model's rules, the report's matrix) and a test suite that leaves their 
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 from conftest import REPO, Project, llm_config
 
+from behave_aitest.checks import describe
 from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.records import ToolCall, Turn
 from behave_aitest.scripted import RulesBrain, parse_rules
 
 
@@ -162,3 +165,32 @@ def test_an_outline_with_model_in_its_title_gives_one_matrix_row_per_examples_ro
     table = html.split('id="matrix"')[1].split("</table>")[0]
     assert table.count("<tr><td>") == 2 and "Say kiwi with &lt;model&gt;" in table
     assert doc["features"][0]["scenarios"][0]["outline"]["row"] == {"model": "openai/model-a", "word": "kiwi"}
+
+
+# --------------------------------------------------------------------------- failure messages
+
+
+def _turn(calls: list[ToolCall], response: str) -> Turn:
+    return Turn(index=0, user_text="hi", model="m", history_before=0, tool_calls=calls, response=response)
+
+
+def test_a_failure_message_shows_json_results_and_arguments_pretty_printed_not_as_repr() -> None:
+    result = json.dumps({"source": {"timezone": "Europe/Paris", "datetime": "2026-11-27T10:00:00+01:00"}, "is_dst": False})
+    arguments = {"timezone": "Europe/Paris", "time": "10:00", "target_timezone": "America/New_York", "note": "x" * 60}
+    call = ToolCall("c1", "convert_time", "time", "convert_time", arguments, json.dumps(arguments), result)
+    short = ToolCall("c2", "get_balance", "bank", "get_balance", {"account": "checking"}, '{"account": "checking"}', "checking: $1,500.00")
+    text = describe([_turn([call, short], "It is 4 a.m.\nin New York.")])
+    assert "\\n" not in text and "{'" not in text and "'{" not in text, text
+    assert '        result:\n          {\n            "source": {\n              "timezone": "Europe/Paris",' in text, text
+    assert '            "target_timezone": "America/New_York",' in text, text
+    assert '    - get_balance({"account": "checking"})\n        result: checking: $1,500.00' in text, text
+    assert text.endswith("  response:\n    It is 4 a.m.\n    in New York."), text
+
+
+def test_a_long_result_is_cut_with_a_note() -> None:
+    result = json.dumps({"rows": list(range(200))})
+    call = ToolCall("c1", "list_rows", "db", "list_rows", {}, "{}", result)
+    text = describe([_turn([call], "")])
+    assert "more lines cut (the JSON report keeps the whole text)" in text, text
+    assert len(text.splitlines()) < 50, text
+    assert "  response: (none)" in text
