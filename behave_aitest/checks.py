@@ -16,7 +16,9 @@ from .safetext import clip
 if TYPE_CHECKING:
     from .records import ToolCall, Turn
 
-CALL_LIMIT = 1_000  # characters of one tool call in a failure message
+CALL_LIMIT = 1_000  # characters of one line of a tool call (arguments, result) in a failure message
+INLINE = 100  # a value this short, on one line, stays on its label's line
+BLOCK_LINES = 25  # lines of one value (a result, the arguments, the response) in a failure message
 
 
 def calls_of(turns: Iterable[Turn]) -> list[ToolCall]:
@@ -100,14 +102,55 @@ def mentions(text: str, phrase: str) -> bool:
     return squash(phrase) in squash(text)
 
 
+def readable(text: str) -> str:
+    """``text`` as a person reads it: JSON (an object or a list) pretty-printed, indented;
+    anything else as it is. Most MCP servers answer JSON, and on one line it is unreadable."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        try:
+            return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False)
+        except ValueError:  # not JSON after all (or a NaN-free parse failed): shown as it is
+            pass
+    return text
+
+
+def labelled(label: str, text: str, indent: str) -> list[str]:
+    """``label: text`` on one line when ``text`` is short, else ``label:`` and ``text`` below
+    it, indented, at most BLOCK_LINES lines of at most CALL_LIMIT characters each, the cut
+    said (the JSON report keeps every text whole). Arguments can be megabytes, a result
+    thousands of lines: a failure message must stay readable."""
+    if not text.strip():
+        return [f"{indent}{label}: (none)"]
+    if "\n" not in text and len(text) <= INLINE:
+        return [f"{indent}{label}: {text}"]
+    lines = text.split("\n")
+    shown = [f"{indent}  {clip(line, CALL_LIMIT)}" for line in lines[:BLOCK_LINES]]
+    if len(lines) > BLOCK_LINES:
+        shown.append(f"{indent}  … {len(lines) - BLOCK_LINES} more lines cut (the JSON report keeps the whole text)")
+    return [f"{indent}{label}:", *shown]
+
+
+def _call_lines(call: ToolCall) -> list[str]:
+    """One tool call: ``- name(arguments)`` when the arguments are short, else ``- name`` and
+    the arguments pretty-printed below; then its result, readable."""
+    name = call.name or call.provider_name
+    compact = call.raw_arguments if call.arguments is None else json.dumps(call.arguments, ensure_ascii=False)
+    if "\n" not in compact and len(compact) <= INLINE:
+        lines = [f"    - {name}({compact})"]
+    else:
+        pretty = compact if call.arguments is None else json.dumps(call.arguments, indent=2, ensure_ascii=False)
+        lines = [f"    - {name}", *labelled("arguments", pretty, "        ")]
+    lines += labelled("result (error)" if call.is_error else "result", readable(call.result), "        ")
+    return lines
+
+
 def describe(turns: Sequence[Turn], *, what: str = "this turn") -> str:
-    """What the agent actually did: its tool calls and its answer (for failure messages)."""
+    """What the agent actually did: its tool calls and its answer (for failure messages),
+    as readable, bounded, multi-line text: JSON pretty-printed, long values cut with a note."""
     calls = calls_of(turns)
     lines = [f"What the agent did in {what}:"]
     lines.append("  tools called:" if calls else "  tools called: none")
-    # A tool call's arguments can be megabytes: one line of a message shows at most CALL_LIMIT
-    # characters of it (the JSON report keeps them whole).
-    lines.extend(f"    - {clip(c.describe(), CALL_LIMIT)}" for c in calls)
-    response = turns[-1].response if turns else ""
-    lines.append(f"  response: {response!r}" if len(response) < 600 else f"  response: {response[:600]!r}…")
+    for call in calls:
+        lines += _call_lines(call)
+    lines += labelled("response", turns[-1].response if turns else "", "  ")
     return "\n".join(lines)

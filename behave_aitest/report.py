@@ -310,6 +310,20 @@ def _scenario_tags(scenario: Any) -> list[str]:
         return [str(t) for t in getattr(scenario, "tags", [])]
 
 
+def _outline(scenario: Any) -> dict[str, Any] | None:
+    """The Outline an Examples row comes from, and the row: what the matrix groups it by (its
+    rendered name may differ per model, e.g. with ``<model>`` in the title)."""
+    row = getattr(scenario, "_row", None)
+    outline = getattr(scenario, "parent", None)
+    if row is None or outline is None or not hasattr(outline, "examples"):
+        return None
+    return {
+        "name": str(outline.name),
+        "location": str(outline.location),
+        "row": {str(h): str(c) for h, c in zip(row.headings, row.cells)},
+    }
+
+
 def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mapping[str, Any]) -> dict[str, Any]:
     record = getattr(scenario, "aitest", None)
     record_turns = list(getattr(record, "turns", []) or [])
@@ -356,6 +370,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "keyword": scenario.keyword,
         "location": str(scenario.location),
         "rule": rule,
+        "outline": _outline(scenario),
         "description": [str(line) for line in getattr(scenario, "description", []) or []],
         "tags": _scenario_tags(scenario),
         "status": status,
@@ -571,23 +586,44 @@ def base_title(feature: Mapping[str, Any]) -> str:
     return str(feature.get("title") or feature.get("name") or "")
 
 
+def _matrix_row(scenario: Mapping[str, Any], model: str) -> tuple[tuple[str, ...], str]:
+    """The matrix row of a scenario: its key and its label.
+
+    An Outline's row is keyed by the Outline and the row's values other than its model, and
+    labelled by the Outline's name with those values filled in (``Say <word> with <model>``
+    -> ``Say kiwi with <model>``): rows that differ only by their model meet, whatever their
+    rendered names. Any other scenario (and a report written before ``outline`` existed) is
+    keyed by its name, an Outline row's " -- @1.2 ..." suffix dropped.
+    """
+    outline = scenario.get("outline")
+    if isinstance(outline, dict) and isinstance(outline.get("row"), dict):
+        row = {str(k): str(v) for k, v in outline["row"].items()}
+        kept = {k: v for k, v in row.items() if v != model}
+        label = str(outline.get("name") or "")
+        for heading, value in kept.items():
+            label = label.replace(f"<{heading}>", value)
+        return ("outline", str(outline.get("location")), *(f"{k}={v}" for k, v in kept.items())), label
+    name = re.sub(r" -- @\d+\.\d+.*$", "", str(scenario["name"]))
+    return ("scenario", name), name
+
+
 def matrix(doc: Doc) -> dict[str, Any]:
     """Scenario × model, for runs with more than one model: one row per scenario of a flow.
 
-    Rows are keyed by feature title and scenario name (an Outline row's " -- @1.2 ..."
-    suffix dropped, so rows that differ only by their model meet in one row); a cell holds
-    every scenario of that row and model, usually one.
+    Rows are keyed by feature title and scenario (:func:`_matrix_row`), so the same scenario
+    run by several models, in a flow per model or as Outline rows, meets in one row; a cell
+    holds every scenario of that row and model, usually one.
     """
     models = [row["model"] for row in doc.get("models", [])]
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
     for f_index, feature in enumerate(doc["features"]):
         for s_index, scenario in enumerate(feature["scenarios"]):
             model = scenario.get("model")
             if not model:
                 continue
-            name = re.sub(r" -- @\d+\.\d+.*$", "", scenario["name"])
-            key = (base_title(feature), name)
-            row = rows.setdefault(key, {"feature": key[0], "scenario": key[1], "cells": {}})
+            scenario_key, label = _matrix_row(scenario, str(model))
+            key = (base_title(feature), *scenario_key)
+            row = rows.setdefault(key, {"feature": key[0], "scenario": label, "cells": {}})
             row["cells"].setdefault(model, []).append({"ref": f"{f_index}.{s_index}", "status": scenario["status"], "first_failure": scenario["first_failure"]})
     return {"models": models, "rows": list(rows.values())}
 

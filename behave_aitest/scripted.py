@@ -10,12 +10,14 @@ user message::
 
     [[rule]]
     when = 'transfer \\$?(?P<amount>[\\d.]+) to (?P<to>\\w+)'   # regex, case-insensitive
-    recall = { goal = 'saving for (?P<goal>[^.?!]+)' }         # searched in earlier messages
+    recall = { goal = 'saving for (?P<goal>[^.?!]+)' }         # searched in earlier statements
     call = [{ tool = "transfer", arguments = { to_account = "{to}", amount = "{amount}" } }]
     reply = "Done: moved ${amount} to {to} for {goal}. {result}"
 
 ``when`` groups and ``recall`` groups become ``{placeholders}``; a rule whose recall
-finds nothing in the conversation does not apply. ``call`` makes the model call tools
+finds nothing in the conversation does not apply. ``recall`` searches what the user and the
+assistant said earlier, newest message first, without their questions (see
+:func:`statements`). docs/scripted-model.md describes every key with a worked example. ``call`` makes the model call tools
 first (all at once); ``reply`` is then rendered with ``{result}`` (all results, one per
 line) and ``{results[0]}``, ... An argument that is exactly one placeholder keeps the
 JSON type of its value (``"{amount}"`` -> 500).
@@ -87,6 +89,24 @@ def _text(message: Mapping[str, Any]) -> str:
     return content or ""
 
 
+# A question: a sentence (after the start, a sentence end or a line break) ending in "?"
+# followed by a space or the end, so "?q=1" in a URL is not one.
+_QUESTION = re.compile(r"[^.!?\n]*\?+(?=\s|$)")
+_SAID = ("user", "assistant")
+
+
+def statements(messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What ``recall`` searches: the user's and the assistant's earlier messages, newest first,
+    each without its questions.
+
+    A question states nothing: recalling ``my sister (?P<name>\\w+)`` from "Where does my
+    sister live?" would give "live". Tool results (raw data; an answer quotes what matters)
+    and the system prompt are not something said in the conversation, so they are left out.
+    """
+    texts = (_QUESTION.sub("", _text(m)) for m in reversed(messages) if m.get("role") in _SAID)
+    return [t for t in texts if t.strip()]
+
+
 class _Values(dict):  # type: ignore[type-arg]
     """Template values; a missing placeholder renders visibly instead of raising."""
 
@@ -134,8 +154,9 @@ class RulesBrain:
             if not found:
                 continue
             values: dict[str, Any] = {k: v.strip() for k, v in found.groupdict().items() if v}
+            said = statements(earlier) if rule.recall else []
             for name, pattern in rule.recall.items():
-                recalled = next((m for m in (pattern.search(_text(msg)) for msg in reversed(earlier)) if m), None)
+                recalled = next((m for m in (pattern.search(text) for text in said) if m), None)
                 if recalled is None:
                     break
                 groups = recalled.groupdict()

@@ -4,6 +4,7 @@ and the project's fake OpenAI-compatible server for litellm to talk HTTP to."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -78,6 +79,22 @@ def processes_in(root: Path) -> list[str]:
         except OSError:
             continue
     return found
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def example_project(where: Path) -> Path:
+    """A copy of the repository's example project (pyproject.toml and features/) in ``where``.
+
+    Its [tool.behave] writes reports/aitest.html on every run, and a ``-o`` given on the
+    command line only adds a report beside that one: run behave in the repository itself and
+    the user's own report is overwritten. Tests run the examples in this copy instead."""
+    root = where / "examples"
+    root.mkdir()
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(REPO / "features", root / "features", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BANK, Project, Result, llm_config
+from conftest import BANK, Project, Result, example_project, llm_config
 from test_e2e import BANKER, BANKING_REPLIES, BANKING_SESSION
 
 from behave_aitest import cassettes
@@ -436,7 +436,7 @@ def test_example_cassettes_replay_offline(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "behave", "--no-color", "-f", "behave_aitest.formatter:HTMLFormatter", "-o", str(tmp_path / "r.html"),
          "-f", "plain", "-D", "aitest.cassette=replay"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
+        cwd=example_project(tmp_path), capture_output=True, text=True, timeout=300, env=env,
     )
     tried = log.read_text().splitlines() if log.exists() else []
     assert done.returncode == 0, done.stdout + done.stderr

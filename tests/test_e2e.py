@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import BANK, WEATHER, Project, llm_config
+from conftest import BANK, WEATHER, Project, example_project, llm_config
 
 from behave_aitest.fakellm import FakeOpenAI
 
@@ -290,10 +290,10 @@ def test_steps_catalog_documents_every_step() -> None:
     assert not undocumented
 
 
-def test_example_features_run_offline_with_the_scripted_model() -> None:
+def test_example_features_run_offline_with_the_scripted_model(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "behave", "--no-color", "-f", "plain"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=example_project(tmp_path), capture_output=True, text=True, timeout=300,
         env={k: v for k, v in __import__("os").environ.items() if not k.endswith("_API_KEY")},
     )
     assert done.returncode == 0, done.stdout + done.stderr
