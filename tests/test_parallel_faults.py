@@ -18,6 +18,29 @@ from conftest import Project, processes_in
 from test_parallel import PLAIN, RUNNER, SESSION, make, report
 
 
+def start_busy_run(project: Project, tmp: Any, conversations: int, *args: str, output: Any) -> subprocess.Popen[str]:
+    """``behave -j 2`` on conversations whose tool sleeps, in its own TMPDIR, returned once
+    both workers' servers are busy in that tool."""
+    feature = "Feature: Slow\n" + "".join(
+        f'  Scenario: Slow {i}\n    Given the agent "prober"\n    When the user says "take your time"\n' for i in range(conversations)
+    )
+    make(project, ("slow.feature", feature))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["TMPDIR"] = str(tmp)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "behave", "--no-color", *RUNNER, "-j", "2", *args],
+        cwd=project.root, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.time() + 60
+    while sum("probe_server" in p for p in processes_in(project.root)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    if sum("probe_server" in p for p in processes_in(project.root)) < 2:
+        proc.kill()
+        raise AssertionError("the two servers did not start within 60 s")
+    time.sleep(1.0)  # both tools are now sleeping
+    return proc
+
+
 def test_exit_code_zero_and_the_html_report_when_all_pass(project: Project) -> None:
     make(project, ("session.feature", SESSION))
     (project.root / "pyproject.toml").write_text(
@@ -76,23 +99,9 @@ def test_a_worker_that_dies_errors_its_conversation_only(project: Project) -> No
 
 
 def test_sigterm_stops_every_worker_and_server(project: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
-    feature = "Feature: Slow\n" + "".join(
-        f'  Scenario: Slow {i}\n    Given the agent "prober"\n    When the user says "take your time"\n' for i in range(4)
-    )
-    make(project, ("slow.feature", feature))
     tmp = tmp_path_factory.mktemp("tmpdir")
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env["TMPDIR"] = str(tmp)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "behave", "--no-color", *RUNNER, "-j", "2", "-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json"],
-        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    proc = start_busy_run(project, tmp, 4, "-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json", output=subprocess.PIPE)
     try:
-        deadline = time.time() + 60
-        while sum("probe_server" in p for p in processes_in(project.root)) < 2 and time.time() < deadline:
-            time.sleep(0.2)
-        assert sum("probe_server" in p for p in processes_in(project.root)) == 2
-        time.sleep(1.0)  # both tools are now sleeping
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -212,22 +221,9 @@ def test_user_hooks_rules_and_other_formatters_as_in_a_sequential_run(project: P
 
 
 def test_workers_end_when_the_parent_is_killed(project: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
-    feature = "Feature: Slow\n" + "".join(
-        f'  Scenario: Slow {i}\n    Given the agent "prober"\n    When the user says "take your time"\n' for i in range(2)
-    )
-    make(project, ("slow.feature", feature))
     tmp = tmp_path_factory.mktemp("tmpdir")
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env["TMPDIR"] = str(tmp)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "behave", "--no-color", *RUNNER, "-j", "2"],
-        cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    proc = start_busy_run(project, tmp, 2, output=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
-        while sum("probe_server" in p for p in processes_in(project.root)) < 2 and time.time() < deadline:
-            time.sleep(0.2)
-        assert sum("probe_server" in p for p in processes_in(project.root)) == 2
         proc.kill()  # SIGKILL: no chance to stop anything itself
         proc.wait(timeout=10)
         deadline = time.time() + 30
