@@ -44,6 +44,7 @@ from . import config as _config
 from . import render, report
 from .redact import Redactor
 from .report import write_text
+from .quirks import one_catalog
 
 OPTIONS = _config.REPORT_OPTIONS  # also -D aitest.report_<option>
 
@@ -81,21 +82,6 @@ def option(userdata: Mapping[str, Any], name: str, default: Any = None) -> Any:
     return default
 
 
-def _one_catalog(config: Any) -> None:
-    """Drop the second "steps.catalog" behave 1.3.3 adds when [tool.behave] sets a format.
-
-    ``--steps-catalog`` appends "steps.catalog" to the configured format list in place; that
-    list is also behave's record of the configured formats, so it then looks as if no format
-    was given on the command line and appends its default format, "steps.catalog", again:
-    the catalogue printed twice. The report formatters are built while behave walks that
-    list, before the two appended entries, so removing the repeat here is still in time.
-    """
-    formats = getattr(config, "format", None)
-    if getattr(config, "steps_catalog", False) and isinstance(formats, list):
-        while formats.count("steps.catalog") > 1:
-            del formats[len(formats) - 1 - formats[::-1].index("steps.catalog")]
-
-
 def _flag(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() not in ("0", "false", "no", "off", "")
 
@@ -109,7 +95,7 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
 
     def __init__(self, stream_opener: Any, config: Any) -> None:
         super().__init__(stream_opener, config)
-        _one_catalog(config)
+        one_catalog(config)
         self.features: list[Any] = []
         self.started = time.time()
         self.done = False

@@ -43,6 +43,7 @@ from behave.runner_util import parse_features
 from . import outcomes, units
 from .config import ConfigError, load_config
 from .limits import SLOTS_ENV
+from .quirks import one_catalog
 from .worker import DONE, READY
 from .repeats import RepeatStats, _settle
 
@@ -97,6 +98,7 @@ class ParallelRunner(Runner):
 
     def __init__(self, config: Any, **kwargs: Any) -> None:
         super().__init__(config)
+        one_catalog(config)  # also for a project whose [tool.behave] sets only behave's formatters
         self._in_parallel = False
         self._undefined: list[Any] = []  # the parent's Step objects of the workers' undefined steps
 

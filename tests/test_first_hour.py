@@ -7,25 +7,27 @@ import ast
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, Project, llm_config
 
 from behave_aitest.checks import describe
 from behave_aitest.fakellm import FakeOpenAI
 from behave_aitest.records import ToolCall, Turn
+
 from behave_aitest.scripted import RulesBrain, parse_rules
 
 
-def test_steps_catalog_is_printed_once_when_tool_behave_configures_a_format(project: Project) -> None:
+@pytest.mark.parametrize(
+    "formats",
+    ['format = ["behave_aitest.formatter:HTMLFormatter"]\noutfiles = ["reports/aitest.html"]', 'format = ["pretty"]'],
+    ids=["our-report", "behave-only"],
+)
+def test_steps_catalog_is_printed_once_when_tool_behave_configures_a_format(project: Project, formats: str) -> None:
     """behave 1.3.3 appends "steps.catalog" to the config file's format list in place, and
-    that list is also its record of the configured formats, so it appends it once more."""
-    project.config(
-        """
-        [tool.behave]
-        format = ["behave_aitest.formatter:HTMLFormatter"]
-        outfiles = ["reports/aitest.html"]
-        runner = "behave_aitest.parallel:ParallelRunner"
-        """
-    )
+    that list is also its record of the configured formats, so it appends it once more.
+    Our report formatters and our runner each drop the repeat."""
+    project.config(f'[tool.behave]\n{formats}\nrunner = "behave_aitest.parallel:ParallelRunner"\n')
     project.feature("a.feature", "Feature: f\n  Scenario: s\n    When the user says \"hello\"\n")
     result = project.run("--steps-catalog")
     assert result.returncode == 0, result.output
