@@ -289,6 +289,9 @@ def test_a_recording_that_fails_or_is_interrupted_writes_nothing(project: Projec
         fake_llm.add({"delay": 60, "content": "too late"})
         before = len(fake_llm.requests)
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        # SIGKILL leaves the run's (empty) log folder behind by nature: keep it in the test's tmp
+        (project.root.parent / "tmp").mkdir(exist_ok=True)
+        env["TMPDIR"] = str(project.root.parent / "tmp")
         process = subprocess.Popen(
             [sys.executable, "-m", "behave", "--no-color", "-D", "aitest.cassette=record", "features/slow.feature"],
             cwd=project.root, env={**env, "OPENAI_API_KEY": "sk-fake"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
