@@ -44,8 +44,9 @@ from . import outcomes, units
 from .config import ConfigError, load_config
 from .limits import SLOTS_ENV
 from .quirks import one_catalog
+from .servers import stderr_tail
 from .worker import DONE, READY
-from .repeats import RepeatStats, _settle
+from .repeats import RepeatStats, settle
 
 # How long workers get to stop their servers after Ctrl-C / SIGTERM before they are killed.
 STOP_GRACE_S = 10.0
@@ -393,7 +394,7 @@ class ParallelRunner(Runner):
         how = f"was killed by signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"
         message = (
             f"behave-aitest -j: worker {worker.index} {how} while running this conversation; "
-            f"the other conversations went on. Its last output:\n{_tail(worker.log) or '(none)'}"
+            f"the other conversations went on. Its last output:\n{stderr_tail(worker.log, 15) or '(none)'}"
         )
         outcome = outcomes.UnitOutcome(unit.index, worker.index, time.time() - worker.started_at)
         outcome.scenarios = [
@@ -588,12 +589,9 @@ def _repeat_stats(scenario: Any, runs: list[outcomes.ScenarioOutcome], min_pass_
     """A scenario whose runs went to several workers: one pass rate, as a sequential repeat gives."""
     stats = RepeatStats(0, 0, min_pass_rate)
     for outcome in runs:
-        ok = outcome.status in ("passed", "skipped")
-        stats.runs += 1
-        stats.passed += ok
-        stats.outcomes.append(ok)
+        stats.add(outcome.status in ("passed", "skipped"))  # what repeats counts as a passed run
     scenario.aitest_attempts = [o.record for o in runs if o.record is not None]
-    _settle(scenario, stats)
+    settle(scenario, stats)
 
 
 def _keep_only(container: Any, keep: set[int]) -> None:
@@ -680,14 +678,6 @@ def _first_failure(outcome: outcomes.UnitOutcome) -> list[str]:
                 lines = lines[reason:]
             return lines
     return []
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def _kill(worker: _Worker) -> None:

@@ -27,6 +27,12 @@ class RepeatStats:
     min_pass_rate: float
     outcomes: list[bool] = field(default_factory=list)  # per run, in order
 
+    def add(self, ok: bool) -> None:
+        """Count one run."""
+        self.runs += 1
+        self.passed += ok
+        self.outcomes.append(ok)
+
     @property
     def pass_rate(self) -> float:
         return self.passed / self.runs if self.runs else 0.0
@@ -70,7 +76,7 @@ def _passed(scenario: Any) -> bool:
     return getattr(scenario.status, "name", str(scenario.status)) in ("passed", "skipped")
 
 
-def _settle(scenario: Any, stats: RepeatStats) -> None:
+def settle(scenario: Any, stats: RepeatStats) -> None:
     """Make behave's status agree with the pass-rate verdict."""
     from behave.model_type import Status
 
@@ -92,13 +98,11 @@ def repeat_scenario(scenario: Any, runs: int, min_pass_rate: float) -> None:
         for _ in range(runs):
             failed = original(runner)
             attempts.append(getattr(scenario, "aitest", None))
-            stats.runs += 1
-            stats.passed += not failed
-            stats.outcomes.append(not failed)
+            stats.add(not failed)
             if runner.aborted:
                 break
         scenario.aitest_attempts = [a for a in attempts if a is not None]
-        _settle(scenario, stats)
+        settle(scenario, stats)
         return not stats.ok
 
     scenario.run = functools.wraps(original)(run)
@@ -114,11 +118,7 @@ def repeat_feature(feature: Any, runs: int, min_pass_rate: float) -> None:
         for _ in range(runs):
             original(runner)
             for scenario in feature.walk_scenarios():
-                stats = per_scenario.setdefault(id(scenario), RepeatStats(0, 0, min_pass_rate))
-                ok = _passed(scenario)
-                stats.runs += 1
-                stats.passed += ok
-                stats.outcomes.append(ok)
+                per_scenario.setdefault(id(scenario), RepeatStats(0, 0, min_pass_rate)).add(_passed(scenario))
                 if getattr(scenario, "aitest", None) is not None:
                     attempts.setdefault(id(scenario), []).append(scenario.aitest)
             if runner.aborted:
@@ -127,7 +127,7 @@ def repeat_feature(feature: Any, runs: int, min_pass_rate: float) -> None:
         for scenario in feature.walk_scenarios():
             stats = per_scenario[id(scenario)]
             scenario.aitest_attempts = attempts.get(id(scenario), [])
-            _settle(scenario, stats)
+            settle(scenario, stats)
             failed = failed or not stats.ok
         feature.clear_status()
         return failed
