@@ -1,0 +1,119 @@
+"""What every step family shares: the redacting step decorators, the step errors, and the way
+to the run's live conversation and its turns."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import behave
+
+from .. import checks
+
+if TYPE_CHECKING:  # imported when a step runs: `behave --dry-run` and the steps catalog stay light
+    from ..records import Turn
+    from ..runtime import LiveConversation, Runtime
+
+__all__: list[str] = []  # `import *` only needs to run the decorators
+
+
+# --------------------------------------------------------------------------- secrets in messages
+
+
+def _redacting(step: Callable[..., None]) -> Callable[..., None]:
+    """``step``, raising any exception as one exception with a redacted message, ``from None``.
+
+    A failing step's message quotes the agent's answer, tool results and server stderr,
+    and behave prints it, puts it in JUnit XML and in the reports: one secret echoed by a
+    tool would be everywhere. behave also prints an exception's whole chain (``__cause__``,
+    ``__context__``) and every member of an exception group, so only a fresh exception with
+    none of them is safe. It keeps the type (failure vs error) when the type allows.
+    """
+
+    @functools.wraps(step)
+    def run(context: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            step(context, *args, **kwargs)
+        except Exception as exc:
+            from ..redact import Redactor
+            from ..safetext import message  # escaped (no ANSI, no CI commands, valid XML) and capped
+            from ..servers import first_leaf
+
+            redactor = getattr(getattr(context, "aitest", None), "redactor", None) or Redactor.from_environment()
+            raise _redacted(first_leaf(exc), lambda text: message(redactor.text(text))) from None
+
+    return run
+
+
+class StepError(Exception):
+    """An unexpected exception of a step, re-raised with a redacted message (its type named)."""
+
+
+def _redacted(exc: BaseException, redact: Callable[[str], str]) -> BaseException:
+    """A fresh exception like ``exc`` whose message is ``exc``'s, redacted (no chain, no group)."""
+    message = redact(str(exc))
+    try:
+        fresh = type(exc)(message)
+        if str(fresh) == message:
+            return fresh
+    except Exception:  # a constructor that wants other arguments
+        pass
+    if isinstance(exc, AssertionError):
+        return AssertionError(message)
+    return StepError(f"{type(exc).__name__}: {message}")
+
+
+def _registering(register: Callable[[str], Callable[..., Any]]) -> Callable[[str], Callable[..., Any]]:
+    """behave's ``@given``/``@when``/``@then``, registering the step wrapped by :func:`_redacting`
+    (behave unwraps it to show the step's own location)."""
+
+    def decorator(pattern: str) -> Callable[..., Any]:
+        def add(step: Callable[..., None]) -> Callable[..., None]:
+            register(pattern)(_redacting(step))
+            return step
+
+        return add
+
+    return decorator
+
+
+# Looked up on the `behave` module at import time: during step loading behave puts the
+# runner's own registry there.
+given, when, then = _registering(behave.given), _registering(behave.when), _registering(behave.then)
+
+
+class AgentError(Exception):
+    """The agent could not complete the turn (model or server trouble): a step error, not a verdict."""
+
+
+def runtime_of(context: Any) -> Runtime:
+    """The run's :class:`~behave_aitest.runtime.Runtime` (says which hook line is missing)."""
+    from ..runtime import runtime_of as get
+
+    return get(context)
+
+
+def live_of(context: Any) -> LiveConversation:
+    return runtime_of(context).live()
+
+
+def turns_of(context: Any, whole: bool) -> tuple[list[Turn], str]:
+    live = live_of(context)
+    if whole:
+        return list(live.record.turns), "the conversation"
+    if not live.last_turns:
+        raise AssertionError('No turn to check yet: a "When the user says ..." step must come before this step.')
+    return list(live.last_turns), "this turn"
+
+
+def fail(message: str, turns: Sequence[Turn], what: str) -> None:
+    raise AssertionError(f"{message}\n{checks.describe(turns, what=what)}")
+
+
+def regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+    except re.error as exc:
+        raise ValueError(f"Not a valid regular expression {pattern!r}: {exc}.") from None

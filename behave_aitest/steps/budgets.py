@@ -1,0 +1,90 @@
+"""Then steps that bound what a turn or a conversation cost: dollars, tokens, time, model calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .base import fail, then, turns_of
+
+if TYPE_CHECKING:
+    from ..records import Turn
+
+__all__: list[str] = []
+
+
+# --------------------------------------------------------------------------- Then: budgets
+
+
+class BudgetError(Exception):
+    """A budget cannot be checked (unknown cost): a step error, never a silent pass."""
+
+
+def _dollars(text: str) -> float:
+    try:
+        return float(text.strip().lstrip("$").replace(",", ""))
+    except ValueError:
+        raise ValueError(f"Not an amount of dollars: {text!r} (write e.g. $0.01).") from None
+
+
+def _known_cost(turns: Sequence[Turn], what: str) -> float:
+    # A replayed call cost nothing now; the budget judges what the agent's calls cost when recorded.
+    costs = [(c.model, c.recorded_cost_usd if c.replayed else c.cost_usd) for t in turns for c in t.model_calls]
+    unknown = sorted({model for model, cost in costs if cost is None})
+    if unknown:
+        models = ", ".join(unknown)
+        raise BudgetError(
+            f"The cost of {what} is unknown: litellm has no price for {models}. Give one in the config, e.g.\n"
+            f'  [tool.behave_aitest.prices."{unknown[0]}"]\n  input_per_million = 0.40\n  output_per_million = 1.60'
+        )
+    return sum(cost or 0.0 for _, cost in costs)
+
+
+def _cost_budget(context: Any, amount: str, whole: bool) -> None:
+    turns, what = turns_of(context, whole)
+    limit, cost = _dollars(amount), _known_cost(turns, what)
+    if not cost < limit:
+        fail(f"{what[0].upper()}{what[1:]} cost ${cost:.6f}, not less than ${limit:g}.", turns, what)
+
+
+@then("the turn cost less than {amount}")
+def step_turn_cost(context: Any, amount: str) -> None:
+    """The agent's model calls for the latest message cost less than this many US dollars,
+    e.g. "$0.01" (judge calls not included). Unknown prices make this step an error."""
+    _cost_budget(context, amount, False)
+
+
+@then("the conversation cost less than {amount}")
+def step_conversation_cost(context: Any, amount: str) -> None:
+    """The agent's model calls in the whole conversation so far cost less than this many US
+    dollars (judge calls not included). Unknown prices make this step an error."""
+    _cost_budget(context, amount, True)
+
+
+@then("the turn used fewer than {count:d} tokens")
+def step_turn_tokens(context: Any, count: int) -> None:
+    """The agent's model calls for the latest message used fewer than this many tokens,
+    input and output together."""
+    turns, what = turns_of(context, False)
+    used = sum(t.input_tokens + t.output_tokens for t in turns)
+    if not used < count:
+        fail(f"The turn used {used} tokens, not fewer than {count}.", turns, what)
+
+
+@then("the turn took less than {seconds:g} seconds")
+def step_turn_time(context: Any, seconds: float) -> None:
+    """The latest message was handled (model and tool calls together) in less than this
+    many seconds of wall-clock time."""
+    turns, what = turns_of(context, False)
+    took = sum(t.duration_s for t in turns)
+    if not took < seconds:
+        fail(f"The turn took {took:.2f} s, not less than {seconds:g} s.", turns, what)
+
+
+@then("the agent needed at most {count:d} model calls")
+def step_model_calls(context: Any, count: int) -> None:
+    """The agent answered the latest message with at most this many calls to the model."""
+    turns, what = turns_of(context, False)
+    used = sum(len(t.model_calls) for t in turns)
+    if used > count:
+        fail(f"The agent needed {used} model calls, more than {count}.", turns, what)

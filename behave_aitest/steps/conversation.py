@@ -1,0 +1,105 @@
+"""Given and When steps: the agent, its model, prompt and servers, and what the user says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import checks
+from .base import AgentError, given, live_of, runtime_of, when
+
+__all__: list[str] = []
+
+
+# --------------------------------------------------------------------------- Given
+
+
+@given('the agent "{name}"')
+def step_agent(context: Any, name: str) -> None:
+    """Use the agent configured under [tool.behave_aitest.agents.<name>]: its MCP servers,
+    system prompt, allowed tools and model settings. In a @session feature (e.g. in a
+    Background) this sets the agent up again without dropping the conversation so far."""
+    runtime_of(context).use_agent(name)
+
+
+@given('the model "{model}"')
+def step_model(context: Any, model: str) -> None:
+    """Talk to this model (any litellm model string, e.g. "openai/gpt-4.1-mini") for the rest
+    of the scenario. Beats @model tags and the config; -D aitest.model=... beats it."""
+    live_of(context).agent.model = model
+
+
+@given("the system prompt:")
+def step_system_prompt(context: Any) -> None:
+    """Replace the agent's system prompt with the doc string below the step."""
+    if not context.text:
+        raise ValueError('"Given the system prompt:" needs a doc string ("""...""") below it.')
+    live_of(context).agent.system_prompt = context.text
+
+
+@given('the MCP server "{name}"')
+def step_server(context: Any, name: str) -> None:
+    """Give the agent the tools of this MCP server (configured under
+    [tool.behave_aitest.servers.<name>]), in addition to its own."""
+    runtime = runtime_of(context)
+    if name not in runtime.config.servers:
+        from ..config import unknown_name
+
+        raise unknown_name("MCP server", name, runtime.config.servers, "servers", str(runtime.config.path or "pyproject.toml"))
+    agent = live_of(context).agent
+    if name not in agent.servers:
+        agent.servers.append(name)
+
+
+@given('the agent may only use the tools "{names}"')
+def step_allowed_tools(context: Any, names: str) -> None:
+    """Offer the model only these tools (comma-separated; "server.tool" picks one server's tool).
+    A tool the model calls anyway is refused and recorded as an error."""
+    live_of(context).agent.allowed_tools = checks.split_names(names)
+
+
+# --------------------------------------------------------------------------- When
+
+
+TURN_ERRORS = {
+    "max_turns": "turn limit reached",
+    "timeout": "timeout",
+    "model": "model error",
+    "server": "MCP server error",
+    "unexpected": "unexpected error",
+}
+
+
+def _say(context: Any, text: str) -> None:
+    from ..servers import ServerError
+
+    runtime = runtime_of(context)
+    try:
+        turn = runtime.say(text)
+    except ServerError as exc:
+        runtime.drop_dead_servers()
+        raise AgentError(str(exc)) from None
+    if turn.error:
+        runtime.drop_dead_servers()
+        kind, _, detail = turn.error.partition(": ")
+        label = TURN_ERRORS.get(kind, kind)
+        message = f"The agent did not finish the turn ({label}): {detail}\n{checks.describe([turn])}"
+        if kind == "max_turns":
+            raise AssertionError(message)  # the agent misbehaved: a failure, not an error
+        raise AgentError(message)
+
+
+@when('the user says "{text}"')
+def step_user_says(context: Any, text: str) -> None:
+    """Send this message to the agent and let it work (call tools, answer) until it replies.
+    Adds to the conversation's history; later turns (and later scenarios of a @session
+    feature) see everything said and done before."""
+    _say(context, text)
+
+
+@when("the user says:")
+def step_user_says_text(context: Any) -> None:
+    """Send the doc string below the step to the agent, like "When the user says", for long
+    or multi-line messages."""
+    if not context.text:
+        raise ValueError('"When the user says:" needs a doc string ("""...""") below it.')
+    _say(context, context.text)
