@@ -16,6 +16,8 @@ import pytest
 
 from behave_aitest.fakellm import FakeOpenAI
 
+from warm import run_behave, warm_allowed
+
 # Variables that would let a test reach a real provider; removed from every subprocess.
 _PROVIDER_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_API_KEY", "GEMINI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE")
 
@@ -49,13 +51,18 @@ class Project:
         path.write_text(textwrap.dedent(text), encoding="utf-8")
         return path
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Result:
-        """Run behave in a subprocess with no provider keys in its environment."""
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180, fresh: bool = False) -> Result:
+        """Run ``python -m behave`` with no provider keys in its environment: a child forked
+        from this worker's warm interpreter (tests/warm.py), or with ``fresh=True`` (and for
+        environments that change how Python or litellm start) a new interpreter."""
         clean = {k: v for k, v in os.environ.items() if k not in _PROVIDER_ENV}
         clean["OPENAI_API_KEY"] = "sk-fake-key-for-the-local-fake-server"
         clean.update(env or {})
+        behave_args = ["--no-color", "--no-capture", *args]
+        if not fresh and warm_allowed(env or {}):
+            return Result(*run_behave(behave_args, self.root, clean, timeout))
         done = subprocess.run(
-            [sys.executable, "-m", "behave", "--no-color", "--no-capture", *args],
+            [sys.executable, "-m", "behave", *behave_args],
             cwd=self.root,
             env=clean,
             capture_output=True,
