@@ -374,10 +374,14 @@ def calls_outside(names: Sequence[str], calls: Sequence[ToolCall]) -> list[ToolC
 
 
 def call_counts(calls: Sequence[ToolCall]) -> dict[str, int]:
-    """How often each tool was called, by ``server.tool`` (a tool of two servers counts apart)."""
+    """How often each tool was called, by name; a tool of two servers counts apart, as ``server.tool``."""
+    servers: dict[str, set[str | None]] = {}
+    for call in calls:
+        servers.setdefault(call.name or call.provider_name, set()).add(call.server)
     counts: dict[str, int] = {}
     for call in calls:
-        key = call.qualified_name or call.provider_name
+        name = call.name or call.provider_name
+        key = call.qualified_name if len(servers[name]) > 1 else name
         counts[key] = counts.get(key, 0) + 1
     return counts
 

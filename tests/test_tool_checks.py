@@ -121,7 +121,8 @@ def test_trajectories() -> None:
     assert checks.missing_in_any_order(["bank.transfer", "get_transactions"], calls) == ["get_transactions"]
     assert [c.name for c in checks.calls_outside(["get_balance"], calls)] == ["transfer"]
     assert checks.calls_outside(["get_balance", "bank.transfer"], calls) == []
-    assert checks.call_counts(calls) == {"bank.get_balance": 2, "bank.transfer": 1}
+    assert checks.call_counts(calls) == {"get_balance": 2, "transfer": 1}
+    assert checks.call_counts([*calls, call("get_balance", {}, server="other")]) == {"bank.get_balance": 2, "transfer": 1, "other.get_balance": 1}
 
 
 def test_globs_on_tool_names() -> None:
