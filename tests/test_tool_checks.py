@@ -146,3 +146,49 @@ def test_arguments_matching_a_regex_at_any_depth() -> None:
         "other: (raw arguments) = {bad json 987-65-4321",
     ]
     assert checks.argument_values({"a": [1, True, None]}) == [("a.0", "1"), ("a.1", "true"), ("a.2", "null")]
+
+
+# --------------------------------------------------------------------------- doubles and the server folder
+
+
+def test_which_double_answers_a_call() -> None:
+    from behave_aitest.doubles import DELAY, FAILS, RETURNS, Double, Doubles, answer, parse_seconds
+
+    doubles = Doubles()
+    assert doubles.find("bank", "transfer", {}) is None and not doubles
+    everyone = Double("bank", "transfer", RETURNS, "ok")
+    big = Double("bank", "transfer", FAILS, "limit", when=tuple(table(("amount", "about", "1000 ± 500"))))
+    doubles.add(big)
+    doubles.add(everyone)
+    assert doubles.find("bank", "transfer", {"amount": 900}) is big  # a conditional double beats a general one
+    assert doubles.find("bank", "transfer", {"amount": 9}) is everyone
+    assert doubles.find("other", "transfer", {"amount": 900}) is None  # another server's tool of that name
+    later = Double("bank", "transfer", DELAY, seconds=2)
+    doubles.add(later)
+    assert doubles.find("bank", "transfer", {"amount": 9}) is later  # the one set last
+    assert (answer(big).text, answer(big).is_error, answer(everyone).is_error) == ("limit", True, False)
+    assert later.describe() == "takes 2 s" and big.describe() == "fails 'limit'"
+    doubles.clear()
+    assert doubles.find("bank", "transfer", {}) is None
+    assert parse_seconds("0.5") == 0.5
+    for bad in ("soon", "-1", "inf", "nan"):
+        with pytest.raises(ValueError, match="not a number of seconds"):
+            parse_seconds(bad)
+
+
+def test_the_server_folder_goes_into_command_env_and_cwd(tmp_path: object) -> None:
+    from behave_aitest.config import ServerConfig
+    from behave_aitest.servers import resolve_command, server_cwd, server_environment
+
+    config = ServerConfig(
+        "notes",
+        command=("node", "server.js", "--db", "${AITEST_SERVER_DIR}/db.sqlite"),
+        env={"MEMORY_FILE_PATH": "${AITEST_SERVER_DIR}/memory.json", "HOME_COPY": "${HOME}"},
+        cwd="${AITEST_SERVER_DIR}/work",
+    )
+    folder = str(tmp_path)
+    assert resolve_command(config.command, folder) == ("node", ["server.js", "--db", f"{folder}/db.sqlite"])
+    env = server_environment(config, {"HOME": "/home/u", "PATH": "/bin"}, server_dir=folder)
+    assert env["MEMORY_FILE_PATH"] == f"{folder}/memory.json" and env["AITEST_SERVER_DIR"] == folder and env["HOME_COPY"] == "/home/u"
+    assert server_cwd(config, folder) == f"{folder}/work" and (tmp_path / "work").is_dir()  # type: ignore[operator]
+    assert server_cwd(ServerConfig("x", command=("a",), cwd="srv"), folder) == "srv"

@@ -321,3 +321,107 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
             assert part in message(scenario), (name, part, message(scenario))
     html = (project.root / "report.html").read_text(encoding="utf-8")
     assert "called by the test" in html and "doubled: failed by the test" in html  # the report's script marks them
+
+
+# --------------------------------------------------------------------------- clean state, cassettes
+
+NOTES = """\
+[tool.behave_aitest.servers.notes]
+command = ["python", "-m", "behave_aitest.testing.notes_server"]
+env = { NOTES_FILE = "${AITEST_SERVER_DIR}/notes.json" }
+[tool.behave_aitest.servers.notes_in_cwd]
+command = ["python", "-m", "behave_aitest.testing.notes_server"]
+cwd = "${AITEST_SERVER_DIR}/work"
+[tool.behave_aitest.agents.scribe]
+servers = ["notes"]
+[tool.behave_aitest.agents.clerk]
+servers = ["notes_in_cwd"]
+"""
+
+FRESH = '''\
+Feature: Every conversation starts with an empty notes file
+  Scenario: Write a note
+    Given the agent "scribe"
+    When the tool "add_note" is called with:
+      | argument | value |
+      | text     | one   |
+    And the tool "list_notes" is called
+    Then the tool result mentions "1. one"
+
+  Scenario: The next conversation has none
+    Given the agent "scribe"
+    When the tool "list_notes" is called
+    Then the tool result mentions "No notes."
+
+  Scenario: A cwd inside the folder
+    Given the agent "clerk"
+    When the tool "add_note" is called with:
+      | argument | value |
+      | text     | two   |
+    And the tool "list_notes" is called
+    Then the tool result mentions "1. two"
+'''
+
+KEPT = '''\
+@session
+Feature: A session keeps its notes
+  Scenario: The agent writes a note
+    Given the agent "scribe"
+    When the user says "call add_note {'text': 'milk'}"
+    Then the response mentions "Noted (1 note(s)"
+
+  Scenario: It is still there
+    When the tool "list_notes" is called
+    Then the tool result mentions "1. milk"
+'''
+
+RECORDED = '''\
+Feature: Doubles in a cassette
+  Scenario: A doubled and a real call
+    Given the agent "banker"
+    And the tool "transfer" fails with "Declined by the test"
+    When the user says "call transfer {'from_account': 'checking', 'to_account': 'savings', 'amount': 5} && get_balance {'account': 'checking'}"
+    Then the response mentions "Declined by the test"
+    And the response mentions "checking: $1,500.00"
+    When the tool "get_balance" is called with:
+      | argument | value   |
+      | account  | savings |
+    Then the tool result mentions "3,200.00"
+'''
+
+
+def test_server_dir_gives_fresh_state_and_cassettes_mark_doubles(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.brain = scripted
+    project.config(llm_config(fake_llm, cassette="record", cassette_tools="record") + BANK + BANKER + NOTES)
+    project.feature("fresh.feature", FRESH)
+    project.feature("kept.feature", KEPT)
+    project.feature("recorded.feature", RECORDED)
+    result = project.run("-f", JSONF, "-o", "report.json")
+    assert result.returncode == 0, result.output[-4000:]
+    found = outcomes(project.root / "report.json")
+    files = [
+        c["result"].rsplit("(file: ", 1)[1].rstrip(")")
+        for s in found.values()
+        for c in s["direct_calls"]
+        if c["name"] == "list_notes"
+    ]
+    # list_notes shows its file: ${AITEST_SERVER_DIR}/notes.json, or notes.json in the cwd
+    assert [f == "notes.json" for f in files] == [False, False, True, False], files
+    folders = [Path(f).parent for f in files if f != "notes.json"]
+    assert len(set(folders)) == 3 and all(f.name.startswith("aitest-notes-") for f in folders), files  # one per process
+    assert not any(folder.exists() for folder in folders), "each folder is removed after its process ended"
+
+    cassette = json.loads((project.root / "features" / "cassettes" / "recorded" / "a-doubled-and-a-real-call.json").read_text(encoding="utf-8"))
+    assert [(c["tool"], c["double"], c["result"], c["is_error"]) for c in cassette["doubled_calls"]] == [
+        ("transfer", "fails", "Declined by the test", True)
+    ]
+    # the doubled call never reached the server, so it is not a recorded tool call; the test's own call is
+    assert [c["tool"] for c in cassette["recorded_tools"]["calls"]] == ["get_balance", "get_balance"]
+
+    asked = len(fake_llm.requests)
+    replay = project.run("-D", "aitest.cassette=replay", "-f", JSONF, "-o", "replay.json", "features/recorded.feature")
+    assert replay.returncode == 0, replay.output[-4000:]
+    assert len(fake_llm.requests) == asked  # no model was called
+    scenario = outcomes(project.root / "replay.json")["A doubled and a real call"]
+    assert [(c["name"], c["doubled"]) for c in scenario["turns"][0]["tool_calls"]] == [("transfer", "fails"), ("get_balance", None)]
+    assert scenario["direct_calls"][0]["by_test"] and "were not replayed" not in replay.output
