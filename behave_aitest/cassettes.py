@@ -845,8 +845,8 @@ class Cassette:
                     f"cassette {self.display} was NOT written: the recording is incomplete ({why}). "
                     "The previous cassette, if any, is unchanged."
                 )
-            if not self.interactions:
-                return None
+            if not self.interactions and not (self.record_tools and self.tool_calls):
+                return None  # (the test's own tool calls alone are worth a cassette: a replay needs them)
             try:
                 atomic_write(self.path, dumps(self.document()))
             except (OSError, ValueError) as exc:  # read-only folder, full disk, a path that is a file

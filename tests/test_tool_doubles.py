@@ -419,9 +419,13 @@ def test_server_dir_gives_fresh_state_and_cassettes_mark_doubles(project: Projec
     assert [c["tool"] for c in cassette["recorded_tools"]["calls"]] == ["get_balance", "get_balance"]
 
     asked = len(fake_llm.requests)
-    replay = project.run("-D", "aitest.cassette=replay", "-f", JSONF, "-o", "replay.json", "features/recorded.feature")
+    # The replay runs no model and no server: the test's own calls (also in a scenario without
+    # a model call) and the agent's real calls come from the cassettes, the doubles answer again.
+    replay = project.run("-D", "aitest.cassette=replay", "-f", JSONF, "-o", "replay.json")
     assert replay.returncode == 0, replay.output[-4000:]
     assert len(fake_llm.requests) == asked  # no model was called
-    scenario = outcomes(project.root / "replay.json")["A doubled and a real call"]
+    replayed = outcomes(project.root / "replay.json")
+    assert {s["status"] for s in replayed.values()} == {"passed"} and len(replayed) == 6
+    scenario = replayed["A doubled and a real call"]
     assert [(c["name"], c["doubled"]) for c in scenario["turns"][0]["tool_calls"]] == [("transfer", "fails"), ("get_balance", None)]
     assert scenario["direct_calls"][0]["by_test"] and "were not replayed" not in replay.output
