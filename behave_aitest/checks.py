@@ -138,11 +138,12 @@ def _call_lines(call: ToolCall) -> list[str]:
     the arguments pretty-printed below; then its result, readable."""
     name = call.name or call.provider_name
     compact = call.raw_arguments if call.arguments is None else json.dumps(call.arguments, ensure_ascii=False)
+    doubled = f"  [doubled: {call.doubled}]" if getattr(call, "doubled", None) else ""  # a tool double answered
     if "\n" not in compact and len(compact) <= INLINE:
-        lines = [f"    - {name}({compact})"]
+        lines = [f"    - {name}({compact}){doubled}"]
     else:
         pretty = compact if call.arguments is None else json.dumps(call.arguments, indent=2, ensure_ascii=False)
-        lines = [f"    - {name}", *labelled("arguments", pretty, "        ")]
+        lines = [f"    - {name}{doubled}", *labelled("arguments", pretty, "        ")]
     lines += labelled("result (error)" if call.is_error else "result", readable(call.result), "        ")
     return lines
 

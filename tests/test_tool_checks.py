@@ -192,3 +192,34 @@ def test_the_server_folder_goes_into_command_env_and_cwd(tmp_path: object) -> No
     assert env["MEMORY_FILE_PATH"] == f"{folder}/memory.json" and env["AITEST_SERVER_DIR"] == folder and env["HOME_COPY"] == "/home/u"
     assert server_cwd(config, folder) == f"{folder}/work" and (tmp_path / "work").is_dir()  # type: ignore[operator]
     assert server_cwd(ServerConfig("x", command=("a",), cwd="srv"), folder) == "srv"
+
+
+def test_a_failure_message_marks_doubled_calls() -> None:
+    from behave_aitest.records import Turn
+
+    turn = Turn(0, "hi", "m", 0)
+    doubled = call("transfer", {"amount": 5})
+    doubled.doubled, doubled.result, doubled.is_error = "fails", "declined", True
+    turn.tool_calls = [doubled, call("get_balance", {"account": "savings"})]
+    text = checks.describe([turn])
+    assert '    - transfer({"amount": 5})  [doubled: fails]' in text
+    assert '    - get_balance({"account": "savings"})\n' in text
+
+
+def test_a_delay_counts_against_tool_timeout() -> None:
+    import anyio
+
+    from behave_aitest.doubles import DELAY, Double, delayed
+    from behave_aitest.servers import ToolOutcome
+
+    async def real() -> ToolOutcome:
+        return ToolOutcome("checking: $1,500.00", False, 0.0)
+
+    async def both() -> tuple[ToolOutcome, ToolOutcome]:
+        quick = await delayed(Double("bank", "get_balance", DELAY, seconds=0, timeout_s=5), "get_balance", real)
+        late = await delayed(Double("bank", "get_balance", DELAY, seconds=30, timeout_s=0.05), "get_balance", real)
+        return quick, late
+
+    quick, late = anyio.run(both)
+    assert (quick.text, quick.is_error) == ("checking: $1,500.00", False)
+    assert (late.text, late.is_error) == ("Tool 'get_balance' did not answer within 0.05 s (tool_timeout_s).", True)

@@ -227,6 +227,11 @@ Feature: Mistakes and failures say what is wrong
 
   Scenario: no direct call yet
     Then the tool result mentions "x"
+
+  Scenario: a delay past the turn's timeout_s
+    Given the agent "scribe"
+    And the tool "list_notes" takes 60 seconds
+    When the user says "call list_notes {}"
 '''
 
 SESSION = '''\
@@ -252,11 +257,11 @@ Feature: A double lasts one scenario of a session
 
 def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: FakeOpenAI) -> None:
     fake_llm.brain = scripted
-    project.config(llm_config(fake_llm) + SLOW_BANK + BANKER)
+    project.config(llm_config(fake_llm, timeout_s=6) + SLOW_BANK + BANKER + NOTES)
     project.feature("doubles.feature", DOUBLES)
     project.feature("mistakes.feature", MISTAKES)
     project.feature("session.feature", SESSION)
-    result = project.run("-f", JSONF, "-o", "report.json", "-f", HTML, "-o", "report.html", "-f", "plain")
+    result = project.run("-j", "2", "-f", JSONF, "-o", "report.json", "-f", HTML, "-o", "report.html")  # records go through the workers
     found = outcomes(project.root / "report.json")
     for name in (
         "A declined transfer never reaches the bank",
@@ -312,8 +317,9 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
         "any order fails": ["not called: transfer."],
         "direct result does not mention": ["Expected the result of the test's call get_balance({\"account\": \"savings\"}) to mention '9,999'.", "result: savings: $"],
         "no direct call yet": ['a "When the tool ... is called" step must come before this step'],
+        "a delay past the turn's timeout_s": ["the turn did not finish within 6 s (timeout_s). It was cut off during the tool call 'notes.list_notes'."],
     }
-    errors = {"bad tolerance", "unknown check", "unknown tool in a double", "unknown tool in a direct call", "bad glob", "bad regex", "bad regex in a double's table", "bad seconds"}
+    errors = {"a delay past the turn's timeout_s", "bad tolerance", "unknown check", "unknown tool in a double", "unknown tool in a direct call", "bad glob", "bad regex", "bad regex in a double's table", "bad seconds"}
     for name, parts in failures.items():
         scenario = found[name]
         assert scenario["status"] == ("error" if name in errors else "failed"), (name, scenario["status"], message(scenario))
