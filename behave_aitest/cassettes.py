@@ -537,6 +537,10 @@ class Cassette:
         self._hashes: list[str] = []
         self._calls: dict[int, int] = {}  # a replayed cassette's call number -> its index
         self._tool_miss: str | None = None
+        # tool doubles (docs/tool-doubles.md): calls a double answered or delayed, marked in the file;
+        # in a replay the same doubles answer again, and a difference is warned about
+        self.doubled_calls: list[dict[str, Any]] = []
+        self._recorded_doubles: list[dict[str, Any]] | None = None
 
     # ----------------------------------------------------------------- replay side
 
@@ -574,6 +578,7 @@ class Cassette:
         recorded = document.get("recorded_tools") or {}
         self.servers = dict(recorded.get("servers") or {})
         self.tool_calls = list(recorded.get("calls") or [])
+        self._recorded_doubles = list(document.get("doubled_calls") or [])
 
     def _what(self) -> str:
         scenario = self.header.get("scenario")
@@ -771,6 +776,30 @@ class Cassette:
         )
         return ToolOutcome(self._tool_miss, True, 0.0)
 
+    def note_doubled(self, turn: Any) -> None:
+        """Mark the turn's doubled tool calls (their double, arguments and answer) in the cassette."""
+        for call in turn.tool_calls:
+            if call.doubled:
+                self.doubled_calls.append(
+                    {
+                        "turn": turn.index,
+                        "server": call.server,
+                        "tool": call.name,
+                        "double": call.doubled,
+                        "arguments": self.scrub(_json_value(_sorted(dict(call.arguments or {})))),
+                        "result": self.scrub.text(call.result),
+                        "is_error": call.is_error,
+                    }
+                )
+
+    def _doubles_differ(self) -> bool:
+        """In a replay: the doubles answered other calls than when recorded (same steps, other answers)."""
+        if self._recorded_doubles is None:
+            return False
+        def key(entry: Mapping[str, Any]) -> tuple[Any, ...]:
+            return (entry.get("tool"), entry.get("double"), entry.get("result"), entry.get("is_error"))
+        return [key(e) for e in self._recorded_doubles] != [key(e) for e in self.doubled_calls]
+
     # ----------------------------------------------------------------- end of the conversation
 
     def document(self) -> dict[str, Any]:
@@ -792,6 +821,8 @@ class Cassette:
         document["interactions"] = self.interactions
         if self.record_tools:
             document["recorded_tools"] = {"servers": self.servers, "calls": self.tool_calls}
+        if self.doubled_calls:  # calls a tool double answered (or delayed): no server was asked
+            document["doubled_calls"] = self.doubled_calls
         return document
 
     def close(self, turns: Sequence[Any] = ()) -> str | None:
@@ -814,8 +845,8 @@ class Cassette:
                     f"cassette {self.display} was NOT written: the recording is incomplete ({why}). "
                     "The previous cassette, if any, is unchanged."
                 )
-            if not self.interactions:
-                return None
+            if not self.interactions and not (self.record_tools and self.tool_calls):
+                return None  # (the test's own tool calls alone are worth a cassette: a replay needs them)
             try:
                 atomic_write(self.path, dumps(self.document()))
             except (OSError, ValueError) as exc:  # read-only folder, full disk, a path that is a file
@@ -825,6 +856,11 @@ class Cassette:
                     "The recording is lost; make the folder writable (or free space) and record again."
                 ) from None
             return None
+        if self._loaded and not self._load_error and not self._missed and self._doubles_differ():
+            return (
+                f"cassette {self.display}: the tool doubles answered differently than when it was recorded "
+                "(doubled_calls in the file); re-record it with -D aitest.cassette=record."
+            )
         if self._loaded and not self._load_error and not self._missed and len(self._used) < len(self.interactions):
             unused = len(self.interactions) - len(self._used)
             return f"cassette {self.display}: {unused} of {len(self.interactions)} recorded model calls were not replayed."

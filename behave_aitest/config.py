@@ -385,12 +385,14 @@ def check_servers_can_start(config: Config, cwd: Path, environ: Mapping[str, str
     if config.cassette_tools == "record" and config.cassette in ("replay", "auto"):
         return
     for server in config.servers.values():
+        # tool doubles / clean state: every stdio server process gets ${AITEST_SERVER_DIR} (servers.py)
+        own = {**(os.environ if environ is None else environ), "AITEST_SERVER_DIR": "."} if server.transport == "stdio" else environ
         for table in ("env", "headers"):
             for key, value in getattr(server, table).items():
-                expand_env(value, f"{server.where} {table}.{key}", environ)
+                expand_env(value, f"{server.where} {table}.{key}", own)
         if server.url:
             expand_env(server.url, f"{server.where} url", environ)
-        if server.cwd is not None:
+        if server.cwd is not None and not (server.transport == "stdio" and "${AITEST_SERVER_DIR}" in server.cwd):
             folder = Path(server.cwd) if Path(server.cwd).is_absolute() else cwd / server.cwd
             if not folder.is_dir():
                 raise ConfigError(

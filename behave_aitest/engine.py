@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .doubles import DELAY, Doubles, answer, delayed
 from .llm import ModelError, ModelReply, ToolRequest, is_retryable, retry_after
 from .records import ModelCall, ToolCall, Turn
 from .servers import ServerConnection, ServerError, ToolSpec, first_leaf
@@ -77,6 +78,7 @@ class ToolBox:
                     f"MCP server {conn.name!r}: tool {spec.name!r} has an invalid input schema: {spec.schema_problem}. "
                     "Fix the tool's parameters in the server, or leave the tool out with the agent's allowed_tools."
                 )
+        self.doubles: Doubles | None = None  # the conversation's tool doubles, consulted before every call
         taken: set[str] = set()
         for conn, spec in chosen:
             name = provider_name(spec.name, taken)
@@ -126,6 +128,18 @@ class ToolBox:
             for pname, (_, spec) in self._by_provider.items()
         ]
 
+    def find(self, name: str) -> tuple[ServerConnection, ToolSpec] | None:
+        """A tool this agent may use, by its MCP name or as ``server.tool`` (steps' spelling)."""
+        for conn, spec in self._by_provider.values():
+            if name in (spec.name, f"{conn.name}.{spec.name}"):
+                return conn, spec
+        return None
+
+    def offered(self) -> list[str]:
+        """The tools this agent may use, by MCP name (``server.tool`` when two servers share one)."""
+        names = [spec.name for _, spec in self._by_provider.values()]
+        return [f"{conn.name}.{spec.name}" if names.count(spec.name) > 1 else spec.name for conn, spec in self._by_provider.values()]
+
     def resolve(self, pname: str) -> tuple[ServerConnection, ToolSpec] | None:
         return self._by_provider.get(pname)
 
@@ -172,11 +186,27 @@ async def run_tool(toolbox: ToolBox, request: ToolRequest, call: ToolCall | None
         call.result = "Arguments must be a JSON object."
         return call
     call.arguments = arguments
+    double = toolbox.doubles.find(conn.name, spec.name, arguments) if toolbox.doubles else None
     try:
-        outcome = await conn.call(spec.name, arguments)
+        if double is None:
+            outcome = await conn.call(spec.name, arguments)
+        elif double.kind == DELAY:  # the real call, later
+            outcome = await delayed(double, spec.name, lambda: conn.call(spec.name, arguments))
+        else:  # never reaches the server
+            outcome = answer(double)
+        call.doubled = double.kind if double is not None else None
     except ServerError as exc:
         call.result = f"(no answer: {str(exc).splitlines()[0]})"
         raise
+    call.result, call.is_error, call.duration_s = outcome.text, outcome.is_error, outcome.duration_s
+    return call
+
+
+async def call_directly(conn: ServerConnection, spec: ToolSpec, arguments: dict[str, Any], call_id: str) -> ToolCall:
+    """The test's own call of a tool (no model, no doubles): recorded as ``by_test``. A dead
+    server raises :class:`ServerError`, as in a turn."""
+    call = ToolCall(call_id, spec.name, conn.name, spec.name, arguments, json.dumps(arguments, ensure_ascii=False), by_test=True)
+    outcome = await conn.call(spec.name, arguments)
     call.result, call.is_error, call.duration_s = outcome.text, outcome.is_error, outcome.duration_s
     return call
 

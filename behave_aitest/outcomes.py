@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .records import Conversation, ScenarioRecord, Turn
+from .records import Conversation, ScenarioRecord, ToolCall, Turn
 
 
 @dataclass
@@ -24,6 +24,7 @@ class StepOutcome:
     exception: tuple[str, str] | None = None  # (type name, text): exceptions need not pickle
     captured: Any = None
     turn: Turn | None = None  # step.aitest_turn (the same object as in the scenario's record)
+    direct_call: ToolCall | None = None  # step.aitest_direct_call: the test's own tool call (tool doubles)
 
 
 @dataclass
@@ -88,6 +89,7 @@ def capture(unit: int, worker: int, feature: Any, indices: Sequence[int], durati
                 exception=_exception(getattr(step, "exception", None)),
                 captured=getattr(step, "captured", None),
                 turn=getattr(step, "aitest_turn", None),
+                direct_call=getattr(step, "aitest_direct_call", None),
             )
             for step in scenario.all_steps
         ]
@@ -140,6 +142,10 @@ def apply(scenario: Any, outcome: ScenarioOutcome) -> None:
             step.aitest_turn = done.turn
         elif hasattr(step, "aitest_turn"):
             del step.aitest_turn
+        if done.direct_call is not None:
+            step.aitest_direct_call = done.direct_call
+        elif hasattr(step, "aitest_direct_call"):
+            del step.aitest_direct_call
     scenario.hook_failed = outcome.hook_failed
     scenario.error_message = outcome.error_message
     scenario.exception = rebuild_exception(outcome.exception)

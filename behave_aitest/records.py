@@ -27,6 +27,11 @@ class ToolCall:
     result: str = ""
     is_error: bool = False
     duration_s: float = 0.0
+    # tool doubles (docs/tool-doubles.md): the kind of double that answered or delayed the call
+    # ("returns", "fails", "delay"; None: the real tool answered), and whether the test itself
+    # made the call ("When the tool ... is called"), not the model
+    doubled: str | None = None
+    by_test: bool = False
 
     @property
     def qualified_name(self) -> str:
@@ -131,6 +136,7 @@ class ScenarioRecord:
     warnings: list[str] = field(default_factory=list)
     model: str | None = None
     agent: str | None = None
+    direct_calls: list[ToolCall] = field(default_factory=list)  # "When the tool ... is called": by the test, not the model
 
 
 @dataclass

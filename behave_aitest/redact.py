@@ -136,7 +136,9 @@ class Redactor:
                 for key, value in (getattr(server, table, None) or {}).items():
                     label = f"{server.name}.{table}.{key}"
                     expanded = _expand(str(value), env)
-                    if expanded.strip():
+                    # a path in the server's own folder (${AITEST_SERVER_DIR}, new per process) is no
+                    # secret, and unknown here; a variable inside the value still is (below)
+                    if expanded.strip() and "${AITEST_SERVER_DIR}" not in str(value):
                         secrets.setdefault(expanded, label)
                         if table == "headers":  # "Bearer xyz": the token alone must go too
                             secrets.setdefault(expanded.split()[-1], label)

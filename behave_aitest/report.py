@@ -252,21 +252,25 @@ def _content(content: Any) -> str:
     return str(content)
 
 
+def tool_call_dict(call: Any) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "name": call.name or call.provider_name,
+        "server": call.server,
+        "arguments": _plain(call.arguments),
+        "raw_arguments": call.raw_arguments if call.arguments is None else None,
+        "result": call.result,
+        "is_error": bool(call.is_error),
+        "duration_s": round(call.duration_s or 0.0, 4),
+        # tool doubles (docs/tool-doubles.md): "returns" / "fails" / "delay", or null; true when
+        # the test called the tool itself ("When the tool ... is called"), not the model
+        "doubled": getattr(call, "doubled", None),
+        "by_test": bool(getattr(call, "by_test", False)),
+    }
+
+
 def turn_dict(turn: Any) -> dict[str, Any]:
-    tool_calls = []
-    for call in turn.tool_calls:
-        tool_calls.append(
-            {
-                "id": call.id,
-                "name": call.name or call.provider_name,
-                "server": call.server,
-                "arguments": _plain(call.arguments),
-                "raw_arguments": call.raw_arguments if call.arguments is None else None,
-                "result": call.result,
-                "is_error": bool(call.is_error),
-                "duration_s": round(call.duration_s or 0.0, 4),
-            }
-        )
+    tool_calls = [tool_call_dict(call) for call in turn.tool_calls]
     timeline = _timeline(turn)
     data = {
         "index": turn.index,
@@ -330,6 +334,8 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     turns = [turn_dict(t) for t in record_turns]
     by_id = {id(t): i for i, t in enumerate(record_turns)}
     background = set(map(id, getattr(scenario, "background_steps", []) or []))
+    direct_calls = list(getattr(record, "direct_calls", []) or [])  # the test's own tool calls
+    direct_ids = {id(c): i for i, c in enumerate(direct_calls)}
     steps: list[dict[str, Any]] = []
     first_failure: dict[str, Any] | None = None
     for step in scenario.all_steps:
@@ -346,6 +352,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
             "text": str(step.text) if getattr(step, "text", None) else None,
             "table": _table(getattr(step, "table", None)),
             "turn": by_id.get(id(turn)) if turn is not None else None,
+            "direct_call": direct_ids.get(id(getattr(step, "aitest_direct_call", None))),
         }
         steps.append(item)
         if first_failure is None and status in _FAILED:
@@ -389,6 +396,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "steps": steps,
         "turns": turns,
         "stats": _round(stats),
+        "direct_calls": [tool_call_dict(c) for c in direct_calls],
     }
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError, unknown_name
-from .engine import AgentSetupError, ToolBox, TurnSettings, run_turn
+from .doubles import Double, Doubles, tool_list
+from .engine import AgentSetupError, ToolBox, TurnSettings, call_directly, run_turn
 from .limits import ModelLimiter
-from .records import Conversation, ScenarioRecord, Turn
+from .records import Conversation, ScenarioRecord, ToolCall, Turn
 from .redact import Redactor
 from .servers import ServerConnection, first_leaf
 
@@ -133,6 +134,7 @@ class LiveConversation:
     scenario: ScenarioRecord | None = None
     last_turns: list[Turn] = field(default_factory=list)  # since the last "When the user says"
     cassette: Any = None  # its cassettes.Cassette, unless cassette = "off"
+    doubles: Doubles = field(default_factory=Doubles)  # tool doubles of the current scenario only
 
 
 class Runtime:
@@ -250,6 +252,7 @@ class Runtime:
             warnings = []
         live.scenario_model = scenario_model(scenario)
         live.last_turns = []
+        live.doubles.clear()
         record = ScenarioRecord(
             conversation_id=live.record.id,
             history_at_start=len(live.record.messages),
@@ -269,6 +272,8 @@ class Runtime:
         be written (then :class:`CassetteNotWritten`, an error of the scenario, after the stop)."""
         live = self.current
         self.current = None
+        if live is not None:
+            live.doubles.clear()  # a double lasts one scenario: in a @session the next one has the real tool
         if live is not None and not live.record.session:
             try:
                 self._close_cassette(live)
@@ -443,10 +448,8 @@ class Runtime:
         """Run one user message through the agent and record the turn everywhere it belongs."""
         live = self.live()
         settings = self.turn_settings(live)
-        try:
-            toolbox = ToolBox(self._tool_connections(live), live.agent.allowed_tools)
-        except AgentSetupError as exc:
-            raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
+        toolbox = self.toolbox(live)
+        toolbox.doubles = live.doubles
         complete = self._completer(settings)
         turn = self.call(
             lambda: run_turn(
@@ -467,7 +470,59 @@ class Runtime:
             live.scenario.model = live.scenario.model or settings.model
         if self.current_step is not None:
             self.current_step.aitest_turn = turn
+        if live.cassette is not None and any(c.doubled for c in turn.tool_calls):
+            live.cassette.note_doubled(turn)
         return turn
+
+    def toolbox(self, live: LiveConversation) -> ToolBox:
+        """The tools the agent may use now, its servers started on first use."""
+        try:
+            return ToolBox(self._tool_connections(live), live.agent.allowed_tools)
+        except AgentSetupError as exc:
+            raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
+
+    def _agent_tool(self, live: LiveConversation, name: str, step: str) -> Any:
+        """``(connection, spec)`` of the agent's tool ``name``; a ValueError listing its tools."""
+        toolbox = self.toolbox(live)
+        found = toolbox.find(name)
+        if found is None:
+            import difflib
+
+            offered = toolbox.offered()
+            close = difflib.get_close_matches(name, offered, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"{step}: the agent {live.agent.name or '(unnamed)'!r} has no tool {name!r}.{hint} "
+                f"Its tools: {tool_list(offered)}."
+            )
+        return found
+
+    def add_double(self, name: str, step: str, **rule: Any) -> Double:
+        """Set a double of the agent's tool ``name`` until the end of the scenario (see doubles.py)."""
+        live = self.live()
+        conn, spec = self._agent_tool(live, name, step)
+        server = self.config.servers.get(conn.name)
+        timeout_s = server.tool_timeout_s if server is not None else 60.0
+        double = Double(conn.name, spec.name, timeout_s=timeout_s, **rule)
+        live.doubles.add(double)
+        return double
+
+    def call_tool(self, name: str, arguments: dict[str, Any], step: str) -> ToolCall:
+        """The test calls the agent's tool itself, in the conversation's own server process
+        (never doubled, never in the model's history); recorded on the scenario as "by the test"."""
+        live = self.live()
+        conn, spec = self._agent_tool(live, name, step)
+        record = live.scenario
+        number = len(record.direct_calls) + 1 if record is not None else 1
+        try:
+            call = self.call(call_directly, conn, spec, arguments, f"test_{number}")
+        except BaseException as exc:
+            raise first_leaf(exc) from None
+        if record is not None:
+            record.direct_calls.append(call)
+        if self.current_step is not None:
+            self.current_step.aitest_direct_call = call
+        return call
 
     def _completer(self, settings: TurnSettings) -> Any:
         """The completer for one turn or judgement: priced, and through the conversation's cassette."""

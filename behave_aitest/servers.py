@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -186,18 +187,50 @@ def _tail_text(path: Path | None) -> str:
     return f"\n--- server stderr (last lines) ---\n{tail}" if tail else " (the server wrote nothing to stderr)"
 
 
-def server_environment(config: ServerConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The minimal base environment plus the server's own ``env`` table, ``${VAR}`` expanded."""
+# Every stdio server process gets its own new, empty folder, named by ${AITEST_SERVER_DIR} in its
+# command, env and cwd (and set in its environment), removed when the process has ended: a server
+# that keeps state in a file starts clean in every conversation (per scope; docs/sessions.md).
+SERVER_DIR_VAR = "AITEST_SERVER_DIR"
+_SERVER_DIR = "${" + SERVER_DIR_VAR + "}"
+
+
+def with_server_dir(text: str, folder: str | None) -> str:
+    """``text`` with ``${AITEST_SERVER_DIR}`` replaced by the process's own folder."""
+    return text.replace(_SERVER_DIR, folder) if folder is not None else text
+
+
+def server_environment(config: ServerConfig, environ: Mapping[str, str] | None = None, server_dir: str | None = None) -> dict[str, str]:
+    """The minimal base environment plus the server's own ``env`` table, ``${VAR}`` expanded
+    (``${AITEST_SERVER_DIR}`` first, when the process has its folder)."""
     source = os.environ if environ is None else environ
     env = {k: source[k] for k in BASE_ENV if k in source}
+    if server_dir is not None:
+        env[SERVER_DIR_VAR] = server_dir
     for key, value in config.env.items():
-        env[key] = expand_env(value, f"{config.where} env.{key}", source)
+        env[key] = expand_env(with_server_dir(value, server_dir), f"{config.where} env.{key}", source)
     return env
 
 
-def resolve_command(command: tuple[str, ...]) -> tuple[str, list[str]]:
+def server_cwd(config: ServerConfig, server_dir: str | None) -> str | None:
+    """The server's working directory; one inside its own folder is created first."""
+    if config.cwd is None or server_dir is None or _SERVER_DIR not in config.cwd:
+        return config.cwd
+    folder = with_server_dir(config.cwd, server_dir)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def new_server_dir(config: ServerConfig) -> str:
+    """A new, empty folder for one stdio server process (see :data:`SERVER_DIR_VAR`)."""
+    import re
+    import tempfile
+
+    return tempfile.mkdtemp(prefix=f"aitest-{re.sub(r'[^A-Za-z0-9_-]', '_', config.name)[:40]}-")
+
+
+def resolve_command(command: tuple[str, ...], server_dir: str | None = None) -> tuple[str, list[str]]:
     """``python``/``python3`` mean the interpreter running behave, so a venv needs no activation."""
-    program, *args = command
+    program, *args = (with_server_dir(part, server_dir) for part in command)
     if program in ("python", "python3"):
         program = sys.executable
     return program, args
@@ -222,8 +255,11 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
     group: int | None = None
     try:
         async with AsyncExitStack() as stack:
+            server_dir = new_server_dir(config) if config.transport == "stdio" else None
+            if server_dir is not None:  # removed last: after the server and its helpers have stopped
+                stack.callback(shutil.rmtree, server_dir, ignore_errors=True)
             stack.push_async_callback(lambda: stop_group(group))  # after the transport has stopped the server
-            read, write = await _open_transport(config, errlog, stack, statuses)
+            read, write = await _open_transport(config, errlog, stack, statuses, server_dir)
             if config.transport == "stdio":
                 group = _new_group(before)
             session = await stack.enter_async_context(ClientSession(read, write))
@@ -393,19 +429,21 @@ def first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _open_transport(config: ServerConfig, errlog: Path, stack: AsyncExitStack, statuses: list[int]) -> tuple[Any, Any]:
+async def _open_transport(
+    config: ServerConfig, errlog: Path, stack: AsyncExitStack, statuses: list[int], server_dir: str | None = None
+) -> tuple[Any, Any]:
     """Enter the transport for ``config`` on ``stack`` and return its read/write streams;
     HTTP error statuses are noted in ``statuses`` (the SDK's error does not carry them)."""
     if config.transport == "stdio":
         from mcp import StdioServerParameters
         from mcp.client.stdio import stdio_client
 
-        program, args = resolve_command(config.command)
+        program, args = resolve_command(config.command, server_dir)
         params = StdioServerParameters(
             command=program,
             args=args,
-            env=server_environment(config),
-            cwd=config.cwd,
+            env=server_environment(config, server_dir=server_dir),
+            cwd=server_cwd(config, server_dir),
         )
         log = stack.enter_context(open(errlog, "a", encoding="utf-8"))
         read, write = await stack.enter_async_context(stdio_client(params, errlog=log))

@@ -55,11 +55,21 @@
       el("span", "tool-icon", ["\ud83d\udd27"]), " ", el("strong", null, [call.name || "(unknown tool)"]),
       call.server ? el("span", "dim", [" \u00b7 " + call.server]) : null,
       el("span", "dim", [" \u00b7 " + secs(call.duration_s)]),
-      call.is_error ? el("span", "err-badge", ["error"]) : null
+      call.is_error ? el("span", "err-badge", ["error"]) : null,
+      doubleBadges(call)
     ]);
     var args = call.arguments === null || call.arguments === undefined ? (call.raw_arguments || "") : pretty(call.arguments);
     return el("div", "msg tool" + (call.is_error ? " is-error" : ""), [
       head, block("arguments", args, "args"), block(call.is_error ? "error" : "result", call.result, call.is_error ? "result err" : "result")
+    ]);
+  }
+  // tool doubles (docs/tool-doubles.md): a doubled call never reached the server (a delay did, late);
+  // a call "by the test" was made by a When step, not by the model, and is not in its history
+  function doubleBadges(call) {
+    var kinds = {returns: "doubled: returned by the test", fails: "doubled: failed by the test", delay: "doubled: delayed"};
+    return el("span", null, [
+      call.doubled ? el("span", "tag doubled", [kinds[call.doubled] || "doubled"]) : null,
+      call.by_test ? el("span", "tag by-test", ["called by the test"]) : null
     ]);
   }
   function judge(j) {
@@ -122,6 +132,7 @@
       ]);
       if (st.text) li.appendChild(el("pre", "docstring", [st.text]));
       if (st.table) li.appendChild(table(st.table));
+      if (st.direct_call !== null && st.direct_call !== undefined && (s.direct_calls || [])[st.direct_call]) li.appendChild(toolCall(s.direct_calls[st.direct_call]));
       if (st.error) li.appendChild(el("pre", "fail-msg", [st.error]));
       if (st.turn !== null && st.turn !== undefined && s.turns[st.turn]) {
         shown[st.turn] = true;
