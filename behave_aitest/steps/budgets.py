@@ -30,6 +30,8 @@ def _dollars(text: str) -> float:
 def _known_cost(turns: Sequence[Turn], what: str) -> float:
     # A replayed call cost nothing now; the budget judges what the agent's calls cost when recorded.
     costs = [(c.model, c.recorded_cost_usd if c.replayed else c.cost_usd) for t in turns for c in t.model_calls]
+    # a server's sampling requests answered by the client's model are the agent's spend too (docs/mcp.md)
+    costs += [(s.model, s.recorded_cost_usd if s.replayed else s.cost_usd) for t in turns for s in t.sampling_calls()]
     unknown = sorted({model for model, cost in costs if cost is None})
     if unknown:
         models = ", ".join(unknown)
