@@ -384,3 +384,25 @@ def test_studio_features_in_both_protocol_eras(project: Project, fake_llm: FakeO
     assert changed["tool_list_changes"] == ["legacy: +archive -unlock_admin"]
     offered = [[t["function"]["name"] for t in r.get("tools", [])] for r in fake_llm.requests if "unlock admin" in str(r["messages"])]
     assert "unlock_admin" in offered[0] and "archive" in offered[1] and "unlock_admin" not in offered[1]
+
+    # The HTML report shows the picture as a bounded thumbnail and the annotations as badges (in Chromium, when there is one).
+    from chromium import Browser, find_chromium
+
+    from behave_aitest import render
+
+    page = project.root / "reports" / "r.html"
+    page.write_text(render.html(doc), encoding="utf-8")
+    executable = find_chromium()
+    if executable is None:
+        return
+    with Browser(executable) as browser:
+        browser.open(page)
+        ref = next(a for a in range(len(doc["features"][0]["scenarios"])) if doc["features"][0]["scenarios"][a]["name"].startswith("sampling"))
+        browser.js(f"document.querySelector('article[data-ref=\"0.{ref}\"] .scn-head').click()")
+        assert browser.js("document.querySelectorAll('img.thumb').length") == 1
+        assert browser.js("document.querySelector('img.thumb').naturalWidth") == 1  # the PNG decoded, from a data: URI
+        badges = browser.js("Array.from(document.querySelectorAll('.mcp-badge')).map(e => e.textContent)")
+        assert "read-only" in badges
+        text = browser.js("document.body.innerText")
+        assert "sampling (openai/fake-model" in text and "structured content" in text and "progress" in text
+        assert browser.errors() == [] and [r for r in browser.requests() if not r.startswith(("file:", "data:"))] == []
