@@ -543,8 +543,19 @@ def _server(name: str, table: Any, where: str, base_dir: Path = Path(".")) -> Se
             raise ConfigError(f"{where}: 'url' must start with http:// or https:// (got {_quoted(url)}).")
     values["transport"] = transport
     if "roots" in values:  # MCP client features: roots are folders, relative to the config file
-        values["roots"] = tuple(str((base_dir / r).resolve()) if not Path(r).is_absolute() else r for r in values["roots"])
+        values["roots"] = tuple(_root(r, base_dir, where) for r in values["roots"])
     return ServerConfig(name=name, where=where, **values)
+
+
+def _root(given: str, base_dir: Path, where: str) -> str:
+    """A root folder, absolute; one that does not exist is a mistake worth stopping for."""
+    folder = (Path(given) if Path(given).is_absolute() else base_dir / given).resolve()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{where}: 'roots' folder {given!r} does not exist (looked in {folder}; "
+            "a relative root is taken from the config file's folder)."
+        )
+    return str(folder)
 
 
 def _agent(

@@ -406,3 +406,66 @@ def test_studio_features_in_both_protocol_eras(project: Project, fake_llm: FakeO
         text = browser.js("document.body.innerText")
         assert "sampling (openai/fake-model" in text and "structured content" in text and "progress" in text
         assert browser.errors() == [] and [r for r in browser.requests() if not r.startswith(("file:", "data:"))] == []
+
+
+SAMPLING_CONFIG = """
+[tool.behave_aitest.servers.studio]
+command = {studio}
+sampling = "openai/slogan-writer"
+
+[tool.behave_aitest.agents.designer]
+servers = ["studio"]
+"""
+
+SAMPLING_FEATURE = """\
+Feature: Sampling with its own model, through the cassette
+  Scenario: a slogan
+    Given the agent "designer"
+    When the user says "a slogan about leaves"
+    Then the result of tool "slogan" mentions "Leaves fall, prices too"
+"""
+
+
+def test_sampling_with_a_model_of_its_own_is_recorded_and_replayed(project: Project, fake_llm: FakeOpenAI) -> None:
+    project.config(llm_config(fake_llm, SAMPLING_CONFIG.format(studio=STUDIO)))
+    project.feature("sampling.feature", SAMPLING_FEATURE)
+    fake_llm.add(
+        {"tool_calls": [("slogan", {"topic": "leaves"})]},
+        {"content": "Leaves fall, prices too", "usage": {"prompt_tokens": 11, "completion_tokens": 5}},
+        {"content": "Here it is."},
+    )
+    recorded = project.run("-D", "aitest.cassette=record", "-f", "behave_aitest.formatter:JSONFormatter", "-o", "reports/r.json", "-f", "plain")
+    assert recorded.returncode == 0, recorded.output
+    assert [r["model"] for r in fake_llm.requests] == ["fake-model", "slogan-writer", "fake-model"]
+    cassette = next((project.root / "features" / "cassettes").rglob("*.json")).read_text(encoding="utf-8")
+    assert "Write a slogan about leaves." in cassette
+    turn = json.loads((project.root / "reports" / "r.json").read_text(encoding="utf-8"))["features"][0]["scenarios"][0]["turns"][0]
+    assert turn["tool_calls"][0]["sampling_calls"][0]["model"] == "openai/slogan-writer"
+    assert turn["stats"]["input_tokens"] >= 11
+
+    # Replayed: no model is called, the server's sampling request is answered from the cassette too.
+    before = len(fake_llm.requests)
+    replayed = project.run("-D", "aitest.cassette=replay", "-f", "plain")
+    assert replayed.returncode == 0, replayed.output
+    assert len(fake_llm.requests) == before
+
+
+def test_mcp_client_keys_are_checked(tmp_path: Path) -> None:
+    from behave_aitest.config import ConfigError, load_config
+
+    def load(text: str) -> object:
+        (tmp_path / "pyproject.toml").write_text("[tool.behave_aitest]\n" + text, encoding="utf-8")
+        return load_config(cwd=tmp_path)
+
+    (tmp_path / "docs").mkdir()
+    config = load('[tool.behave_aitest.servers.s]\ncommand = ["x"]\nroots = ["docs"]\nsampling = "off"\nprotocol = "legacy"\n'
+                  '[tool.behave_aitest.agents.a]\nservers = ["s"]\nvision = false\nresources = true\n')
+    server, agent = config.servers["s"], config.agents["a"]  # type: ignore[attr-defined]
+    assert server.roots == (str((tmp_path / "docs").resolve()),) and server.sampling == "off" and server.protocol == "legacy"
+    assert agent.vision is False and agent.resources is True
+    with pytest.raises(ConfigError, match=r"\[tool.behave_aitest.servers.s\]: 'roots' folder 'nope' does not exist"):
+        load('[tool.behave_aitest.servers.s]\ncommand = ["x"]\nroots = ["nope"]\n')
+    with pytest.raises(ConfigError, match="'protocol' must be one of"):
+        load('[tool.behave_aitest.servers.s]\ncommand = ["x"]\nprotocol = "2024"\n')
+    with pytest.raises(ConfigError, match="'vision' must be true or false"):
+        load('[tool.behave_aitest.agents.a]\nvision = "yes"\n')
