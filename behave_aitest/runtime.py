@@ -161,6 +161,7 @@ class Runtime:
         self._ids = itertools.count(1)  # server log files
         self._conversation_ids = itertools.count(1)  # c1, c2, ... in the order conversations start
         self._scripted: Any = None
+        self._printed: set[str] = set()  # warnings about servers' tools, printed once per run
         self.cassettes: Any = None  # a cassettes.CassetteLibrary, unless cassette = "off"
         if config.cassette != "off":  # imported only when used: a dry run or a plain run must not pay for it
             from .cassettes import CassetteLibrary
@@ -501,11 +502,14 @@ class Runtime:
     # ----------------------------------------------------------------- MCP client features (docs/mcp.md)
 
     def _warn_once(self, live: LiveConversation, warnings: list[str]) -> None:
+        """Tools not offered: on every conversation's record (the report), printed once per run."""
         for warning in warnings:
             if warning not in live.record.warnings:
                 live.record.warnings.append(warning)
                 if live.scenario is not None:
                     live.scenario.warnings.append(warning)
+            if warning not in self._printed:
+                self._printed.add(warning)
                 print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
 
     def _client_sides(self, live: LiveConversation, connections: list[Any], settings: TurnSettings, complete: Any) -> None:

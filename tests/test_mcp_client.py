@@ -405,6 +405,9 @@ def test_studio_features_in_both_protocol_eras(project: Project, fake_llm: FakeO
         assert "read-only" in badges
         text = browser.js("document.body.innerText")
         assert "sampling (openai/fake-model" in text and "structured content" in text and "progress" in text
+        changed_ref = next(a for a in range(len(doc["features"][0]["scenarios"])) if doc["features"][0]["scenarios"][a]["name"] == "the tool list changes")
+        browser.js(f"document.querySelector('article[data-ref=\"0.{changed_ref}\"] .scn-head').click()")
+        assert "tool list changed: legacy: +archive -unlock_admin" in browser.js("document.body.innerText")
         assert browser.errors() == [] and [r for r in browser.requests() if not r.startswith(("file:", "data:"))] == []
 
 

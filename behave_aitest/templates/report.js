@@ -130,6 +130,7 @@
       else if (item.kind === "tool" && t.tool_calls[item.tool_call]) chat.appendChild(toolCall(t.tool_calls[item.tool_call]));
     });
     var body = [head, chat];
+    (t.tool_list_changes || []).forEach(function (c) { body.push(el("div", "dim", ["\u21bb tool list changed: " + c])); });
     if (t.error) body.push(el("div", "alert bad", [el("pre", null, [t.error])]));
     (t.judge_calls || []).forEach(function (j) { body.push(judge(j)); });
     return el("div", "turn" + (t.error ? " has-error" : ""), body);
