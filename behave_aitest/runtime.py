@@ -378,9 +378,9 @@ class Runtime:
         if model == SCRIPTED_MODEL:
             return False
         try:
-            import litellm
+            from .llm import litellm_module
 
-            return bool(litellm.supports_vision(model=model))
+            return bool(litellm_module().supports_vision(model=model))
         except Exception:  # a model litellm does not know: keep the text placeholder
             return False
 
@@ -583,7 +583,13 @@ class Runtime:
                 prompts = await conn.list_prompts()
                 known += [f"{conn.name}.{p.name}" for p in prompts]
                 if any(p.name == name for p in prompts):
-                    result = await conn.get_prompt(name, arguments)
+                    try:
+                        result = await conn.get_prompt(name, arguments)
+                    except Exception as exc:  # e.g. a missing argument: the server's own words
+                        raise ConfigError(
+                            f"MCP server {conn.name!r} refused the prompt {name!r} with arguments {sorted(arguments)}: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from None
                     return [{"role": m.role, "content": blocks_view([m.content]).text} for m in result.messages]
             raise ConfigError(
                 f"Unknown prompt {name!r}: the agent's servers offer {', '.join(known) or 'no prompts'}."

@@ -178,8 +178,8 @@ class ServerConnection:
         if self.client is not None:
             self.client.tools_changed = False
         before = {t.name for t in self.tools}
-        listed = await (self.mcp.list_tools(cache_mode="refresh") if self.mcp is not None else self.session.list_tools())
-        self.tools, self.warnings = tool_specs(self.config, listed.tools)
+        listed = await all_tools(self.mcp) if self.mcp is not None else (await self.session.list_tools()).tools
+        self.tools, self.warnings = tool_specs(self.config, listed)
         after = {t.name for t in self.tools}
         return sorted(after - before), sorted(before - after)
 
@@ -210,6 +210,19 @@ class ServerConnection:
     @property
     def protocol_version(self) -> str | None:
         return getattr(self.session, "protocol_version", None)
+
+
+async def all_tools(mcp: Any, pages: int = 100) -> list[Any]:
+    """Every tool the server lists, page after page (``nextCursor``), always fresh."""
+    tools: list[Any] = []
+    cursor: str | None = None
+    for _ in range(pages):
+        page = await mcp.list_tools(cursor=cursor, cache_mode="refresh")
+        tools += page.tools
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return tools
 
 
 def tool_specs(config: ServerConfig, listed: Any) -> tuple[list[ToolSpec], list[str]]:
@@ -303,8 +316,8 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
             # group, which must not be entered inside a cancel scope it outlives.
             mcp = await stack.enter_async_context(_client(read, write, client, config))
             with anyio.fail_after(config.startup_timeout_s):
-                listed = await mcp.list_tools()
-            tools, warnings = tool_specs(config, listed.tools)
+                listed = await all_tools(mcp)
+            tools, warnings = tool_specs(config, listed)
             connection = ServerConnection(config, mcp.session, tools, errlog, incoming=read, client=client, mcp=mcp, warnings=warnings)
             yield connection
     except (ConfigError, ServerError):
