@@ -472,3 +472,10 @@ def test_mcp_client_keys_are_checked(tmp_path: Path) -> None:
         load('[tool.behave_aitest.servers.s]\ncommand = ["x"]\nprotocol = "2024"\n')
     with pytest.raises(ConfigError, match="'vision' must be true or false"):
         load('[tool.behave_aitest.agents.a]\nvision = "yes"\n')
+
+
+def test_capabilities_are_declared_only_when_offered() -> None:
+    from behave_aitest.clientside import ClientSide
+
+    assert set(ClientSide("s", "off").callbacks()) == {"elicitation_callback", "logging_callback", "message_handler"}
+    assert {"sampling_callback", "list_roots_callback"} <= set(ClientSide("s", "agent", ("/tmp",)).callbacks())
