@@ -51,6 +51,10 @@ class ServerConfig:
     startup_timeout_s: float = 30.0
     tool_timeout_s: float = 60.0
     where: str = ""  # "pyproject.toml [tool.behave_aitest.servers.bank]", for messages
+    # MCP client features (docs/mcp.md)
+    sampling: str = "agent"  # "agent" | a model string | "off": who answers the server's sampling requests
+    roots: tuple[str, ...] = ()  # absolute folders offered as roots (file:// URIs); given relative to the config file
+    protocol: str = "auto"  # "auto" (probe 2026-07-28, else the handshake) | "legacy" (2025-11-25 handshake) | "2026-07-28"
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class AgentConfig:
     max_tokens: int | None = None
     api_base: str | None = None
     where: str = ""
+    # MCP client features (docs/mcp.md)
+    vision: bool | None = None  # images from tools as image parts: None = ask litellm (supports_vision)
+    resources: bool = False  # a built-in read_resource tool reads resources of the agent's servers
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,12 @@ def _rate(value: Any) -> float:
     return number
 
 
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
 def _str_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         raise ValueError('must be a list of strings, e.g. ["a", "b"]')
@@ -256,6 +269,10 @@ SERVER_KEYS: dict[str, Callable[[Any], Any]] = {
     "scope": _choice(*SCOPES),
     "startup_timeout_s": _positive_float,
     "tool_timeout_s": _positive_float,
+    # MCP client features (docs/mcp.md)
+    "sampling": _str,
+    "roots": _str_list,
+    "protocol": _choice("auto", "legacy", "2026-07-28"),
 }
 AGENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "servers": _str_list,
@@ -266,6 +283,9 @@ AGENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "temperature": _temperature,
     "max_tokens": _positive_int,
     "api_base": _str,
+    # MCP client features (docs/mcp.md)
+    "vision": _bool,
+    "resources": _bool,
 }
 # -D aitest.<key>=value: the run-level knobs, and which config file to read.
 # shard is a property of one CI job, never of the project: -D only.
@@ -418,7 +438,7 @@ def _load_config(userdata: Mapping[str, Any] | None, cwd: Path | None) -> Config
     base_dir = path.parent if path else (cwd or Path.cwd())
 
     servers = {
-        name: _server(name, table, f"{label} {_table_name(root, 'servers', name)}")
+        name: _server(name, table, f"{label} {_table_name(root, 'servers', name)}", path.parent if path else (cwd or Path.cwd()))
         for name, table in top.get("servers", {}).items()
     }
     agents = {
@@ -505,7 +525,7 @@ def _price(table: Any, where: str) -> Price:
     return Price(**_check_table(table, PRICE_KEYS, where))
 
 
-def _server(name: str, table: Any, where: str) -> ServerConfig:
+def _server(name: str, table: Any, where: str, base_dir: Path = Path(".")) -> ServerConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table with 'command' or 'url'.")
     values = _check_table(table, SERVER_KEYS, where)
@@ -524,7 +544,20 @@ def _server(name: str, table: Any, where: str) -> ServerConfig:
         if not re.match(r"^https?://", url):
             raise ConfigError(f"{where}: 'url' must start with http:// or https:// (got {_quoted(url)}).")
     values["transport"] = transport
+    if "roots" in values:  # MCP client features: roots are folders, relative to the config file
+        values["roots"] = tuple(_root(r, base_dir, where) for r in values["roots"])
     return ServerConfig(name=name, where=where, **values)
+
+
+def _root(given: str, base_dir: Path, where: str) -> str:
+    """A root folder, absolute; one that does not exist is a mistake worth stopping for."""
+    folder = (Path(given) if Path(given).is_absolute() else base_dir / given).resolve()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{where}: 'roots' folder {given!r} does not exist (looked in {folder}; "
+            "a relative root is taken from the config file's folder)."
+        )
+    return str(folder)
 
 
 def _agent(

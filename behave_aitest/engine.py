@@ -24,6 +24,7 @@ from .servers import ServerConnection, ServerError, ToolSpec, first_leaf
 
 Completer = Callable[..., Awaitable[ModelReply]]
 _SAFE = re.compile(r"[^a-zA-Z0-9_-]")
+_VALID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 class AgentSetupError(Exception):
@@ -40,6 +41,7 @@ class TurnSettings:
     timeout_s: float = 120.0
     retries: int = 2
     retry_backoff_s: float = 1.0
+    vision: bool = False  # tool images reach the model as image parts (else a text placeholder)
 
 
 class TurnFailure(Exception):
@@ -65,29 +67,75 @@ def provider_name(name: str, taken: set[str]) -> str:
 class ToolBox:
     """The tools one agent may use, with provider-safe names mapped back to MCP names."""
 
-    def __init__(self, connections: Sequence[ServerConnection], allowed: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, connections: Sequence[ServerConnection], allowed: Sequence[str] | None = None, *, resources: bool = False
+    ) -> None:
+        self.connections = list(connections)
+        self.allowed = allowed
+        self.resources = resources  # the agent's built-in read_resource tool (docs/mcp.md)
+        self.warnings: list[str] = []  # tools not offered, and why: the runtime shows them
+        self.doubles: Doubles | None = None  # the conversation's tool doubles, consulted before every call
+        self._build()
+
+    def _build(self) -> None:
         self._by_provider: dict[str, tuple[ServerConnection, ToolSpec]] = {}
         self._all: dict[str, list[tuple[ServerConnection, ToolSpec]]] = {}
-        for conn in connections:
+        self.warnings = []
+        for conn in self.connections:
+            self.warnings += list(getattr(conn, "warnings", None) or [])
             for spec in conn.tools:
-                self._all.setdefault(spec.name, []).append((conn, spec))
-        chosen = self._choose(allowed)
+                offers = self._all.setdefault(spec.name, [])
+                if any(c is conn for c, _ in offers):  # a server listing one name twice: keep the first
+                    self.warnings.append(
+                        f"MCP server {conn.name!r} lists the tool {spec.name!r} more than once; "
+                        "the first listing is used (tool names must be unique within a server: fix the server)."
+                    )
+                    continue
+                offers.append((conn, spec))
+        chosen = self._choose(self.allowed)
         for conn, spec in chosen:
             if spec.schema_problem:
                 raise AgentSetupError(
                     f"MCP server {conn.name!r}: tool {spec.name!r} has an invalid input schema: {spec.schema_problem}. "
                     "Fix the tool's parameters in the server, or leave the tool out with the agent's allowed_tools."
                 )
-        self.doubles: Doubles | None = None  # the conversation's tool doubles, consulted before every call
+        self._name(chosen)
+
+    def _name(self, chosen: list[tuple[ServerConnection, ToolSpec]]) -> None:
+        """Provider-safe names: names that are already valid are reserved first, so a
+        sanitised name (``ask.model`` -> ``ask_model``) can never take a real tool's name."""
+        valid = {spec.name for _, spec in chosen if _VALID.match(spec.name)}
         taken: set[str] = set()
         for conn, spec in chosen:
-            name = provider_name(spec.name, taken)
+            if spec.name in valid and spec.name not in taken:
+                name = spec.name
+            else:
+                name = provider_name(spec.name, taken | valid)
             taken.add(name)
             self._by_provider[name] = (conn, spec)
+        self.read_resource_name = provider_name(READ_RESOURCE, taken) if self.resources else None
+
+    async def refresh(self) -> list[str]:
+        """List the tools again of every server that said its list changed (notifications/
+        tools/list_changed); rebuild the offer. Returns what changed, per server."""
+        changes = []
+        for conn in self.connections:
+            if getattr(conn, "tools_changed", False):
+                added, removed = await conn.refresh_tools()
+                if added or removed:
+                    changes.append(f"{conn.name}: " + " ".join([f"+{n}" for n in added] + [f"-{n}" for n in removed]))
+        if changes:
+            self._build()
+        return changes
+
+    def changed(self) -> bool:
+        return any(getattr(conn, "tools_changed", False) for conn in self.connections)
 
     def _choose(self, allowed: Sequence[str] | None) -> list[tuple[ServerConnection, ToolSpec]]:
         if allowed is None:
             for name, offers in self._all.items():
+                if len(offers) > 1 and len({c.name for c, _ in offers}) == 1:
+                    continue  # one server listing a tool twice: the first listing is kept (see __init__)
                 if len(offers) > 1:
                     servers = " and ".join(repr(c.name) for c, _ in offers)
                     raise AgentSetupError(
@@ -97,10 +145,7 @@ class ToolBox:
             return [offer for offers in self._all.values() for offer in offers]
         chosen: list[tuple[ServerConnection, ToolSpec]] = []
         for entry in allowed:
-            server, _, tool = entry.rpartition(".")
-            offers = [o for o in self._all.get(tool, []) if not server or o[0].name == server]
-            if not offers and "." in entry and entry in self._all:  # a tool whose own name has a dot
-                offers = self._all[entry]
+            offers = self._offers(entry)
             if not offers:
                 raise AgentSetupError(
                     f"Allowed tool {entry!r} is not offered by the agent's servers. "
@@ -114,19 +159,33 @@ class ToolBox:
             chosen.append(offers[0])
         return chosen
 
+    def _offers(self, entry: str) -> list[tuple[ServerConnection, ToolSpec]]:
+        """What an ``allowed_tools`` entry names: ``server.tool`` split at any dot (a server
+        ``probe`` with a tool ``ask.model`` is ``probe.ask.model``), else a bare tool name."""
+        offers: list[tuple[ServerConnection, ToolSpec]] = []
+        for at in [i for i, ch in enumerate(entry) if ch == "."]:
+            server, tool = entry[:at], entry[at + 1:]
+            offers += [o for o in self._all.get(tool, []) if o[0].name == server]
+        if not offers:
+            offers = list(self._all.get(entry, []))
+        return offers
+
     def available(self) -> list[str]:
         """Every tool of every server, as ``server.tool``."""
         return sorted(f"{c.name}.{name}" for name, offers in self._all.items() for c, _ in offers)
 
     def schemas(self) -> list[dict[str, Any]]:
         """The tools in the OpenAI function-calling format litellm expects."""
-        return [
+        found = [
             {
                 "type": "function",
                 "function": {"name": pname, "description": spec.description, "parameters": dict(spec.input_schema)},
             }
             for pname, (_, spec) in self._by_provider.items()
         ]
+        if self.read_resource_name:
+            found.append({"type": "function", "function": {"name": self.read_resource_name, **READ_RESOURCE_TOOL}})
+        return found
 
     def find(self, name: str) -> tuple[ServerConnection, ToolSpec] | None:
         """A tool this agent may use, by its MCP name or as ``server.tool`` (steps' spelling)."""
@@ -148,6 +207,50 @@ class ToolBox:
         return pname if pname in self._all else None
 
 
+READ_RESOURCE = "read_resource"
+READ_RESOURCE_TOOL: dict[str, Any] = {
+    "description": "Read a resource of the MCP servers by its URI (e.g. one a tool result linked to); returns its content.",
+    "parameters": {"type": "object", "properties": {"uri": {"type": "string", "description": "The resource URI"}}, "required": ["uri"]},
+}
+
+
+async def read_resource(toolbox: ToolBox, call: ToolCall, arguments: dict[str, Any]) -> ToolCall:
+    """The built-in ``read_resource`` tool: the server that lists the URI reads it (else the
+    first server that can); errors go back to the model like any tool error."""
+    from .content import resource_contents_text
+
+    call.name = READ_RESOURCE
+    uri = arguments.get("uri")
+    if not isinstance(uri, str) or not uri:
+        call.is_error, call.result = True, "read_resource needs a 'uri' string."
+        return call
+    started = time.perf_counter()
+    owners = []
+    for conn in toolbox.connections:
+        try:
+            if any(str(r.uri) == uri for r in await conn.list_resources()):
+                owners.insert(0, conn)
+                continue
+        except Exception:
+            pass
+        owners.append(conn)
+    problems = []
+    for conn in owners:
+        try:
+            result = await conn.read_resource(uri)
+        except ServerError:
+            raise
+        except Exception as exc:
+            problems.append(f"{conn.name}: {type(exc).__name__}: {exc}")
+            continue
+        call.server, call.result, call.is_error = conn.name, resource_contents_text(result.contents), False
+        call.duration_s = time.perf_counter() - started
+        return call
+    call.is_error = True
+    call.result = f"No server could read {uri!r}" + (f" ({'; '.join(problems)})" if problems else "") + "."
+    return call
+
+
 # The result of a call the turn's timeout cut off: calls are recorded before they run, so a
 # timeout during one still shows it (and the message names it).
 CUT_OFF = "(no answer: the call was cut off by the turn timeout, timeout_s)"
@@ -163,6 +266,9 @@ async def run_tool(toolbox: ToolBox, request: ToolRequest, call: ToolCall | None
     error result for the model, except a dead server (:class:`ServerError`, re-raised)."""
     call = call or requested_call(request)
     target = toolbox.resolve(request.name)
+    if target is None and toolbox.read_resource_name and request.name == toolbox.read_resource_name:
+        arguments = _arguments(request, call)
+        return call if arguments is None else await read_resource(toolbox, call, arguments)
     if target is None:
         refused = toolbox.known_elsewhere(request.name)
         call.name = refused or request.name
@@ -175,17 +281,10 @@ async def run_tool(toolbox: ToolBox, request: ToolRequest, call: ToolCall | None
         return call
     conn, spec = target
     call.name, call.server = spec.name, conn.name
-    try:
-        arguments = json.loads(request.arguments) if request.arguments.strip() else {}
-    except json.JSONDecodeError as exc:
-        call.is_error = True
-        call.result = f"Arguments are not valid JSON ({exc.msg} at position {exc.pos}); send a JSON object."
+    call.title, call.annotations = getattr(spec, "title", None), _plain_dict(getattr(spec, "annotations", None))
+    arguments = _arguments(request, call)
+    if arguments is None:
         return call
-    if not isinstance(arguments, dict):
-        call.is_error = True
-        call.result = "Arguments must be a JSON object."
-        return call
-    call.arguments = arguments
     double = toolbox.doubles.find(conn.name, spec.name, arguments) if toolbox.doubles else None
     try:
         if double is None:
@@ -199,6 +298,7 @@ async def run_tool(toolbox: ToolBox, request: ToolRequest, call: ToolCall | None
         call.result = f"(no answer: {str(exc).splitlines()[0]})"
         raise
     call.result, call.is_error, call.duration_s = outcome.text, outcome.is_error, outcome.duration_s
+    _take_events(call, outcome)
     return call
 
 
@@ -208,7 +308,42 @@ async def call_directly(conn: ServerConnection, spec: ToolSpec, arguments: dict[
     call = ToolCall(call_id, spec.name, conn.name, spec.name, arguments, json.dumps(arguments, ensure_ascii=False), by_test=True)
     outcome = await conn.call(spec.name, arguments)
     call.result, call.is_error, call.duration_s = outcome.text, outcome.is_error, outcome.duration_s
+    _take_events(call, outcome)
     return call
+
+
+def _arguments(request: ToolRequest, call: ToolCall) -> dict[str, Any] | None:
+    """The request's arguments as a JSON object, or None (and an error result on ``call``)."""
+    try:
+        arguments = json.loads(request.arguments) if request.arguments.strip() else {}
+    except json.JSONDecodeError as exc:
+        call.is_error = True
+        call.result = f"Arguments are not valid JSON ({exc.msg} at position {exc.pos}); send a JSON object."
+        return None
+    if not isinstance(arguments, dict):
+        call.is_error = True
+        call.result = "Arguments must be a JSON object."
+        return None
+    call.arguments = arguments
+    return arguments
+
+
+def _plain_dict(value: Any) -> dict[str, Any] | None:
+    return dict(value) if value else None
+
+
+def _take_events(call: ToolCall, outcome: Any) -> None:
+    """Copy what happened during the call (MCP client features) onto its record."""
+    events = getattr(outcome, "events", None)
+    if events is not None:
+        # the same lists: a log message read just after the result still lands on the record
+        call.elicitations, call.sampling_calls = events.elicitations, events.sampling_calls
+        call.progress, call.logs = events.progress, events.logs
+    view = getattr(outcome, "view", None)
+    if view is not None:
+        call.content_items = list(view.items)
+        call._images = list(view.images)  # type: ignore[attr-defined]  # for the model only: never serialised
+    call.structured_content = getattr(outcome, "structured_content", None)
 
 
 async def run_tools(toolbox: ToolBox, requests: Sequence[ToolRequest], calls: Sequence[ToolCall] | None = None) -> list[ToolCall]:
@@ -282,25 +417,27 @@ async def run_turn(
     user_text: str,
     settings: TurnSettings,
     index: int,
+    user_messages: list[dict[str, Any]] | None = None,
 ) -> Turn:
     """Take ``user_text`` through the loop; append the turn's messages to ``history``.
 
     Never raises for agent or model trouble: the returned turn carries ``error`` and
     the caller decides how the step fails. ``history`` excludes the system prompt,
     which is sent fresh each call so a changed prompt in a session takes effect.
+    ``user_messages`` (a prompt's messages, attached resources) replace the one user
+    message made of ``user_text``.
     """
     import anyio
 
     turn = Turn(index=index, user_text=user_text, model=settings.model, history_before=len(history), started_at=time.time())
     started = time.monotonic()
     deadline = started + settings.timeout_s
-    user = {"role": "user", "content": user_text}
-    history.append(user)
-    turn.messages.append(user)
-    tools = toolbox.schemas()
+    for user in user_messages or [{"role": "user", "content": user_text}]:
+        history.append(user)
+        turn.messages.append(user)
     try:
         with anyio.fail_after(settings.timeout_s):
-            await _loop(complete, toolbox, tools, system_prompt, history, settings, turn, deadline)
+            await _loop(complete, toolbox, system_prompt, history, settings, turn, deadline)
     except Exception as exc:  # also exception groups (from the SDK's task groups): never out of here
         turn.error = turn_error(first_leaf(exc), turn, settings)
     turn.duration_s = time.monotonic() - started
@@ -325,7 +462,6 @@ def turn_error(exc: BaseException, turn: Turn, settings: TurnSettings) -> str:
 async def _loop(
     complete: Completer,
     toolbox: ToolBox,
-    tools: list[dict[str, Any]],
     system_prompt: str | None,
     history: list[dict[str, Any]],
     settings: TurnSettings,
@@ -333,6 +469,9 @@ async def _loop(
     deadline: float,
 ) -> None:
     for _ in range(settings.max_turns):
+        if toolbox.changed():  # notifications/tools/list_changed: list again before the model sees them
+            turn.tool_list_changes += await toolbox.refresh()
+        tools = toolbox.schemas()
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + history
         request = {**settings.request, "messages": messages}
         if tools:
@@ -362,6 +501,11 @@ async def _loop(
         turn.tool_calls.extend(calls)  # before they run: a timeout during one still shows it
         await run_tools(toolbox, reply.tool_calls, calls)
         group = [message] + [{"role": "tool", "tool_call_id": c.id, "content": c.result} for c in calls]
+        images = [(c.name or c.provider_name, image) for c in calls for image in getattr(c, "_images", [])]
+        if images and settings.vision:  # after all tool results: providers want them together
+            from .content import image_message
+
+            group.append(image_message(images))
         history.extend(group)
         turn.messages.extend(group)
         if reply.content:

@@ -15,6 +15,24 @@ from typing import Any
 
 
 @dataclass
+class SamplingCall:
+    """A server's ``sampling/createMessage`` answered by the client's model: the agent's spend."""
+
+    server: str
+    model: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    max_tokens: int | None = None
+    response: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+    replayed: bool = False
+    recorded_cost_usd: float | None = None
+    error: str | None = None
+
+
+@dataclass
 class ToolCall:
     """One tool call the model asked for, and what the MCP server answered."""
 
@@ -32,6 +50,15 @@ class ToolCall:
     # made the call ("When the tool ... is called"), not the model
     doubled: str | None = None
     by_test: bool = False
+    # MCP client features (docs/mcp.md): what happened during the call besides its result
+    elicitations: list[dict[str, Any]] = field(default_factory=list)  # {mode, message, schema, fields, action, content?, problems?}
+    sampling_calls: list[SamplingCall] = field(default_factory=list)  # the server asked the client's model
+    progress: list[dict[str, Any]] = field(default_factory=list)  # {progress, total, message}
+    logs: list[dict[str, Any]] = field(default_factory=list)  # {level, logger, data}
+    title: str | None = None  # the tool's title (annotations or tool)
+    annotations: dict[str, Any] | None = None  # readOnlyHint, destructiveHint, idempotentHint, openWorldHint
+    structured_content: Any = None
+    content_items: list[dict[str, Any]] = field(default_factory=list)  # one per content block (content.py)
 
     @property
     def qualified_name(self) -> str:
@@ -103,24 +130,29 @@ class Turn:
     duration_s: float = 0.0
     error: str | None = None  # why the turn did not complete, if it did not
     judge_calls: list[JudgeCall] = field(default_factory=list)  # judgements made of this turn
+    tool_list_changes: list[str] = field(default_factory=list)  # "server: +new -gone" after tools/list_changed
+
+    def sampling_calls(self) -> list[SamplingCall]:
+        """Model calls servers asked for during this turn's tool calls (the agent's spend too)."""
+        return [s for c in self.tool_calls for s in c.sampling_calls]
 
     @property
     def input_tokens(self) -> int:
-        return sum(c.input_tokens for c in self.model_calls)
+        return sum(c.input_tokens for c in self.model_calls) + sum(s.input_tokens for s in self.sampling_calls())
 
     @property
     def output_tokens(self) -> int:
-        return sum(c.output_tokens for c in self.model_calls)
+        return sum(c.output_tokens for c in self.model_calls) + sum(s.output_tokens for s in self.sampling_calls())
 
     @property
     def cost_usd(self) -> float | None:
-        """Total cost, or None when any model call's cost is unknown."""
-        known, unknown = _sum_costs([c.cost_usd for c in self.model_calls])
+        """Total cost (the agent's and its sampling calls'), or None when any cost is unknown."""
+        known, unknown = _sum_costs([c.cost_usd for c in self.model_calls] + [s.cost_usd for s in self.sampling_calls()])
         return None if unknown else known
 
     @property
     def unknown_cost_calls(self) -> int:
-        return _sum_costs([c.cost_usd for c in self.model_calls])[1]
+        return _sum_costs([c.cost_usd for c in self.model_calls] + [s.cost_usd for s in self.sampling_calls()])[1]
 
     def tool_names(self) -> list[str]:
         return [c.name for c in self.tool_calls]

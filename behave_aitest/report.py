@@ -173,6 +173,15 @@ def turn_stats(turn: Mapping[str, Any]) -> dict[str, Any]:
         stats["recorded_cost_usd"] += (call.get("recorded_cost_usd") or 0.0) if call.get("replayed") else 0.0
         stats["retries"] += max((call.get("attempts") or 1) - 1, 0)
         stats["latency_s"] += call.get("latency_s") or 0.0
+    for sampled in (s for c in turn.get("tool_calls", []) for s in c.get("sampling_calls") or []):
+        # a server's sampling request answered by the client's model: the agent's spend (docs/mcp.md)
+        stats["input_tokens"] += sampled.get("input_tokens") or 0
+        stats["output_tokens"] += sampled.get("output_tokens") or 0
+        if sampled.get("cost_usd") is None:
+            stats["unknown_cost_calls"] += 1
+        else:
+            stats["cost_usd"] += sampled["cost_usd"]
+        stats["recorded_cost_usd"] += (sampled.get("recorded_cost_usd") or 0.0) if sampled.get("replayed") else 0.0
     stats["tool_calls"] = len(turn.get("tool_calls", []))
     stats["tool_errors"] = sum(1 for c in turn.get("tool_calls", []) if c.get("is_error"))
     stats["turn_time_s"] = turn.get("duration_s") or 0.0
@@ -266,6 +275,7 @@ def tool_call_dict(call: Any) -> dict[str, Any]:
         # the test called the tool itself ("When the tool ... is called"), not the model
         "doubled": getattr(call, "doubled", None),
         "by_test": bool(getattr(call, "by_test", False)),
+        **mcp_extras(call),
     }
 
 
@@ -287,8 +297,18 @@ def turn_dict(turn: Any) -> dict[str, Any]:
         "model_calls": [{**_plain(c), "latency_s": round(c.latency_s or 0.0, 4)} for c in turn.model_calls],
         "judge_calls": [_plain(j) for j in getattr(turn, "judge_calls", [])],
     }
+    if getattr(turn, "tool_list_changes", None):  # MCP client features (docs/mcp.md)
+        data["tool_list_changes"] = list(turn.tool_list_changes)
     data["stats"] = _round(turn_stats(data))
     return data
+
+
+# What a tool call's MCP client features recorded (docs/mcp.md); only the keys that are set.
+MCP_CALL_KEYS = ("elicitations", "sampling_calls", "progress", "logs", "title", "annotations", "structured_content", "content_items")
+
+
+def mcp_extras(call: Any) -> dict[str, Any]:
+    return {key: _plain(getattr(call, key)) for key in MCP_CALL_KEYS if getattr(call, key, None) not in (None, [], {})}
 
 
 def _bounded(text: str | None) -> str | None:

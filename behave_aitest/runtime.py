@@ -107,6 +107,8 @@ class AgentState:
     temperature: float | None = None
     max_tokens: int | None = None
     api_base: str | None = None
+    vision: bool | None = None  # MCP client features (docs/mcp.md)
+    resources: bool = False
 
     @classmethod
     def from_config(cls, agent: AgentConfig) -> AgentState:
@@ -119,6 +121,8 @@ class AgentState:
             temperature=agent.temperature,
             max_tokens=agent.max_tokens,
             api_base=agent.api_base,
+            vision=agent.vision,
+            resources=agent.resources,
         )
 
 
@@ -135,6 +139,8 @@ class LiveConversation:
     last_turns: list[Turn] = field(default_factory=list)  # since the last "When the user says"
     cassette: Any = None  # its cassettes.Cassette, unless cassette = "off"
     doubles: Doubles = field(default_factory=Doubles)  # tool doubles of the current scenario only
+    elicitation: Any = None  # elicitation.ElicitationPlan: how the user answers servers' questions
+    attachments: list[str] = field(default_factory=list)  # resources for the next user message (texts)
 
 
 class Runtime:
@@ -157,6 +163,7 @@ class Runtime:
         self._ids = itertools.count(1)  # server log files
         self._conversation_ids = itertools.count(1)  # c1, c2, ... in the order conversations start
         self._scripted: Any = None
+        self._printed: set[str] = set()  # warnings about servers' tools, printed once per run
         self.cassettes: Any = None  # a cassettes.CassetteLibrary, unless cassette = "off"
         if config.cassette != "off":  # imported only when used: a dry run or a plain run must not pay for it
             from .cassettes import CassetteLibrary
@@ -365,7 +372,22 @@ class Runtime:
             timeout_s=self.config.timeout_s,
             retries=self.config.retries,
             retry_backoff_s=self.config.retry_backoff_s,
+            vision=self._vision(model, live.agent),
         )
+
+    @staticmethod
+    def _vision(model: str, agent: AgentState) -> bool:
+        """The agent's ``vision`` setting, else whether litellm says the model sees images."""
+        if agent.vision is not None:
+            return agent.vision
+        if model == SCRIPTED_MODEL:
+            return False
+        try:
+            from .llm import litellm_module
+
+            return bool(litellm_module().supports_vision(model=model))
+        except Exception:  # a model litellm does not know: keep the text placeholder
+            return False
 
     def judge_model_for(self, live: LiveConversation, scenario: Any = None) -> str:
         """@judge:... on the scenario > on the feature > judge_model (config, -D) > the agent's model."""
@@ -444,13 +466,18 @@ class Runtime:
             found.append(conn)
         return found
 
-    def say(self, text: str) -> Turn:
-        """Run one user message through the agent and record the turn everywhere it belongs."""
+    def say(self, text: str, user_messages: list[dict[str, Any]] | None = None) -> Turn:
+        """Run one user message (or a prompt's messages) through the agent and record the
+        turn everywhere it belongs."""
         live = self.live()
         settings = self.turn_settings(live)
-        toolbox = self.toolbox(live)
+        connections = self._tool_connections(live)
+        toolbox = self.toolbox(live, connections)
         toolbox.doubles = live.doubles
+        self._warn_once(live, toolbox.warnings)
         complete = self._completer(settings)
+        self._client_sides(live, connections, settings, complete)
+        user_messages = self._with_attachments(live, text, user_messages)
         turn = self.call(
             lambda: run_turn(
                 complete,
@@ -460,8 +487,11 @@ class Runtime:
                 user_text=text,
                 settings=settings,
                 index=len(live.record.turns),
+                user_messages=user_messages,
             )
         )
+        if turn.error is None:
+            turn.error = elicitation_error(turn)
         live.record.turns.append(turn)
         live.record.model = live.record.model or settings.model
         live.last_turns = [turn]
@@ -474,10 +504,12 @@ class Runtime:
             live.cassette.note_doubled(turn)
         return turn
 
-    def toolbox(self, live: LiveConversation) -> ToolBox:
+    def toolbox(self, live: LiveConversation, connections: list[Any] | None = None) -> ToolBox:
         """The tools the agent may use now, its servers started on first use."""
+        if connections is None:
+            connections = self._tool_connections(live)
         try:
-            return ToolBox(self._tool_connections(live), live.agent.allowed_tools)
+            return ToolBox(connections, live.agent.allowed_tools, resources=live.agent.resources)
         except AgentSetupError as exc:
             raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
 
@@ -523,6 +555,103 @@ class Runtime:
         if self.current_step is not None:
             self.current_step.aitest_direct_call = call
         return call
+    # ----------------------------------------------------------------- MCP client features (docs/mcp.md)
+
+    def _warn_once(self, live: LiveConversation, warnings: list[str]) -> None:
+        """Tools not offered: on every conversation's record (the report), printed once per run."""
+        for warning in warnings:
+            if warning not in live.record.warnings:
+                live.record.warnings.append(warning)
+                if live.scenario is not None:
+                    live.scenario.warnings.append(warning)
+            if warning not in self._printed:
+                self._printed.add(warning)
+                print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
+
+    def _client_sides(self, live: LiveConversation, connections: list[Any], settings: TurnSettings, complete: Any) -> None:
+        """Tell each server's client side how this turn answers questions and sampling."""
+        from .elicitation import ElicitationPlan
+        from .sampling import Sampler
+
+        for conn in connections:
+            side = getattr(conn, "client", None) or getattr(getattr(conn, "connection", None), "client", None)
+            if side is None:
+                continue
+            side.plan = live.elicitation or ElicitationPlan()
+            if side.sampling in ("agent", "off"):
+                side.sampler = Sampler(complete, settings)
+            else:
+                request = self.model_request(side.sampling, live.agent)
+                sampling_settings = TurnSettings(model=side.sampling, request=request, timeout_s=self.config.timeout_s)
+                side.sampler = Sampler(self._completer(sampling_settings), sampling_settings)
+
+    def _with_attachments(self, live: LiveConversation, text: str, user_messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """Resources attached with ``Given the resource … is attached`` join the next user message."""
+        if not live.attachments:
+            return user_messages
+        attached, live.attachments = "\n\n".join(live.attachments), []
+        messages = [dict(m) for m in user_messages] if user_messages else [{"role": "user", "content": text}]
+        last = messages[-1]
+        if last.get("role") == "user" and isinstance(last.get("content"), str):
+            last["content"] = f"{last['content']}\n\n{attached}"
+        else:
+            messages.append({"role": "user", "content": attached})
+        return messages
+
+    def attach_resource(self, uri: str) -> None:
+        """Read ``uri`` from the agent's servers (the one that lists it first) for the next user message."""
+        from .content import resource_contents_text
+
+        live = self.live()
+        connections = self.connections(live)
+
+        async def read() -> str:
+            problems = []
+            for conn in connections:
+                try:
+                    listed = [str(r.uri) for r in await conn.list_resources()]
+                except Exception:
+                    listed = []
+                if listed and uri not in listed:
+                    problems.append(f"{conn.name} does not list it")
+                    continue
+                try:
+                    return resource_contents_text((await conn.read_resource(uri)).contents)
+                except Exception as exc:
+                    problems.append(f"{conn.name}: {type(exc).__name__}: {exc}")
+            raise ConfigError(
+                f"The resource {uri!r} cannot be read from the agent's servers "
+                f"({'; '.join(problems) or 'the agent has no servers'})."
+            )
+
+        live.attachments.append(self.call(read))
+
+    def prompt_messages(self, name: str, arguments: dict[str, str]) -> list[dict[str, Any]]:
+        """The messages of the prompt ``name`` (``prompts/get``) of the agent's servers, in order."""
+        from .content import blocks_view
+
+        live = self.live()
+        connections = self.connections(live)
+
+        async def get() -> list[dict[str, Any]]:
+            known = []
+            for conn in connections:
+                prompts = await conn.list_prompts()
+                known += [f"{conn.name}.{p.name}" for p in prompts]
+                if any(p.name == name for p in prompts):
+                    try:
+                        result = await conn.get_prompt(name, arguments)
+                    except Exception as exc:  # e.g. a missing argument: the server's own words
+                        raise ConfigError(
+                            f"MCP server {conn.name!r} refused the prompt {name!r} with arguments {sorted(arguments)}: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from None
+                    return [{"role": m.role, "content": blocks_view([m.content]).text} for m in result.messages]
+            raise ConfigError(
+                f"Unknown prompt {name!r}: the agent's servers offer {', '.join(known) or 'no prompts'}."
+            )
+
+        return self.call(get)
 
     def _completer(self, settings: TurnSettings) -> Any:
         """The completer for one turn or judgement: priced, and through the conversation's cassette."""
@@ -599,6 +728,19 @@ class Runtime:
             if scope is not None:
                 for name in [n for n, c in scope.servers.items() if not c.alive]:
                     del scope.servers[name]
+
+
+def elicitation_error(turn: Turn) -> str | None:
+    """``elicitation: …`` when the scenario's answers did not fit a server's question."""
+    for call in turn.tool_calls:
+        for question in call.elicitations:
+            if question.get("problems"):
+                return (
+                    f"elicitation: the answers given with \"Given the user will answer the server's questions with\" "
+                    f"do not fit the question of {call.qualified_name} ({question.get('message')!r}): "
+                    + "; ".join(question["problems"])
+                )
+    return None
 
 
 class HooksMissing(RuntimeError):

@@ -43,6 +43,9 @@ class ToolSpec:
     description: str
     input_schema: Mapping[str, Any]
     schema_problem: str | None = None  # why input_schema is not a valid JSON Schema for arguments
+    title: str | None = None  # the tool's display title (tool.title, else annotations.title)
+    annotations: Mapping[str, Any] | None = None  # readOnlyHint, destructiveHint, ... as the server sent them
+    task_support: str | None = None  # execution.taskSupport: "required" tools are not offered (docs/mcp.md)
 
 
 def schema_problem(schema: Any) -> str | None:
@@ -83,6 +86,9 @@ class ToolOutcome:
     text: str
     is_error: bool
     duration_s: float
+    events: Any = None  # clientside.CallEvents: questions, sampling, progress, logs during the call
+    view: Any = None  # content.ContentView: images and content items of the result
+    structured_content: Any = None
 
 
 @dataclass
@@ -95,6 +101,9 @@ class ServerConnection:
     errlog: Path | None = None
     alive: bool = True
     incoming: Any = None  # the transport's read stream: its closing is how a dead server shows
+    client: Any = None  # clientside.ClientSide: answers the server's questions, collects its events
+    mcp: Any = None  # the SDK's mcp.Client over this session (input_required rounds, relisting)
+    warnings: list[str] = field(default_factory=list)  # tools not offered, and why
 
     def transport_closed(self) -> bool:
         """The transport has ended (the server's stdout closed, the HTTP stream ended):
@@ -120,24 +129,121 @@ class ServerConnection:
         import anyio
 
         started = time.perf_counter()
+        events = self.client.begin_call() if self.client is not None else None
         try:
             with anyio.fail_after(self.config.tool_timeout_s):
-                result = await self.session.call_tool(tool, dict(arguments))
+                result = await self._call_tool(tool, dict(arguments), events)
         except TimeoutError:
             return ToolOutcome(
                 f"Tool {tool!r} did not answer within {self.config.tool_timeout_s:g} s (tool_timeout_s).",
                 True,
                 time.perf_counter() - started,
+                events,
             )
         except Exception as exc:
+            exc = first_leaf(exc)
             if _transport_failure(exc) or self.transport_closed():  # the server is gone
                 self.alive = False
                 raise ServerError(
                     f"MCP server {self.name!r} stopped answering during a call to {tool!r}: "
                     f"{type(exc).__name__}: {exc}{_tail_text(self.errlog)}"
                 ) from exc
-            return ToolOutcome(f"{type(exc).__name__}: {exc}", True, time.perf_counter() - started)
-        return ToolOutcome(result_text(result), bool(getattr(result, "is_error", False)), time.perf_counter() - started)
+            return ToolOutcome(f"{type(exc).__name__}: {exc}", True, time.perf_counter() - started, events)
+        finally:
+            if events is not None:
+                self.client.end_call(events)
+        from .content import result_view
+
+        view = result_view(result)
+        return ToolOutcome(
+            view.text,
+            bool(getattr(result, "is_error", False)),
+            time.perf_counter() - started,
+            events,
+            view,
+            getattr(result, "structured_content", None),
+        )
+
+    async def _call_tool(self, tool: str, arguments: dict[str, Any], events: Any) -> Any:
+        """``tools/call`` with a progress token; a 2026-07-28 ``input_required`` answer is
+        answered through the same callbacks and retried by the SDK's client."""
+        progress = self.client.progress_callback(events) if events is not None else None
+        if self.mcp is not None:
+            return await self.mcp.call_tool(tool, arguments, read_timeout_seconds=self.config.tool_timeout_s + 5, progress_callback=progress)
+        return await self.session.call_tool(tool, arguments, progress_callback=progress)
+
+    # ----------------------------------------------------------------- lists, resources, prompts
+
+    async def refresh_tools(self) -> tuple[list[str], list[str]]:
+        """List the tools again (after ``tools/list_changed``): (added, removed) names."""
+        if self.client is not None:
+            self.client.tools_changed = False
+        before = {t.name for t in self.tools}
+        listed = await all_tools(self.mcp) if self.mcp is not None else (await self.session.list_tools()).tools
+        self.tools, self.warnings = tool_specs(self.config, listed)
+        after = {t.name for t in self.tools}
+        return sorted(after - before), sorted(before - after)
+
+    @property
+    def tools_changed(self) -> bool:
+        return bool(self.client is not None and self.client.tools_changed)
+
+    async def read_resource(self, uri: str) -> Any:
+        """``resources/read``: the SDK's result (``contents``)."""
+        return await (self.mcp or self.session).read_resource(uri)
+
+    async def list_prompts(self) -> list[Any]:
+        if not getattr(self.capabilities(), "prompts", None):
+            return []
+        return list((await (self.mcp or self.session).list_prompts()).prompts)
+
+    async def get_prompt(self, name: str, arguments: Mapping[str, str]) -> Any:
+        return await (self.mcp or self.session).get_prompt(name, dict(arguments))
+
+    async def list_resources(self) -> list[Any]:
+        if not getattr(self.capabilities(), "resources", None):
+            return []
+        return list((await (self.mcp or self.session).list_resources()).resources)
+
+    def capabilities(self) -> Any:
+        return getattr(self.session, "server_capabilities", None)
+
+    @property
+    def protocol_version(self) -> str | None:
+        return getattr(self.session, "protocol_version", None)
+
+
+async def all_tools(mcp: Any, pages: int = 100) -> list[Any]:
+    """Every tool the server lists, page after page (``nextCursor``), always fresh."""
+    tools: list[Any] = []
+    cursor: str | None = None
+    for _ in range(pages):
+        page = await mcp.list_tools(cursor=cursor, cache_mode="refresh")
+        tools += page.tools
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return tools
+
+
+def tool_specs(config: ServerConfig, listed: Any) -> tuple[list[ToolSpec], list[str]]:
+    """The tools a server lists, as specs; tools that must run as tasks are left out
+    (the client does not speak the task API) with a warning naming them."""
+    tools, warnings = [], []
+    for t in listed:
+        execution = getattr(t, "execution", None)
+        task_support = getattr(execution, "task_support", None) if execution is not None else None
+        if task_support == "required":
+            warnings.append(
+                f"MCP server {config.name!r}: tool {t.name!r} is not offered to the model: it only runs as a task "
+                "(execution.taskSupport = \"required\"), and behave-aitest does not use the MCP task API (docs/mcp.md)."
+            )
+            continue
+        schema = dict(t.input_schema or {"type": "object", "properties": {}})
+        annotations = t.annotations.model_dump(by_alias=True, exclude_none=True, mode="json") if t.annotations else None
+        title = getattr(t, "title", None) or (annotations or {}).get("title")
+        tools.append(ToolSpec(config.name, t.name, t.description or "", schema, schema_problem(schema), title, annotations, task_support))
+    return tools, warnings
 
 
 def _transport_failure(exc: BaseException) -> bool:
@@ -147,28 +253,6 @@ def _transport_failure(exc: BaseException) -> bool:
     import anyio
 
     return isinstance(exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, BrokenPipeError, ConnectionError))
-
-
-def result_text(result: Any) -> str:
-    """Flatten an MCP ``CallToolResult`` into text, keeping every block (not only the first)."""
-    parts: list[str] = []
-    for block in getattr(result, "content", None) or []:
-        kind = getattr(block, "type", "")
-        if kind == "text":
-            parts.append(block.text)
-        elif kind in ("image", "audio"):
-            size = len(getattr(block, "data", "") or "") * 3 // 4
-            parts.append(f"[{kind}: {getattr(block, 'mime_type', '?')}, about {size} bytes]")
-        elif kind == "resource":
-            resource = block.resource
-            parts.append(getattr(resource, "text", None) or f"[resource: {resource.uri}]")
-        elif kind == "resource_link":
-            parts.append(f"[resource link: {block.uri}]")
-        else:
-            parts.append(str(block))
-    if not parts and getattr(result, "structured_content", None) is not None:
-        parts.append(json.dumps(result.structured_content, ensure_ascii=False))
-    return "\n".join(parts)
 
 
 def stderr_tail(path: Path | None, lines: int = 20) -> str:
@@ -246,7 +330,8 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
     group when the transport closes, not from ``initialize()``).
     """
     import anyio
-    from mcp import ClientSession
+
+    from .clientside import ClientSide
 
     errlog.parent.mkdir(parents=True, exist_ok=True)
     connection: ServerConnection | None = None
@@ -262,15 +347,14 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
             read, write = await _open_transport(config, errlog, stack, statuses, server_dir)
             if config.transport == "stdio":
                 group = _new_group(before)
-            session = await stack.enter_async_context(ClientSession(read, write))
+            client = ClientSide(config.name, config.sampling, config.roots)
+            # The handshake is bounded by the client's read timeout: the client opens a task
+            # group, which must not be entered inside a cancel scope it outlives.
+            mcp = await stack.enter_async_context(_client(read, write, client, config))
             with anyio.fail_after(config.startup_timeout_s):
-                await session.initialize()
-                listed = await session.list_tools()
-            tools = []
-            for t in listed.tools:
-                schema = dict(t.input_schema or {"type": "object", "properties": {}})
-                tools.append(ToolSpec(config.name, t.name, t.description or "", schema, schema_problem(schema)))
-            connection = ServerConnection(config, session, tools, errlog, incoming=read)
+                listed = await all_tools(mcp)
+            tools, warnings = tool_specs(config, listed)
+            connection = ServerConnection(config, mcp.session, tools, errlog, incoming=read, client=client, mcp=mcp, warnings=warnings)
             yield connection
     except (ConfigError, ServerError):
         raise
@@ -278,6 +362,30 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
         if connection is not None:  # the server was up: what failed is the caller's business
             raise
         raise start_failure(config, first_leaf(exc), errlog, statuses) from None
+
+
+def _client(read: Any, write: Any, client: Any, config: ServerConfig) -> Any:
+    """The SDK's ``mcp.Client`` over already opened streams: it negotiates the protocol era
+    (a ``server/discover`` probe for 2026-07-28 servers, the ``initialize`` handshake for
+    older ones) and answers ``input_required`` results by retrying with the answers."""
+    from mcp import Client
+    from mcp_types import Implementation
+
+    from . import __version__
+
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[tuple[Any, Any]]:
+        yield read, write
+
+    return Client(
+        opened(),
+        mode=config.protocol,  # "auto", "legacy" or a 2026 version (the SDK's own modes)
+        read_timeout_seconds=config.startup_timeout_s,  # start-up and lists; tool calls give their own
+        cache=None,  # every list is fresh: a changed tool list must show
+        client_info=Implementation(name="behave-aitest", version=__version__),
+        log_level="debug",  # 2026-07-28 servers send log messages only to requests that opt in
+        **client.callbacks(),
+    )
 
 
 # Process groups of the stdio servers still running (their leader's pid) -> the process that
@@ -388,7 +496,7 @@ def stop_all_groups() -> None:
 
 def start_failure(config: ServerConfig, exc: BaseException, errlog: Path, statuses: list[int] | None = None) -> ServerError:
     """The message for a server that did not come up, saying what to check."""
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError) or _timed_out(exc):
         return ServerError(
             f"MCP server {config.name!r} did not finish start-up within {config.startup_timeout_s:g} s "
             f"(startup_timeout_s in {config.where}).{_tail_text(errlog)}"
@@ -398,25 +506,50 @@ def start_failure(config: ServerConfig, exc: BaseException, errlog: Path, status
             f"MCP server {config.name!r}: command not found: {exc.filename or config.command[0]!r} "
             f"(command in {config.where}). Check the program name and that it is on PATH."
         )
-    status = getattr(getattr(exc, "response", None), "status_code", None) or next(iter(statuses or []), None)
+    seen = [s for s in [getattr(getattr(exc, "response", None), "status_code", None), *(statuses or [])] if isinstance(s, int)]
+    auth = [s for s in seen if s in (401, 403)]
+    status = auth[0] if auth else next(iter(seen), None)
+    hint = _sse_hint(config)
     if config.transport != "stdio" and status in (401, 403):
         return ServerError(
             f"MCP server {config.name!r}: authentication failed (HTTP {status}) at {config.url}. "
-            f"Check the credentials in the server's headers (headers in {config.where})."
+            f"Check the credentials the server expects in its headers table, e.g. "
+            f'headers = {{ Authorization = "Bearer ${{MY_TOKEN}}" }} (headers in {config.where}).'
         )
     if config.transport != "stdio" and isinstance(status, int) and status >= 400:
         kind = "server error" if status >= 500 else "the server refused the connection"
         return ServerError(
             f"MCP server {config.name!r}: {kind} (HTTP {status}) at {config.url}. "
-            f"The server is running but failed; see its own log (url in {config.where})."
+            f"{hint or 'The server is running but failed; see its own log'} (url in {config.where})."
         )
     if config.transport != "stdio":
         return ServerError(
             f"MCP server {config.name!r} failed to start: cannot reach {config.url} ({config.transport}): "
-            f"{type(exc).__name__}: {exc}. Is the server running? behave-aitest connects to HTTP servers; "
-            f"it does not start them (url in {config.where})."
+            f"{type(exc).__name__}: {exc}. {hint or 'Is the server running? behave-aitest connects to HTTP servers; it does not start them'} "
+            f"(url in {config.where})."
         )
     return ServerError(f"MCP server {config.name!r} failed to start: {type(exc).__name__}: {exc}{_tail_text(errlog)}")
+
+
+def _sse_hint(config: ServerConfig) -> str:
+    """A URL ending in ``/sse`` is an SSE endpoint: without ``transport = "sse"`` it is
+    spoken to as streamable HTTP, which such a server does not understand."""
+    from urllib.parse import urlparse
+
+    path = urlparse(config.url or "").path.rstrip("/")
+    if config.transport == "streamable-http" and path.endswith("/sse"):
+        return (
+            'The url ends in /sse, the usual address of an SSE server, but the transport is "streamable-http": '
+            'add transport = "sse" to the server\'s table'
+        )
+    return ""
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """The SDK's own request timeout (an ``MCPError`` with code ``REQUEST_TIMEOUT``)."""
+    from mcp_types import REQUEST_TIMEOUT
+
+    return getattr(getattr(exc, "error", None), "code", None) == REQUEST_TIMEOUT
 
 
 def first_leaf(exc: BaseException) -> BaseException:
@@ -450,19 +583,28 @@ async def _open_transport(
         return read, write
     url = expand_env(config.url or "", f"{config.where} url")
     headers = {k: expand_env(v, f"{config.where} headers.{k}") for k, v in config.headers.items()}
+    async def note(response: Any) -> None:
+        if response.status_code >= 400:
+            statuses.append(response.status_code)
+
     if config.transport == "sse":
         from mcp.client.sse import sse_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        def noting_client(headers: Any = None, timeout: Any = None, auth: Any = None) -> Any:
+            client = create_mcp_http_client(headers=headers, timeout=timeout, auth=auth)
+            client.event_hooks["response"].append(note)  # HTTP statuses for the start-up message
+            return client
 
         streams = await stack.enter_async_context(
-            sse_client(url, headers=headers or None, timeout=config.startup_timeout_s, sse_read_timeout=config.tool_timeout_s + 30)
+            sse_client(
+                url, headers=headers or None, timeout=config.startup_timeout_s, sse_read_timeout=config.tool_timeout_s + 30,
+                httpx_client_factory=noting_client,
+            )
         )
         return streams[0], streams[1]
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
-
-    async def note(response: Any) -> None:
-        if response.status_code >= 400:
-            statuses.append(response.status_code)
 
     client = await stack.enter_async_context(
         httpx2.AsyncClient(

@@ -30,6 +30,8 @@ def _dollars(text: str) -> float:
 def _known_cost(turns: Sequence[Turn], what: str) -> float:
     # A replayed call cost nothing now; the budget judges what the agent's calls cost when recorded.
     costs = [(c.model, c.recorded_cost_usd if c.replayed else c.cost_usd) for t in turns for c in t.model_calls]
+    # a server's sampling requests answered by the client's model are the agent's spend too (docs/mcp.md)
+    costs += [(s.model, s.recorded_cost_usd if s.replayed else s.cost_usd) for t in turns for s in t.sampling_calls()]
     unknown = sorted({model for model, cost in costs if cost is None})
     if unknown:
         models = ", ".join(unknown)
@@ -50,21 +52,23 @@ def _cost_budget(context: Any, amount: str, whole: bool) -> None:
 @then("the turn cost less than {amount}")
 def step_turn_cost(context: Any, amount: str) -> None:
     """The agent's model calls for the latest message cost less than this many US dollars,
-    e.g. "$0.01" (judge calls not included). Unknown prices make this step an error."""
+    e.g. "$0.01" (judge calls not included; MCP servers' sampling requests answered by the
+    client's model included). Unknown prices make this step an error."""
     _cost_budget(context, amount, False)
 
 
 @then("the conversation cost less than {amount}")
 def step_conversation_cost(context: Any, amount: str) -> None:
     """The agent's model calls in the whole conversation so far cost less than this many US
-    dollars (judge calls not included). Unknown prices make this step an error."""
+    dollars (judge calls not included; MCP servers' sampling requests included). Unknown
+    prices make this step an error."""
     _cost_budget(context, amount, True)
 
 
 @then("the turn used fewer than {count:d} tokens")
 def step_turn_tokens(context: Any, count: int) -> None:
     """The agent's model calls for the latest message used fewer than this many tokens,
-    input and output together."""
+    input and output together (MCP servers' sampling requests included)."""
     turns, what = turns_of(context, False)
     used = sum(t.input_tokens + t.output_tokens for t in turns)
     if not used < count:

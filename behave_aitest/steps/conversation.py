@@ -66,15 +66,16 @@ TURN_ERRORS = {
     "model": "model error",
     "server": "MCP server error",
     "unexpected": "unexpected error",
+    "elicitation": "the scenario's answers do not fit a server's question",
 }
 
 
-def _say(context: Any, text: str) -> None:
+def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = None) -> None:
     from ..servers import ServerError
 
     runtime = runtime_of(context)
     try:
-        turn = runtime.say(text)
+        turn = runtime.say(text, user_messages)
     except ServerError as exc:
         runtime.drop_dead_servers()
         raise AgentError(str(exc)) from None
@@ -83,7 +84,7 @@ def _say(context: Any, text: str) -> None:
         kind, _, detail = turn.error.partition(": ")
         label = TURN_ERRORS.get(kind, kind)
         message = f"The agent did not finish the turn ({label}): {detail}\n{checks.describe([turn])}"
-        if kind == "max_turns":
+        if kind in ("max_turns", "elicitation"):
             raise AssertionError(message)  # the agent misbehaved: a failure, not an error
         raise AgentError(message)
 

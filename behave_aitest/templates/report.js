@@ -59,9 +59,49 @@
       doubleBadges(call)
     ]);
     var args = call.arguments === null || call.arguments === undefined ? (call.raw_arguments || "") : pretty(call.arguments);
+    mcpBadges(call).forEach(function (b) { head.appendChild(b); });
     return el("div", "msg tool" + (call.is_error ? " is-error" : ""), [
       head, block("arguments", args, "args"), block(call.is_error ? "error" : "result", call.result, call.is_error ? "result err" : "result")
-    ]);
+    ].concat(mcpParts(call)));
+  }
+
+  // ------------------------------------------------------------------ MCP client features (docs/mcp.md)
+  var HINTS = {readOnlyHint: "read-only", destructiveHint: "destructive", idempotentHint: "idempotent", openWorldHint: "open world"};
+  function mcpBadges(call) {
+    var badges = [], a = call.annotations || {};
+    if (call.title) badges.push(el("span", "dim", [" \u00b7 " + call.title]));
+    Object.keys(HINTS).forEach(function (k) {
+      if (a[k] === true) badges.push(el("span", "mcp-badge" + (k === "destructiveHint" ? " warn" : ""), [HINTS[k]]));
+    });
+    return badges;
+  }
+  var IMAGE = /^image\/(png|jpeg|gif|webp)$/, BASE64 = /^[A-Za-z0-9+\/=\s]*$/;
+  function media(item) {
+    if (item.type === "image" && item.data && IMAGE.test(item.mime_type || "") && BASE64.test(item.data)) {
+      var img = el("img", "thumb");
+      img.src = "data:" + item.mime_type + ";base64," + item.data.replace(/\s/g, "");
+      img.alt = "image from the tool (" + item.mime_type + ")";
+      return img;
+    }
+    return el("span", "mcp-badge", ["[" + item.type + ": " + (item.mime_type || "?") + ", about " + num(item.size) + " bytes" + (item.type === "image" ? ", not shown" : "") + "]"]);
+  }
+  function mcpParts(call) {
+    var parts = [];
+    var shown = (call.content_items || []).filter(function (i) { return i.type === "image" || i.type === "audio"; });
+    if (shown.length) parts.push(el("div", "media", shown.map(media)));
+    (call.elicitations || []).forEach(function (q) {
+      parts.push(block("question (" + (q.action || "?") + ")", pretty({message: q.message, url: q.url, fields: q.fields, answer: q.content, problems: q.problems, reason: q.reason})));
+    });
+    (call.sampling_calls || []).forEach(function (c) {
+      parts.push(block("sampling (" + (c.model || "") + ", " + num((c.input_tokens || 0) + (c.output_tokens || 0)) + " tok, " + (c.cost_usd === null || c.cost_usd === undefined ? "cost unknown" : money(c.cost_usd)) + ")", c.error || c.response));
+    });
+    if (call.structured_content !== undefined && call.structured_content !== null) parts.push(block("structured content", pretty(call.structured_content)));
+    [["progress", call.progress], ["logs", call.logs]].forEach(function (pair) {
+      var list = pair[1] || [];
+      if (!list.length) return;
+      parts.push(el("details", "kv long", [el("summary", null, [el("span", "k", [pair[0]]), " ", el("span", "dim", [list.length + " message" + (list.length === 1 ? "" : "s")])]), el("pre", null, [list.map(pretty).join("\n")])]));
+    });
+    return parts;
   }
   // tool doubles (docs/tool-doubles.md): a doubled call never reached the server (a delay did, late);
   // a call "by the test" was made by a When step, not by the model, and is not in its history
@@ -100,6 +140,7 @@
       else if (item.kind === "tool" && t.tool_calls[item.tool_call]) chat.appendChild(toolCall(t.tool_calls[item.tool_call]));
     });
     var body = [head, chat];
+    (t.tool_list_changes || []).forEach(function (c) { body.push(el("div", "dim", ["\u21bb tool list changed: " + c])); });
     if (t.error) body.push(el("div", "alert bad", [el("pre", null, [t.error])]));
     (t.judge_calls || []).forEach(function (j) { body.push(judge(j)); });
     return el("div", "turn" + (t.error ? " has-error" : ""), body);
