@@ -148,6 +148,10 @@ def empty_stats() -> dict[str, Any]:
         "judge_calls": 0,
         "judge_cost_usd": 0.0,
         "judge_unknown_cost_calls": 0,
+        # the simulated user's model calls (docs/simulated-user.md), counted apart like the judge's
+        "simulator_calls": 0,
+        "simulator_cost_usd": 0.0,
+        "simulator_unknown_cost_calls": 0,
     }
 
 
@@ -186,7 +190,7 @@ def turn_stats(turn: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _round(stats: dict[str, Any]) -> dict[str, Any]:
-    for key in ("cost_usd", "judge_cost_usd", "recorded_cost_usd"):
+    for key in ("cost_usd", "judge_cost_usd", "recorded_cost_usd", "simulator_cost_usd"):
         stats[key] = round(stats[key], 8)
     for key in ("latency_s", "turn_time_s", "duration_s"):
         if key in stats:
@@ -282,8 +286,26 @@ def turn_dict(turn: Any) -> dict[str, Any]:
         "tool_calls": tool_calls,
         "model_calls": [{**_plain(c), "latency_s": round(c.latency_s or 0.0, 4)} for c in turn.model_calls],
         "judge_calls": [_plain(j) for j in getattr(turn, "judge_calls", [])],
+        "simulated": bool(getattr(turn, "simulated", False)),
     }
     data["stats"] = _round(turn_stats(data))
+    return data
+
+
+def simulation_dict(simulation: Any) -> dict[str, Any]:
+    """A simulated user: persona, limits, how it ended, and its own model calls and their cost."""
+    from .simulator import outcome_text
+
+    data = _plain(simulation)
+    data["outcome"] = outcome_text(simulation)
+    stats = empty_stats()
+    for call in data.get("calls", []):
+        stats["simulator_calls"] += 1
+        if call.get("cost_usd") is None:
+            stats["simulator_unknown_cost_calls"] += 1
+        stats["simulator_cost_usd"] += call.get("cost_usd") or 0.0
+        stats["recorded_cost_usd"] += (call.get("recorded_cost_usd") or 0.0) if call.get("replayed") else 0.0
+    data["stats"] = _round(stats)
     return data
 
 
@@ -346,6 +368,8 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
             "text": str(step.text) if getattr(step, "text", None) else None,
             "table": _table(getattr(step, "table", None)),
             "turn": by_id.get(id(turn)) if turn is not None else None,
+            # a simulated user's step ran several turns
+            "turns": [by_id[id(t)] for t in getattr(step, "aitest_turns", []) if id(t) in by_id] or None,
         }
         steps.append(item)
         if first_failure is None and status in _FAILED:
@@ -359,6 +383,9 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     stats = empty_stats()
     for turn in turns:
         add_stats(stats, turn["stats"])
+    simulations = [simulation_dict(s) for s in getattr(record, "simulations", []) or []]
+    for simulation in simulations:
+        add_stats(stats, simulation["stats"])
     history_at_start = getattr(record, "history_at_start", 0) if record is not None else 0
     conversation_id = getattr(record, "conversation_id", None)
     conversation = conversations.get(conversation_id) if conversation_id else None
@@ -389,6 +416,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "steps": steps,
         "turns": turns,
         "stats": _round(stats),
+        "simulations": simulations,  # its simulated users (docs/simulated-user.md)
     }
 
 

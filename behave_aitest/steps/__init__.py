@@ -14,6 +14,7 @@ the catalogue shows them:
 - :mod:`.responses` — Then the response mentions / matches ...
 - :mod:`.judge` — Then the response satisfies ... (a judge model's verdict).
 - :mod:`.budgets` — Then the turn cost less than ...
+- :mod:`.simulated` — When a simulated user talks to the agent; Then it reached its goal.
 
 :mod:`.base` holds what they share (the redacting decorators, the step errors).
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 # Registers the steps, in the catalogue's order (not alphabetical).
 # isort: off
-from . import conversation, tools, responses, judge, budgets  # noqa: F401
+from . import conversation, tools, responses, judge, budgets, simulated  # noqa: F401
 # isort: on
 from .base import AgentError, StepError, runtime_of  # noqa: F401  (importable by name, as before the split)
 

@@ -69,12 +69,13 @@ TURN_ERRORS = {
 }
 
 
-def _say(context: Any, text: str) -> None:
+def _say(context: Any, text: str, simulated: bool = False) -> Any:
+    """One turn; the agent's trouble becomes this step's error (a turn limit: its failure)."""
     from ..servers import ServerError
 
     runtime = runtime_of(context)
     try:
-        turn = runtime.say(text)
+        turn = runtime.say(text, simulated)
     except ServerError as exc:
         runtime.drop_dead_servers()
         raise AgentError(str(exc)) from None
@@ -86,6 +87,7 @@ def _say(context: Any, text: str) -> None:
         if kind == "max_turns":
             raise AssertionError(message)  # the agent misbehaved: a failure, not an error
         raise AgentError(message)
+    return turn
 
 
 @when('the user says "{text}"')
