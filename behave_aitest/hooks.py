@@ -168,6 +168,7 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
     """Fail before the first scenario on mistakes visible in the feature files."""
     config = runtime.config
     models: dict[str, str] = {}  # model -> where it is named
+    user_models: dict[str, str] = {}  # the simulated users' models (-D aitest.model does not replace them)
     for feature in features:
         for model in [getattr(feature, "aitest_model", None), *model_tags(feature.tags)]:
             if model:
@@ -177,7 +178,7 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
             if model:
                 models.setdefault(model, str(scenario.location))
             for step in scenario.all_steps:
-                simulated_user_model(scenario, step, config, models)
+                simulated_user_model(scenario, step, config, user_models)
                 named = _MODEL_STEP.fullmatch(step.name)
                 if named:
                     models.setdefault(named.group(1), str(step.location))
@@ -192,6 +193,8 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
         models.setdefault(model, f"{where} [tool.behave_aitest]")
     if config.model_override:
         models = {config.model_override: "-D aitest.model"}  # it replaces every other choice
+    for model, where in user_models.items():
+        models.setdefault(model, where)
     if config.cassette != "replay":  # a replay never calls a provider; a model without a cassette is a miss
         check_models(models)
         check_scripted_models(models, config)
