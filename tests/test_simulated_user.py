@@ -96,7 +96,7 @@ system_prompt = "You are a banking assistant."
 
 def configure(project: Project, fake_llm: FakeOpenAI, **top: object) -> None:
     fake_llm.brain = both
-    config = llm_config(fake_llm, **{"retries": 0, "timeout_s": 2, "user_model": "openai/fake-user", **top})
+    config = llm_config(fake_llm, **{"retries": 0, "timeout_s": 2, "user_model": "openai/fake-user", **top})  # type: ignore[arg-type]
     # one bank server for the whole run (a server start costs seconds on a busy machine)
     project.config(config.replace("openai/fake-model", "openai/fake-agent") + BANK + 'scope = "run"\n' + CONFIG)
 
@@ -279,6 +279,7 @@ def test_simulated_users_end_to_end(project: Project, fake_llm: FakeOpenAI) -> N
     assert "The agent did not finish the turn (model error)" in message("The agent fails during a simulated turn")
     assert "not the agent" not in message("The agent fails during a simulated turn")
     assert "it was still going after 1 turn" in message("Expecting the goal when it was not reached fails")
+    assert "simulated user: Tell me my balances.\n  agent: Done" in message("Expecting the goal when it was not reached fails")
     other = by_name["Another model plays the user, twice"]
     assert other["simulations"][0]["model"] == "openai/fake-user-2" and other["repeat"]["runs"] == 2 and other["repeat"]["passed"] == 2
 
@@ -295,9 +296,10 @@ def test_simulated_users_end_to_end(project: Project, fake_llm: FakeOpenAI) -> N
 
 
 def test_simulated_conversation_records_and_replays_identically(project: Project, fake_llm: FakeOpenAI) -> None:
-    configure(project, fake_llm, cassette="record")
+    configure(project, fake_llm, cassette="record", user_model="openai/not-this-one")
     project.feature("simulated.feature", SIMULATED.split("  Scenario: A quiet user")[0])
-    recorded = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "rec.json", "-f", "plain")
+    user = ("-D", "aitest.user_model=openai/fake-user")  # -D beats the config's user_model
+    recorded = project.run(*user, "-f", "behave_aitest.formatter:JSONFormatter", "-o", "rec.json", "-f", "plain")
     assert recorded.returncode == 0, recorded.output
     cassettes = list((project.root / "features" / "cassettes").rglob("*.json"))
     assert len(cassettes) == 1
@@ -305,7 +307,7 @@ def test_simulated_conversation_records_and_replays_identically(project: Project
     assert models == ["openai/fake-agent", "openai/fake-user"]
     asked = len(fake_llm.requests)
     fake_llm.brain = None  # a replay must not ask any model
-    replayed = project.run("-D", "aitest.cassette=replay", "-f", "behave_aitest.formatter:JSONFormatter", "-o", "rep.json", "-f", "plain")
+    replayed = project.run(*user, "-D", "aitest.cassette=replay", "-f", "behave_aitest.formatter:JSONFormatter", "-o", "rep.json", "-f", "plain")
     assert replayed.returncode == 0, replayed.output
     assert len(fake_llm.requests) == asked
 
@@ -408,3 +410,38 @@ def test_loop_refuses_an_early_end_then_accepts_done() -> None:
     assert sim.goal_reached and [c.outcome for c in sim.calls] == ["refused", "message", "done"]
     assert seen[1][-1]["content"] == GO_ON.format(minimum=1, written=0)
     assert isinstance(sim.calls[0], SimulatorCall) and sim.turns == [0]
+
+
+def test_the_simulators_model_falls_back_to_the_judges_then_the_agents(tmp_path: Path) -> None:
+    from behave_aitest.config import Config
+    from behave_aitest.runtime import Runtime
+
+    def model(**settings: Any) -> str:
+        runtime = Runtime(Config(model="openai/agent", **settings))
+        try:
+            return runtime.user_model_for(runtime._new_conversation("t", session=False, feature_model=None))
+        finally:
+            runtime.close()
+
+    assert model() == "openai/agent"
+    assert model(judge_model="openai/judge") == "openai/judge"
+    assert model(judge_model="openai/judge", user_model="openai/user") == "openai/user"
+
+
+def test_fake_server_queues_replies_per_model() -> None:
+    import urllib.error
+    import urllib.request
+
+    with FakeOpenAI([{"content": "shared"}]) as server:
+        server.add({"content": "for the user"}, model="fake-user")
+
+        def ask(model: str) -> str:
+            body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+            request = urllib.request.Request(server.base_url + "/chat/completions", body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return str(json.load(answer)["choices"][0]["message"]["content"])
+
+        assert ask("fake-user") == "for the user" and ask("fake-agent") == "shared"
+        assert server.remaining == 0
+        with pytest.raises(urllib.error.HTTPError):
+            ask("fake-user")  # its own queue is used up; it never takes the shared replies

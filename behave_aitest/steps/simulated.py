@@ -70,6 +70,22 @@ def _latest(context: Any) -> Any:
     return simulations[-1]
 
 
+def _transcript(context: Any, simulation: Any, limit: int = 300) -> str:
+    """The simulated part of the conversation, as the simulated user saw it (bounded)."""
+    from ..safetext import clip
+
+    turns = live_of(context).record.turns
+    lines = [f"The simulated user ({simulation.model}) and the agent:"]
+    for index in simulation.turns:
+        turn = turns[index]
+        lines.append(f"  simulated user: {clip(' '.join(turn.user_text.split()), limit)}")
+        lines.append(f"  agent: {clip(' '.join(turn.response.split()), limit) or '(no answer)'}")
+    last = simulation.calls[-1] if simulation.calls else None
+    if last is not None and last.outcome in ("final", "done", "empty"):
+        lines.append(f"  simulated user (last): {clip(last.reply, limit) or '(an empty reply)'}")
+    return "\n".join(lines)
+
+
 @then("the simulated user reached its goal")
 def step_goal_reached(context: Any) -> None:
     """The latest simulated user said its goal was reached (it replied DONE) within its turns."""
@@ -78,7 +94,7 @@ def step_goal_reached(context: Any) -> None:
     simulation = _latest(context)
     if not simulation.goal_reached:
         turns, what = turns_of(context, False)
-        fail(f"The simulated user did not reach its goal: {outcome_text(simulation)}.", turns, what)
+        fail(f"The simulated user did not reach its goal: {outcome_text(simulation)}.\n{_transcript(context, simulation)}", turns, what)
 
 
 @then("the simulated user did not reach its goal")
@@ -90,5 +106,10 @@ def step_goal_not_reached(context: Any) -> None:
     simulation = _latest(context)
     if simulation.goal_reached:
         turns, what = turns_of(context, False)
-        fail(f"The simulated user reached its goal, which it should not have: {outcome_text(simulation)}.", turns, what)
+        fail(
+            f"The simulated user reached its goal, which it should not have: {outcome_text(simulation)}.\n"
+            f"{_transcript(context, simulation)}",
+            turns,
+            what,
+        )
 
