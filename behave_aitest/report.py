@@ -351,6 +351,10 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     record_turns = list(getattr(record, "turns", []) or [])
     turns = [turn_dict(t) for t in record_turns]
     by_id = {id(t): i for i, t in enumerate(record_turns)}
+    # a simulated user's step ran several turns: found by the step's location, from the record
+    # (so also in a parallel run, whose workers send back each step's last turn only)
+    by_index = {t.index: i for i, t in enumerate(record_turns)}
+    simulated = {s.step: [by_index[n] for n in s.turns if n in by_index] for s in getattr(record, "simulations", []) or []}
     background = set(map(id, getattr(scenario, "background_steps", []) or []))
     steps: list[dict[str, Any]] = []
     first_failure: dict[str, Any] | None = None
@@ -368,8 +372,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
             "text": str(step.text) if getattr(step, "text", None) else None,
             "table": _table(getattr(step, "table", None)),
             "turn": by_id.get(id(turn)) if turn is not None else None,
-            # a simulated user's step ran several turns
-            "turns": [by_id[id(t)] for t in getattr(step, "aitest_turns", []) if id(t) in by_id] or None,
+            "turns": simulated.get(str(step.location)) or None,
         }
         steps.append(item)
         if first_failure is None and status in _FAILED:

@@ -424,8 +424,6 @@ class Runtime:
             return simulator.run(simulation, ask, lambda text: say(text), lambda: live.record.turns)
         finally:
             live.last_turns = list(live.record.turns[turns_before:])
-            if self.current_step is not None:  # the report shows them all under the step
-                self.current_step.aitest_turns = list(live.last_turns)
 
     def run_judge(self, settings: TurnSettings, run: Any) -> Any:
         """Run ``await run(complete, request)`` on the run's event loop, through the same

@@ -243,6 +243,7 @@ def test_simulated_users_end_to_end(project: Project, fake_llm: FakeOpenAI) -> N
     assert sim["model"] == "openai/fake-user" and sim["persona"].startswith("PERSONA-saver") and sim["max_turns"] == 6
     assert [c["outcome"] for c in sim["calls"]] == ["message", "message", "done"]
     assert sim["goal_reached"] and sim["ended"] == "done" and sim["turns"] == [1, 2]
+    assert [st["turns"] for st in saver["steps"] if st["name"].startswith("a simulated user")] == [[1, 2]]
     assert sim["stats"]["simulator_calls"] == 3 and saver["stats"]["simulator_calls"] == 3
     assert saver["stats"]["model_calls"] == 4  # the agent's own (1 + 1 + 2 around the transfer), not the simulator's
     assert all(c["input_tokens"] > 0 for c in sim["calls"])
@@ -307,7 +308,8 @@ def test_simulated_conversation_records_and_replays_identically(project: Project
     assert models == ["openai/fake-agent", "openai/fake-user"]
     asked = len(fake_llm.requests)
     fake_llm.brain = None  # a replay must not ask any model
-    replayed = project.run(*user, "-D", "aitest.cassette=replay", "-f", "behave_aitest.formatter:JSONFormatter", "-o", "rep.json", "-f", "plain")
+    # replayed in a parallel run: the records come back from a worker process
+    replayed = project.run(*user, "--runner", "behave_aitest.parallel:ParallelRunner", "-j", "2", "-D", "aitest.cassette=replay", "-f", "behave_aitest.formatter:JSONFormatter", "-o", "rep.json", "-f", "plain")
     assert replayed.returncode == 0, replayed.output
     assert len(fake_llm.requests) == asked
 
@@ -320,6 +322,8 @@ def test_simulated_conversation_records_and_replays_identically(project: Project
     assert conversation("rec.json") == conversation("rep.json")
     doc = json.loads((project.root / "rep.json").read_text(encoding="utf-8"))
     assert all(c["replayed"] for s in scenarios(doc).values() for c in s["simulations"][0]["calls"])
+    (scenario,) = scenarios(doc).values()
+    assert [st["turns"] for st in scenario["steps"] if st["name"].startswith("a simulated user")] == [[1, 2]]
 
 
 BAD_STEPS = [
