@@ -63,7 +63,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__
-from .config import SCRIPTED_MODEL, Config, ConfigError
+from .config import Config, ConfigError, is_scripted
 from .engine import TurnFailure
 from .llm import ModelReply, ToolRequest
 from .safetext import json_safe
@@ -806,7 +806,7 @@ class Cassette:
         recorded = {
             "at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
             "models": self.models,
-            "scripted": bool(self.models) and all(m == SCRIPTED_MODEL for m in self.models),
+            "scripted": bool(self.models) and all(is_scripted(m) for m in self.models),
             "behave_aitest": __version__,
             "litellm": _litellm_version(),
             "tools": "recorded in this file (cassette_tools = \"record\")" if self.record_tools else "not recorded: the MCP servers run for real in a replay",

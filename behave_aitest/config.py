@@ -26,6 +26,13 @@ else:  # pragma: no cover - exercised on 3.10 only
 TRANSPORTS = ("stdio", "streamable-http", "sse")
 SCOPES = ("conversation", "feature", "run")
 SCRIPTED_MODEL = "scripted"
+
+
+def is_scripted(model: str | None) -> bool:
+    """The built-in scripted model: ``scripted``, or one of its named models ``scripted/<name>``
+    (docs/scripted-model.md)."""
+    return model == SCRIPTED_MODEL or str(model or "").startswith(SCRIPTED_MODEL + "/")
+
 CASSETTE_MODES = ("off", "record", "replay", "auto")
 CASSETTE_TOOL_MODES = ("off", "record")
 DEFAULT_CASSETTE_DIR = "features/cassettes"
@@ -112,6 +119,8 @@ class Config:
     prices: Mapping[str, Price] = field(default_factory=dict)
     servers: Mapping[str, ServerConfig] = field(default_factory=dict)
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
+    # simulated user (docs/simulated-user.md): the model playing the user; None: the judge's, else the agent's
+    user_model: str | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -257,6 +266,8 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
     "durations": _str,
     "max_model_concurrency": _positive_int,
+    # simulated user (docs/simulated-user.md)
+    "user_model": _str,
 }
 TOP_KEYS: dict[str, Callable[[Any], Any]] = {**RUN_KEYS, "prices": dict, "servers": dict, "agents": dict}
 SERVER_KEYS: dict[str, Callable[[Any], Any]] = {

@@ -10,7 +10,10 @@ no network and no API key. litellm talks to it like to any OpenAI endpoint::
 
 Each ``POST /v1/chat/completions`` takes the next queued reply; when the queue is empty
 the ``brain`` (if any) is asked with the request body; with neither, the server answers
-HTTP 500 "fake server: script exhausted after N requests". Reply dicts:
+HTTP 500 "fake server: script exhausted after N requests". Replies queued for one model
+(``add(..., model="fake-user")``) answer only requests naming that model, so one server can
+play two models at once (an agent and its simulated user, two agents compared); a model
+with such a queue never takes the shared queue's replies. Reply dicts:
 
 ``{"content": "text"}``
     An assistant message, finish_reason ``"stop"``.
@@ -333,6 +336,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self._wanted_port = port
         self._queue: deque[Reply] = deque(replies)
+        self._model_queues: dict[str, deque[Reply]] = {}  # replies for one model (the request's "model")
         self._lock = threading.Lock()
         self._served = 0  # chat requests answered by the queue or the brain
         self._chat_count = itertools.count(1)
@@ -386,16 +390,20 @@ class FakeOpenAI:
 
     # -- script
 
-    def add(self, *replies: Reply) -> None:
-        """Queue more replies (after the ones still waiting)."""
+    def add(self, *replies: Reply, model: str | None = None) -> None:
+        """Queue more replies (after the ones still waiting); with ``model``, for requests
+        naming that model only (as litellm sends it: ``openai/fake-user`` arrives as ``fake-user``)."""
         with self._lock:
-            self._queue.extend(replies)
+            if model is None:
+                self._queue.extend(replies)
+            else:
+                self._model_queues.setdefault(model, deque()).extend(replies)
 
     @property
     def remaining(self) -> int:
-        """Queued replies not yet used (a test can assert its script was consumed)."""
+        """Queued replies not yet used, all models' included (a test can assert its script was consumed)."""
         with self._lock:
-            return len(self._queue)
+            return len(self._queue) + sum(len(q) for q in self._model_queues.values())
 
     def _next_call_id(self) -> str:
         return f"call_{next(self._call_count)}"
@@ -405,7 +413,8 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(request)
             number = next(self._chat_count)
-            reply = self._queue.popleft() if self._queue else None
+            queue = self._model_queues.get(str(request.get("model") or ""), self._queue)
+            reply = queue.popleft() if queue else None
             served = self._served
             if reply is not None or self.brain is not None:
                 self._served += 1

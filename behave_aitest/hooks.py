@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .config import SCRIPTED_MODEL, Config, ConfigError, load_config, unknown_name
+from .config import Config, ConfigError, is_scripted, load_config, unknown_name
 from . import repeats
 from .safetext import quiet_http_logs
 from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
@@ -146,7 +146,7 @@ def before_all(context: Any) -> None:
 def banners(config: Config, cassettes: Any) -> list[str]:
     """What the start of a run says: the cassette mode, and that the scripted model is no LLM."""
     lines = [cassettes.describe()] if cassettes is not None else []
-    if config.model == SCRIPTED_MODEL and not config.model_override and not config.models:
+    if is_scripted(config.model) and not config.model_override and not config.models:
         rules = f"rules in {config.scripted_rules}" if config.scripted_rules else "but no scripted_rules file is configured: set one, or choose a model"
         lines.append(
             f"behave-aitest: the default model is the built-in SCRIPTED MODEL ({rules}), "
@@ -168,6 +168,7 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
     """Fail before the first scenario on mistakes visible in the feature files."""
     config = runtime.config
     models: dict[str, str] = {}  # model -> where it is named
+    user_models: dict[str, str] = {}  # the simulated users' models (-D aitest.model does not replace them)
     for feature in features:
         for model in [getattr(feature, "aitest_model", None), *model_tags(feature.tags)]:
             if model:
@@ -177,6 +178,7 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
             if model:
                 models.setdefault(model, str(scenario.location))
             for step in scenario.all_steps:
+                simulated_user_model(scenario, step, config, user_models)
                 named = _MODEL_STEP.fullmatch(step.name)
                 if named:
                     models.setdefault(named.group(1), str(step.location))
@@ -191,14 +193,48 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
         models.setdefault(model, f"{where} [tool.behave_aitest]")
     if config.model_override:
         models = {config.model_override: "-D aitest.model"}  # it replaces every other choice
+    for model, where in user_models.items():
+        models.setdefault(model, where)
     if config.cassette != "replay":  # a replay never calls a provider; a model without a cassette is a miss
         check_models(models)
+        check_scripted_models(models, config)
+
+
+def simulated_user_model(scenario: Any, step: Any, config: Config, models: dict[str, str]) -> None:
+    """A simulated-user step's limits and doc string, and the model that will play the user
+    (added to ``models`` to be checked like the others): mistakes stop the run before the
+    first scenario (docs/simulated-user.md)."""
+    from .runtime import JUDGE_TAG, USER_MODEL_TAG, own_tags
+    from .simulator import LimitsError, step_limits
+
+    try:
+        if step_limits(step.name) is None:
+            return
+    except LimitsError as exc:
+        raise ConfigError(f"{step.location}: {exc}") from None
+    if not (getattr(step, "text", None) or "").strip():
+        raise ConfigError(f"{step.location}: a simulated user needs its persona and goal in a doc string (\"\"\"...\"\"\") below the step.")
+    feature_tags = [str(t) for t in scenario.feature.tags]
+    tags = [*own_tags(scenario), *feature_tags]
+    chosen = [t[len(USER_MODEL_TAG):].strip() for t in tags if t.startswith(USER_MODEL_TAG)]
+    if chosen and not chosen[0]:
+        raise ConfigError(f"{scenario.location}: the @user_model: tag names no model; write e.g. @user_model:openai/gpt-4.1-mini.")
+    judges = [t[len(JUDGE_TAG):] for t in tags if t.startswith(JUDGE_TAG)]
+    agent = config.model_override or scenario_model(scenario) or getattr(scenario.feature, "aitest_model", None) or config.model
+    model = (chosen or [None])[0] or config.user_model or (judges or [None])[0] or config.judge_model or agent
+    if is_scripted(model) and config.scripted_rules is None and config.cassette != "replay":
+        raise ConfigError(
+            f"{step.location}: no model can play the simulated user: it would be the scripted model {model!r}, "
+            f"but no scripted_rules file is configured. Set user_model (or -D aitest.user_model=<provider/model>, "
+            f"or a @user_model:... tag), or scripted_rules in {config.path or 'pyproject.toml'}."
+        )
+    models.setdefault(model, str(step.location))
 
 
 def check_models(models: dict[str, str]) -> None:
     """Every model litellm cannot route is reported before any call (litellm is imported
     only when some model is not the scripted one)."""
-    real = {m: w for m, w in models.items() if m != SCRIPTED_MODEL and "<" not in m}
+    real = {m: w for m, w in models.items() if not is_scripted(m) and "<" not in m}
     if not real:
         return
     from .llm import litellm_module
@@ -213,6 +249,29 @@ def check_models(models: dict[str, str]) -> None:
                 "Write it as provider/model, e.g. openai/gpt-4.1-mini, anthropic/claude-sonnet-4-5, "
                 "azure/<deployment>, ollama/llama3 (see https://docs.litellm.ai/docs/providers)."
             ) from None
+
+
+def check_scripted_models(models: dict[str, str], config: Config) -> None:
+    """Named scripted models (``scripted/<name>``) the rules file does not define, reported
+    before the first scenario (plain ``scripted`` is checked when first used, as before)."""
+    named = {m: w for m, w in models.items() if is_scripted(m) and "/" in m and "<" not in m}
+    if not named:
+        return
+    model, where = next(iter(named.items()))
+    if config.scripted_rules is None:
+        raise ConfigError(
+            f"{where}: {model!r} is a named scripted model but no rules file is configured: "
+            f"set scripted_rules in {config.path or 'pyproject.toml'} (docs/scripted-model.md)."
+        )
+    from .scripted import RulesError, read_models, undefined_model
+
+    try:
+        defined = read_models(config.scripted_rules)
+    except RulesError as exc:
+        raise ConfigError(str(exc)) from None
+    for model, where in named.items():
+        if model not in defined:
+            raise ConfigError(f"{where}: {undefined_model(model, defined, config.scripted_rules)}")
 
 
 def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) -> None:

@@ -135,6 +135,7 @@ class Turn:
     def sampling_calls(self) -> list[SamplingCall]:
         """Model calls servers asked for during this turn's tool calls (the agent's spend too)."""
         return [s for c in self.tool_calls for s in c.sampling_calls]
+    simulated: bool = False  # the user message came from the simulated user (docs/simulated-user.md)
 
     @property
     def input_tokens(self) -> int:
@@ -159,6 +160,45 @@ class Turn:
 
 
 @dataclass
+class SimulatorCall:
+    """One request to the model playing the simulated user; like a judge call, counted apart
+    from the agent's calls and never part of the agent's budgets."""
+
+    model: str
+    outcome: str = ""  # message (sent to the agent) | done | empty | refused (an end before the minimum) | final (after N turns) | error
+    reply: str = ""  # what it answered (trimmed); for "message" the user message it became
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+    attempts: int = 0
+    replayed: bool = False  # answered from a cassette: no model was called, cost_usd is 0
+    recorded_cost_usd: float | None = None  # when replayed: what the call cost when it was recorded
+    error: str | None = None
+
+
+@dataclass
+class Simulation:
+    """One "a simulated user talks to the agent" step: who the user is, its limits, what came of it."""
+
+    persona: str
+    model: str
+    max_turns: int
+    min_turns: int = 0
+    step: str = ""  # the step's location, feature:line
+    turns: list[int] = field(default_factory=list)  # indexes (in the conversation) of the turns it wrote
+    calls: list[SimulatorCall] = field(default_factory=list)
+    ended: str = ""  # done | empty | max_turns | error ("" while it runs)
+    goal_reached: bool = False
+
+    @property
+    def cost_usd(self) -> float | None:
+        """The simulator's cost, or None when any of its calls had no known price."""
+        known, unknown = _sum_costs([c.cost_usd for c in self.calls])
+        return None if unknown else known
+
+
+@dataclass
 class ScenarioRecord:
     """The part of a conversation one behave scenario ran, hung on ``scenario.aitest``."""
 
@@ -169,6 +209,7 @@ class ScenarioRecord:
     model: str | None = None
     agent: str | None = None
     direct_calls: list[ToolCall] = field(default_factory=list)  # "When the tool ... is called": by the test, not the model
+    simulations: list[Simulation] = field(default_factory=list)  # its simulated users (persona, limits, calls)
 
 
 @dataclass
@@ -186,6 +227,7 @@ class Conversation:
     cassette_mode: str | None = None  # "record" or "replay" ("auto" resolved per conversation); None: off
     cassette_recorded: dict[str, Any] | None = None  # when replayed: the cassette's "recorded" header
     # ({"at", "models", "scripted": true for the built-in scripted model, "behave_aitest", "litellm", "tools"})
+    simulations: list[Simulation] = field(default_factory=list)  # every simulated user of the conversation
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

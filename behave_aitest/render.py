@@ -45,7 +45,8 @@ def cost(stats: Mapping[str, Any], key: str = "cost_usd", unknown_key: str = "un
     """A cost that never shows an unknown part as $0: "$0.0123", "≥ $0.01 + 2 unknown", "unknown (3 calls)"."""
     known = float(stats.get(key) or 0.0)
     unknown = int(stats.get(unknown_key) or 0)
-    calls = int(stats.get("model_calls") or 0) if key == "cost_usd" else int(stats.get("judge_calls") or 0)
+    calls_key = {"cost_usd": "model_calls", "simulator_cost_usd": "simulator_calls"}.get(key, "judge_calls")
+    calls = int(stats.get(calls_key) or 0)
     if unknown == 0:
         return money(known) if calls or known else "–"
     if unknown >= calls:
@@ -221,6 +222,12 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
         lines += [
             f"⏯️ {t['replayed_calls']} model calls replayed from cassettes: no model was called "
             f"(they cost {money(t.get('recorded_cost_usd') or 0.0)} when recorded).",
+            "",
+        ]
+    if t.get("simulator_calls"):
+        lines += [
+            f"🧑 {t['simulator_calls']} simulated-user model calls cost "
+            f"{md(cost(t, 'simulator_cost_usd', 'simulator_unknown_cost_calls'))}, apart from the agent's.",
             "",
         ]
     meta = []

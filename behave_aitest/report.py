@@ -148,6 +148,10 @@ def empty_stats() -> dict[str, Any]:
         "judge_calls": 0,
         "judge_cost_usd": 0.0,
         "judge_unknown_cost_calls": 0,
+        # the simulated user's model calls (docs/simulated-user.md), counted apart like the judge's
+        "simulator_calls": 0,
+        "simulator_cost_usd": 0.0,
+        "simulator_unknown_cost_calls": 0,
     }
 
 
@@ -195,7 +199,7 @@ def turn_stats(turn: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _round(stats: dict[str, Any]) -> dict[str, Any]:
-    for key in ("cost_usd", "judge_cost_usd", "recorded_cost_usd"):
+    for key in ("cost_usd", "judge_cost_usd", "recorded_cost_usd", "simulator_cost_usd"):
         stats[key] = round(stats[key], 8)
     for key in ("latency_s", "turn_time_s", "duration_s"):
         if key in stats:
@@ -296,6 +300,7 @@ def turn_dict(turn: Any) -> dict[str, Any]:
         "tool_calls": tool_calls,
         "model_calls": [{**_plain(c), "latency_s": round(c.latency_s or 0.0, 4)} for c in turn.model_calls],
         "judge_calls": [_plain(j) for j in getattr(turn, "judge_calls", [])],
+        "simulated": bool(getattr(turn, "simulated", False)),
     }
     if getattr(turn, "tool_list_changes", None):  # MCP client features (docs/mcp.md)
         data["tool_list_changes"] = list(turn.tool_list_changes)
@@ -309,6 +314,23 @@ MCP_CALL_KEYS = ("elicitations", "sampling_calls", "progress", "logs", "title", 
 
 def mcp_extras(call: Any) -> dict[str, Any]:
     return {key: _plain(getattr(call, key)) for key in MCP_CALL_KEYS if getattr(call, key, None) not in (None, [], {})}
+
+
+def simulation_dict(simulation: Any) -> dict[str, Any]:
+    """A simulated user: persona, limits, how it ended, and its own model calls and their cost."""
+    from .simulator import outcome_text
+
+    data = _plain(simulation)
+    data["outcome"] = outcome_text(simulation)
+    stats = empty_stats()
+    for call in data.get("calls", []):
+        stats["simulator_calls"] += 1
+        if call.get("cost_usd") is None:
+            stats["simulator_unknown_cost_calls"] += 1
+        stats["simulator_cost_usd"] += call.get("cost_usd") or 0.0
+        stats["recorded_cost_usd"] += (call.get("recorded_cost_usd") or 0.0) if call.get("replayed") else 0.0
+    data["stats"] = _round(stats)
+    return data
 
 
 def _bounded(text: str | None) -> str | None:
@@ -353,6 +375,10 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     record_turns = list(getattr(record, "turns", []) or [])
     turns = [turn_dict(t) for t in record_turns]
     by_id = {id(t): i for i, t in enumerate(record_turns)}
+    # a simulated user's step ran several turns: found by the step's location, from the record
+    # (so also in a parallel run, whose workers send back each step's last turn only)
+    by_index = {t.index: i for i, t in enumerate(record_turns)}
+    simulated = {s.step: [by_index[n] for n in s.turns if n in by_index] for s in getattr(record, "simulations", []) or []}
     background = set(map(id, getattr(scenario, "background_steps", []) or []))
     direct_calls = list(getattr(record, "direct_calls", []) or [])  # the test's own tool calls
     direct_ids = {id(c): i for i, c in enumerate(direct_calls)}
@@ -373,6 +399,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
             "table": _table(getattr(step, "table", None)),
             "turn": by_id.get(id(turn)) if turn is not None else None,
             "direct_call": direct_ids.get(id(getattr(step, "aitest_direct_call", None))),
+            "turns": simulated.get(str(step.location)) or None,
         }
         steps.append(item)
         if first_failure is None and status in _FAILED:
@@ -386,6 +413,9 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     stats = empty_stats()
     for turn in turns:
         add_stats(stats, turn["stats"])
+    simulations = [simulation_dict(s) for s in getattr(record, "simulations", []) or []]
+    for simulation in simulations:
+        add_stats(stats, simulation["stats"])
     history_at_start = getattr(record, "history_at_start", 0) if record is not None else 0
     conversation_id = getattr(record, "conversation_id", None)
     conversation = conversations.get(conversation_id) if conversation_id else None
@@ -417,6 +447,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "turns": turns,
         "stats": _round(stats),
         "direct_calls": [tool_call_dict(c) for c in direct_calls],
+        "simulations": simulations,  # its simulated users (docs/simulated-user.md)
     }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError, unknown_name
+from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError, is_scripted, unknown_name
 from .doubles import Double, Doubles, tool_list
 from .engine import AgentSetupError, ToolBox, TurnSettings, call_directly, run_turn
 from .limits import ModelLimiter
@@ -30,6 +30,7 @@ from .servers import ServerConnection, first_leaf
 SESSION_TAG = "session"
 MODEL_TAG = "model:"
 JUDGE_TAG = "judge:"
+USER_MODEL_TAG = "user_model:"  # the simulated user's model (docs/simulated-user.md)
 
 
 def model_tags(tags: Any) -> list[str]:
@@ -350,8 +351,8 @@ class Runtime:
 
     def model_request(self, model: str, agent: AgentState) -> dict[str, Any]:
         """litellm keyword arguments that pick and reach ``model`` (no sampling parameters)."""
-        if model == SCRIPTED_MODEL:
-            return {"model": "openai/scripted", "api_base": self.scripted_base_url(), "api_key": "scripted-needs-no-key"}
+        if is_scripted(model):
+            return {"model": f"openai/{model}", "api_base": self.scripted_base_url(model), "api_key": "scripted-needs-no-key"}
         request: dict[str, Any] = {"model": model}
         api_base = agent.api_base or self.config.api_base
         if api_base:
@@ -402,6 +403,55 @@ class Runtime:
         model = self.judge_model_for(live, scenario)
         return TurnSettings(model=model, request=self.model_request(model, live.agent), timeout_s=self.config.timeout_s)
 
+    # ----------------------------------------------------------------- the simulated user
+
+    def user_model_for(self, live: LiveConversation, scenario: Any = None) -> str:
+        """@user_model:... on the scenario > on the feature > user_model (config, -D) > the judge's model
+        (which falls back to the agent's)."""
+        for tags in (own_tags(scenario) if scenario is not None else [], [str(t) for t in getattr(getattr(scenario, "feature", None), "tags", [])]):
+            models = [t[len(USER_MODEL_TAG):] for t in tags if t.startswith(USER_MODEL_TAG)]
+            if models:
+                return models[0]
+        return self.config.user_model or self.judge_model_for(live, scenario)
+
+    def simulate(self, persona: str, min_turns: int, max_turns: int, say: Any, where: str = "") -> Any:
+        """Let a simulated user talk to the agent (docs/simulated-user.md); ``say(text)`` runs one
+        agent turn as the step wants it run. Returns the :class:`~behave_aitest.records.Simulation`,
+        recorded on the scenario and the conversation; the turns it wrote become the latest turns."""
+        from . import simulator
+        from .records import Simulation
+
+        live = self.live()
+        model = self.user_model_for(live, self.current_scenario)
+        simulation = Simulation(persona=persona, model=model, max_turns=max_turns, min_turns=min_turns, step=where)
+        live.record.simulations.append(simulation)
+        if live.scenario is not None:
+            live.scenario.simulations.append(simulation)
+        settings = TurnSettings(
+            model=model,
+            request={},
+            timeout_s=self.config.timeout_s,
+            retries=self.config.retries,
+            retry_backoff_s=self.config.retry_backoff_s,
+        )
+
+        def ask(messages: list[dict[str, Any]]) -> Any:
+            if not settings.request:  # here, so a scripted model without rules is the simulator's error
+                settings.request = self.model_request(model, live.agent)
+            complete = self._completer(settings)
+            try:
+                return self.call(simulator.ask, complete, settings, messages)
+            except Exception as exc:
+                from .servers import first_leaf
+
+                raise simulator.SimulatorError(simulator.failure_text(first_leaf(exc), settings)) from None
+
+        turns_before = len(live.record.turns)
+        try:
+            return simulator.run(simulation, ask, lambda text: say(text), lambda: live.record.turns)
+        finally:
+            live.last_turns = list(live.record.turns[turns_before:])
+
     def run_judge(self, settings: TurnSettings, run: Any) -> Any:
         """Run ``await run(complete, request)`` on the run's event loop, through the same
         completer the agent uses (so prices and recording apply to judge calls too)."""
@@ -420,20 +470,25 @@ class Runtime:
             future.cancel()
             raise
 
-    def scripted_base_url(self) -> str:
-        """Start the built-in scripted model (a local OpenAI-compatible server) on first use."""
+    def scripted_base_url(self, model: str = SCRIPTED_MODEL) -> str:
+        """Start the built-in scripted model (a local OpenAI-compatible server) on first use;
+        one server plays every named scripted model (``scripted/<name>``) of the rules file."""
         if self._scripted is None:
             from .fakellm import FakeOpenAI
-            from .scripted import RulesBrain
+            from .scripted import ScriptedModels
 
             if self.config.scripted_rules is None:
                 raise ConfigError(
-                    f"The model is {SCRIPTED_MODEL!r} (the built-in scripted model) but no rules file is configured: "
+                    f"The model is {model!r} (the built-in scripted model) but no rules file is configured: "
                     f'set scripted_rules = "features/scripted_model.toml" in {self._config_name()}, '
                     "or choose a real model with -D aitest.model=<provider/model>."
                 )
-            self._scripted = FakeOpenAI(brain=RulesBrain.from_file(self.config.scripted_rules), model_name=SCRIPTED_MODEL)
+            self._scripted = FakeOpenAI(brain=ScriptedModels.from_file(self.config.scripted_rules))
             self._scripted.start()
+        if model not in self._scripted.brain.brains:
+            from .scripted import undefined_model
+
+            raise ConfigError(undefined_model(model, self._scripted.brain.brains, self.config.scripted_rules))
         return str(self._scripted.base_url)
 
     # ----------------------------------------------------------------- servers and turns
@@ -466,9 +521,9 @@ class Runtime:
             found.append(conn)
         return found
 
-    def say(self, text: str, user_messages: list[dict[str, Any]] | None = None) -> Turn:
+    def say(self, text: str, user_messages: list[dict[str, Any]] | None = None, simulated: bool = False) -> Turn:
         """Run one user message (or a prompt's messages) through the agent and record the
-        turn everywhere it belongs."""
+        turn everywhere it belongs (``simulated``: the message came from the simulated user)."""
         live = self.live()
         settings = self.turn_settings(live)
         connections = self._tool_connections(live)
@@ -492,6 +547,7 @@ class Runtime:
         )
         if turn.error is None:
             turn.error = elicitation_error(turn)
+        turn.simulated = simulated
         live.record.turns.append(turn)
         live.record.model = live.record.model or settings.model
         live.last_turns = [turn]
@@ -709,14 +765,14 @@ class Runtime:
 
         complete = self._limited(llm.complete, settings.model)
         price = self.config.prices.get(settings.model)
-        if settings.model != SCRIPTED_MODEL and price is None:
+        if not is_scripted(settings.model) and price is None:
             return complete
 
         async def priced(request: dict[str, Any], *, timeout_s: float | None = None) -> llm.ModelReply:
             reply = await complete(request, timeout_s=timeout_s)
             if price is not None:  # the user's price beats litellm's table
                 reply.cost_usd = price.cost(reply.input_tokens, reply.output_tokens)
-            elif settings.model == SCRIPTED_MODEL:
+            elif is_scripted(settings.model):
                 reply.cost_usd = 0.0  # the scripted model costs nothing, and we know it
             return reply
 

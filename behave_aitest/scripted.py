@@ -20,7 +20,14 @@ assistant said earlier, newest message first, without their questions (see
 :func:`statements`). docs/scripted-model.md describes every key with a worked example. ``call`` makes the model call tools
 first (all at once); ``reply`` is then rendered with ``{result}`` (all results, one per
 line) and ``{results[0]}``, ... An argument that is exactly one placeholder keeps the
-JSON type of its value (``"{amount}"`` -> 500).
+JSON type of its value (``"{amount}"`` -> 500). ``system`` (a regex) limits a rule to
+conversations whose system prompt matches it (e.g. one simulated user's persona).
+
+Several named models in one file: ``[[models.careful.rule]]`` tables are the rules of
+``scripted/careful``, each model with its own rules only; the top-level ``[[rule]]``
+tables are those of plain ``scripted``. :class:`ScriptedModels` picks the rules by the
+request's model, so one local server plays them all (the agents being compared, and the
+simulated user).
 """
 
 from __future__ import annotations
@@ -50,6 +57,12 @@ class Rule:
     reply: str
     call: tuple[Mapping[str, Any], ...] = ()
     recall: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
+    system: re.Pattern[str] | None = None  # the rule applies only when the system prompt matches
+
+
+RULE_KEYS = ("when", "system", "recall", "call", "reply")
+SCRIPTED_PREFIX = "scripted"  # "scripted" (the top-level rules) or "scripted/<name>" (a named model)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _compile(pattern: Any, where: str) -> re.Pattern[str]:
@@ -64,11 +77,14 @@ def _compile(pattern: Any, where: str) -> re.Pattern[str]:
 def parse_rules(data: Mapping[str, Any], source: str) -> list[Rule]:
     """Validate the ``[[rule]]`` tables of a rules document."""
     rules = []
-    for number, table in enumerate(data.get("rule", []), start=1):
+    tables = data.get("rule", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise RulesError(f"{source}: 'rule' must be a list of tables: write each rule as [[rule]].")
+    for number, table in enumerate(tables, start=1):
         where = f"{source}: rule {number}"
-        unknown = set(table) - {"when", "reply", "call", "recall"}
+        unknown = set(table) - set(RULE_KEYS)
         if unknown:
-            raise RulesError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (use when, recall, call, reply).")
+            raise RulesError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (use {', '.join(RULE_KEYS)}).")
         if "when" not in table or "reply" not in table:
             raise RulesError(f"{where}: needs 'when' (a regex) and 'reply' (a text template).")
         calls = tuple(table.get("call", ()))
@@ -76,10 +92,53 @@ def parse_rules(data: Mapping[str, Any], source: str) -> list[Rule]:
             if not isinstance(call, dict) or "tool" not in call:
                 raise RulesError(f"{where}: each 'call' entry needs a 'tool' name.")
         recall = {name: _compile(p, f"{where} recall.{name}") for name, p in table.get("recall", {}).items()}
-        rules.append(Rule(_compile(table["when"], f"{where} when"), str(table["reply"]), calls, recall))
+        system = _compile(table["system"], f"{where} system") if "system" in table else None
+        rules.append(Rule(_compile(table["when"], f"{where} when"), str(table["reply"]), calls, recall, system))
     if not rules:
         raise RulesError(f"{source}: no [[rule]] tables found.")
     return rules
+
+
+def parse_models(data: Mapping[str, Any], source: str) -> dict[str, list[Rule]]:
+    """Every model of a rules document: ``"scripted"`` (top-level ``[[rule]]``, if any) and
+    ``"scripted/<name>"`` for each ``[models.<name>]`` table (its own ``[[models.<name>.rule]]``)."""
+    models: dict[str, list[Rule]] = {}
+    if "rule" in data:
+        models[SCRIPTED_PREFIX] = parse_rules(data, source)
+    named = data.get("models", {})
+    if not isinstance(named, dict):
+        raise RulesError(f"{source}: 'models' must be a table of named models, e.g. [[models.careful.rule]].")
+    for name, table in named.items():
+        where = f"{source} [models.{name}]"
+        if not _NAME.match(name):
+            raise RulesError(f"{where}: a model name may hold letters, digits, '_', '-' and '.' only.")
+        if not isinstance(table, dict) or set(table) - {"rule"}:
+            raise RulesError(f"{where}: holds only [[models.{name}.rule]] tables.")
+        models[f"{SCRIPTED_PREFIX}/{name}"] = parse_rules(table, where)
+    if not models:
+        raise RulesError(f"{source}: no [[rule]] tables found (and no [[models.<name>.rule]] either).")
+    return models
+
+
+def read_models(path: Path) -> dict[str, list[Rule]]:
+    """The models of a rules file; every mistake a :class:`RulesError` naming the file."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{path}: not valid TOML: {exc}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"{path}: cannot be read: {exc}.") from None
+    return parse_models(data, str(path))
+
+
+def undefined_model(model: str, models: Mapping[str, Any], path: Path) -> str:
+    """The message for a scripted model the rules file does not define."""
+    known = ", ".join(sorted(models)) or "none"
+    if model == SCRIPTED_PREFIX:
+        how = "add top-level [[rule]] tables"
+    else:
+        how = f"add [[models.{model.partition('/')[2]}.rule]] tables"
+    return f"the scripted model {model!r} is not defined in {path} (it defines: {known}); {how} to the file."
 
 
 def _text(message: Mapping[str, Any]) -> str:
@@ -148,8 +207,12 @@ class RulesBrain:
             raise RulesError(f"{path}: not valid TOML: {exc}.") from None
         return cls(parse_rules(data, str(path)))
 
-    def _match(self, user_text: str, earlier: Sequence[Mapping[str, Any]]) -> tuple[Rule, dict[str, Any]] | None:
+    def _match(
+        self, user_text: str, earlier: Sequence[Mapping[str, Any]], system: str = ""
+    ) -> tuple[Rule, dict[str, Any]] | None:
         for rule in self.rules:
+            if rule.system is not None and not rule.system.search(system):
+                continue
             found = rule.when.search(user_text)
             if not found:
                 continue
@@ -172,7 +235,8 @@ class RulesBrain:
         if last_user is None:
             return {"content": "(scripted model: there is no user message to answer)"}
         user_text = _text(messages[last_user])
-        matched = self._match(user_text, messages[:last_user])
+        system = "\n".join(_text(m) for m in messages if m.get("role") == "system")
+        matched = self._match(user_text, messages[:last_user], system)
         if matched is None:
             return {"content": f"(scripted model: no rule matches {user_text!r})"}
         rule, values = matched
@@ -188,3 +252,27 @@ class RulesBrain:
                 ]
             }
         return {"content": render(rule.reply, {**values, "result": "\n".join(results), "results": results})}
+
+
+class ScriptedModels:
+    """Several scripted models behind one server: the request's model picks the rules.
+
+    litellm sends ``openai/scripted/careful`` as ``scripted/careful``; plain ``scripted``
+    is the top-level rules.
+    """
+
+    def __init__(self, models: Mapping[str, Sequence[Rule]], source: str = "the rules file") -> None:
+        self.brains = {name: RulesBrain(rules) for name, rules in models.items()}
+        self.source = source
+
+    @classmethod
+    def from_file(cls, path: Path) -> ScriptedModels:
+        return cls(read_models(path), str(path))
+
+    def __call__(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        model = str(request.get("model") or SCRIPTED_PREFIX)
+        model = model[len("openai/"):] if model.startswith("openai/") else model
+        brain = self.brains.get(model)
+        if brain is None:
+            return {"content": f"(scripted model: {model!r} is not defined in {self.source})"}
+        return brain(request)

@@ -16,6 +16,7 @@ the catalogue shows them:
 - :mod:`.budgets` — Then the turn cost less than ...
 - :mod:`.doubles` — Given the tool ... returns / fails / takes; When the tool ... is called; Then the tool result ...
 - :mod:`.mcp` — the user answers servers' questions, prompts, attached resources (docs/mcp.md).
+- :mod:`.simulated` — When a simulated user talks to the agent; Then it reached its goal.
 
 :mod:`.base` holds what they share (the redacting decorators, the step errors).
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 # Registers the steps, in the catalogue's order (not alphabetical).
 # isort: off
-from . import conversation, tools, responses, judge, budgets, doubles, mcp  # noqa: F401
+from . import conversation, tools, responses, judge, budgets, doubles, mcp, simulated  # noqa: F401
 # isort: on
 from .base import AgentError, StepError, runtime_of  # noqa: F401  (importable by name, as before the split)
 

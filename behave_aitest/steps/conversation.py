@@ -70,12 +70,13 @@ TURN_ERRORS = {
 }
 
 
-def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = None) -> None:
+def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = None, simulated: bool = False) -> Any:
+    """One turn; the agent's trouble becomes this step's error (a turn limit: its failure)."""
     from ..servers import ServerError
 
     runtime = runtime_of(context)
     try:
-        turn = runtime.say(text, user_messages)
+        turn = runtime.say(text, user_messages, simulated=simulated)
     except ServerError as exc:
         runtime.drop_dead_servers()
         raise AgentError(str(exc)) from None
@@ -87,6 +88,7 @@ def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = N
         if kind in ("max_turns", "elicitation"):
             raise AssertionError(message)  # the agent misbehaved: a failure, not an error
         raise AgentError(message)
+    return turn
 
 
 @when('the user says "{text}"')

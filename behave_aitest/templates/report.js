@@ -135,7 +135,7 @@
     ]);
     var chat = el("div", "chat");
     (t.timeline || []).forEach(function (item) {
-      if (item.kind === "user") chat.appendChild(el("div", "msg user", [el("div", "who", ["User"]), el("div", "bubble", [item.text])]));
+      if (item.kind === "user") chat.appendChild(el("div", "msg user" + (t.simulated ? " simulated" : ""), [el("div", "who", [t.simulated ? "Simulated user" : "User"]), el("div", "bubble", [item.text])]));
       else if (item.kind === "assistant") chat.appendChild(el("div", "msg assistant", [el("div", "who", ["Assistant"]), el("div", "bubble", [item.text])]));
       else if (item.kind === "tool" && t.tool_calls[item.tool_call]) chat.appendChild(toolCall(t.tool_calls[item.tool_call]));
     });
@@ -144,6 +144,21 @@
     if (t.error) body.push(el("div", "alert bad", [el("pre", null, [t.error])]));
     (t.judge_calls || []).forEach(function (j) { body.push(judge(j)); });
     return el("div", "turn" + (t.error ? " has-error" : ""), body);
+  }
+
+  // ------------------------------------------------------------------ simulated user
+  function simulation(sim) {
+    var st = sim.stats || {};
+    var limits = (sim.min_turns ? "at least " + sim.min_turns + " and " : "") + "at most " + sim.max_turns + " turns";
+    var simCost = st.simulator_unknown_cost_calls ? "unknown" : money(st.simulator_cost_usd || 0);
+    return el("div", "simulation" + (sim.goal_reached ? " reached" : ""), [
+      el("div", "tool-head", [
+        el("strong", null, ["Simulated user"]), " (" + (sim.model || "") + ", " + limits + ")",
+        el("span", "dim", [" \u00b7 " + st.simulator_calls + " simulator call" + (st.simulator_calls === 1 ? "" : "s") + " \u00b7 " + simCost + ", apart from the agent's"])
+      ]),
+      el("pre", "persona", [sim.persona || ""]),
+      el("div", sim.goal_reached ? "c-passed" : "dim", [(sim.goal_reached ? "\u2713 " : "") + (sim.outcome || "")])
+    ]);
   }
 
   // ------------------------------------------------------------------ scenario body
@@ -163,6 +178,7 @@
     out.appendChild(el("div", "scn-meta", meta));
     s.warnings.forEach(function (w) { out.appendChild(el("div", "alert warn", ["\u26a0 " + w])); });
     if (s.hook_error) out.appendChild(el("div", "alert bad", [el("pre", null, [s.hook_error])]));
+    (s.simulations || []).forEach(function (sim) { out.appendChild(simulation(sim)); });
     var shown = {};
     var steps = el("ol", "steps");
     s.steps.forEach(function (st) {
@@ -175,10 +191,9 @@
       if (st.table) li.appendChild(table(st.table));
       if (st.direct_call !== null && st.direct_call !== undefined && (s.direct_calls || [])[st.direct_call]) li.appendChild(toolCall(s.direct_calls[st.direct_call]));
       if (st.error) li.appendChild(el("pre", "fail-msg", [st.error]));
-      if (st.turn !== null && st.turn !== undefined && s.turns[st.turn]) {
-        shown[st.turn] = true;
-        li.appendChild(turn(s.turns[st.turn]));
-      }
+      (st.turns || (st.turn !== null && st.turn !== undefined ? [st.turn] : [])).forEach(function (i) {
+        if (s.turns[i] && !shown[i]) { shown[i] = true; li.appendChild(turn(s.turns[i])); }
+      });
       steps.appendChild(li);
     });
     out.appendChild(steps);

@@ -1,0 +1,21 @@
+Feature: A customer played by a simulated user
+  The customer is not a script: a model plays it from a persona (here the built-in scripted
+  model `scripted/customer`, so it runs offline; any LLM can play it with
+  -D aitest.user_model=<provider/model>). It sees the banker's answers, never its tools.
+
+  @user_model:scripted/customer
+  Scenario: A customer who does not give the amount up front
+    Given the agent "banker"
+    When the user says "Hi, I'm saving for a trip to Lisbon."
+    And a simulated user talks to the agent for at most 6 turns:
+      """
+      You are a customer of the bank. You want to move money to savings for the trip,
+      but you only give the amount (200 dollars) when the assistant asks for it.
+      """
+    Then the simulated user reached its goal
+    And the agent called tool "transfer" during the conversation
+    And the agent called tool "transfer" with:
+      | argument | value   |
+      | amount   | 200     |
+      | memo     | trip to Lisbon |
+    And the response mentions "$200"
