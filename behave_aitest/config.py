@@ -102,6 +102,9 @@ class Config:
     shard: tuple[int, int] | None = None  # -D aitest.shard=K/N: run only the K-th of N parts (docs/parallel.md)
     durations: str | None = None  # a previous run's JSON report: unit durations for scheduling and shards
     max_model_concurrency: int | None = None  # calls to one model at once, across all workers
+    # team workflow (issue 17): tool-coverage gate, baseline report for inline deltas, OTel export
+    min_tool_coverage: float | None = None  # 0-1: below it the run fails, naming the tools never called
+    baseline: str | None = None  # a previous run's JSON report: deltas shown inline in the HTML report
     prices: Mapping[str, Price] = field(default_factory=dict)
     servers: Mapping[str, ServerConfig] = field(default_factory=dict)
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
@@ -244,6 +247,9 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
     "durations": _str,
     "max_model_concurrency": _positive_int,
+    # team workflow (issue 17)
+    "min_tool_coverage": _rate,
+    "baseline": _str,
 }
 TOP_KEYS: dict[str, Callable[[Any], Any]] = {**RUN_KEYS, "prices": dict, "servers": dict, "agents": dict}
 SERVER_KEYS: dict[str, Callable[[Any], Any]] = {

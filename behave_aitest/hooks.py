@@ -167,7 +167,29 @@ _NAMED = (
 def check_features(features: list[Any], runtime: Runtime) -> None:
     """Fail before the first scenario on mistakes visible in the feature files."""
     config = runtime.config
-    models: dict[str, str] = {}  # model -> where it is named
+    for feature in features:
+        for scenario in feature.walk_scenarios():
+            for step in scenario.all_steps:
+                for pattern, names, kind, table in _NAMED:
+                    found = pattern.fullmatch(step.name)
+                    if found and found.group(1) not in getattr(config, names):
+                        raise unknown_name(
+                            kind, found.group(1), getattr(config, names), table, str(config.path or "pyproject.toml"), str(step.location)
+                        )
+    models = models_named(features, config)
+    where = str(config.path or "pyproject.toml")
+    if config.cassette != "replay":  # a replay never calls a provider; a model without a cassette is a miss
+        check_models(models)
+        from .preflight import check_keys
+
+        judge = {config.judge_model: f"{where} [tool.behave_aitest] judge_model"} if config.judge_model else {}
+        check_keys({**judge, **models}, config)  # a missing key: once, before the first scenario
+
+
+def models_named(features: list[Any], config: Config) -> dict[str, str]:
+    """Every model the run may call (model -> where it is named): feature and scenario tags,
+    ``Given the model`` steps, the config; ``-D aitest.model`` replaces them all."""
+    models: dict[str, str] = {}
     for feature in features:
         for model in [getattr(feature, "aitest_model", None), *model_tags(feature.tags)]:
             if model:
@@ -180,19 +202,12 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
                 named = _MODEL_STEP.fullmatch(step.name)
                 if named:
                     models.setdefault(named.group(1), str(step.location))
-                for pattern, names, kind, table in _NAMED:
-                    found = pattern.fullmatch(step.name)
-                    if found and found.group(1) not in getattr(config, names):
-                        raise unknown_name(
-                            kind, found.group(1), getattr(config, names), table, str(config.path or "pyproject.toml"), str(step.location)
-                        )
     where = str(config.path or "pyproject.toml")
     for model in (config.model, *config.models, *(a.model for a in config.agents.values() if a.model)):
         models.setdefault(model, f"{where} [tool.behave_aitest]")
     if config.model_override:
         models = {config.model_override: "-D aitest.model"}  # it replaces every other choice
-    if config.cassette != "replay":  # a replay never calls a provider; a model without a cassette is a miss
-        check_models(models)
+    return models
 
 
 def check_models(models: dict[str, str]) -> None:
@@ -313,5 +328,22 @@ def after_all(context: Any) -> None:
         features = getattr(getattr(context, "_runner", None), "features", None) or []
         below = repeats.model_gate(features, runtime.config.min_pass_rate)
         runtime.models_below_gate = below
+        short = coverage_gate(context, runtime.config, features)
         if below and runtime.config.min_pass_rate < 1:
-            raise ModelGateFailed("; ".join(below))
+            raise ModelGateFailed("; ".join([*below, *([short] if short else [])]))
+        if short:
+            raise CoverageGateFailed(short)
+
+
+class CoverageGateFailed(Exception):
+    """The run's tool coverage is below min_tool_coverage."""
+
+
+def coverage_gate(context: Any, config: Config, features: list[Any]) -> str | None:
+    """The tool-coverage gate's message, or None. A shard or a parallel run's worker sees
+    only part of the run: ``report merge`` applies the gate to the merged report instead."""
+    if config.min_tool_coverage is None or config.shard is not None or getattr(context.config, "aitest_worker", False):
+        return None
+    from .coverage import run_gate
+
+    return run_gate(features, config.min_tool_coverage)

@@ -475,6 +475,15 @@ class ParallelRunner(Runner):
             message = "HOOK-ERROR in after_all: ModelGateFailed: " + "; ".join(below)
             self.config.aitest_hook_errors.append(message)
             print(message)
+        if config.shard is None:  # the tool-coverage gate over all workers (a shard leaves it to report merge)
+            from .coverage import run_gate
+
+            short = run_gate(self.features, config.min_tool_coverage)
+            if short:
+                message = f"HOOK-ERROR in after_all: CoverageGateFailed: {short}"
+                self.config.aitest_hook_errors.append(message)
+                print(message)
+                gate_failed = True
         if run.aborted:
             print("\nABORTED: By user.")
         for formatter in self.formatters:

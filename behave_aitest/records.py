@@ -131,6 +131,9 @@ class ScenarioRecord:
     warnings: list[str] = field(default_factory=list)
     model: str | None = None
     agent: str | None = None
+    # the tools the agent was offered (after allowed_tools): {server: {tool: [schema parameters]}};
+    # the tool-coverage denominator (behave_aitest.coverage)
+    tools_offered: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 @dataclass

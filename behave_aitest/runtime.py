@@ -447,6 +447,9 @@ class Runtime:
             toolbox = ToolBox(self._tool_connections(live), live.agent.allowed_tools)
         except AgentSetupError as exc:
             raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
+        if live.scenario is not None:  # the tool-coverage denominator (behave_aitest.coverage)
+            for server, tool, params in toolbox.offered():
+                live.scenario.tools_offered.setdefault(server, {})[tool] = params
         complete = self._completer(settings)
         turn = self.call(
             lambda: run_turn(
