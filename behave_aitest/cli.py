@@ -73,6 +73,7 @@ def _render(args: argparse.Namespace) -> int:
         doc["title"] = args.title
     try:
         report.summarize(doc)
+        _baseline(doc, args.baseline)
         write_report(doc, args.output, args.format, args.max_text)
     except report.ReportError:
         raise
@@ -93,6 +94,7 @@ def _merge(args: argparse.Namespace) -> int:
         doc = report.merge(docs, title=args.title)
         if args.min_tool_coverage is not None and doc.get("coverage"):
             doc["coverage"] = coverage.merge([doc["coverage"]], args.min_tool_coverage)
+        _baseline(doc, args.baseline)
         write_report(doc, args.output, args.format, args.max_text)
     except report.ReportError:
         raise
@@ -141,6 +143,13 @@ def _increase(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _baseline(doc: dict[str, Any], path: str | None) -> None:
+    if path:
+        from .diff import attach_baseline
+
+        attach_baseline(doc, path)
+
+
 def _summary(doc: dict[str, Any]) -> str:
     t = doc["totals"]
     partial = " (partial)" if doc.get("partial") else ""
@@ -156,6 +165,7 @@ def add_report_commands(subparsers: Any) -> None:
     common.add_argument("-o", "--output", required=True, metavar="FILE", help="output file: .html, .json or .md (- for stdout)")
     common.add_argument("--format", choices=("html", "json", "md"), help="output format (default: from the output's suffix)")
     common.add_argument("--title", help="report title (default: the input's)")
+    common.add_argument("--baseline", metavar="BASE.json", help="show the deltas against this earlier report inline (HTML), as -D aitest.baseline does")
     common.add_argument(
         "--max-text", type=int, metavar="N",
         help="characters kept of one text in HTML and Markdown (default: 20000; 0 keeps everything); JSON keeps all",
