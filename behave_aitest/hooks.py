@@ -326,6 +326,8 @@ def after_all(context: Any) -> None:
     if isinstance(runtime, Runtime):
         _close(context, runtime)
         features = getattr(getattr(context, "_runner", None), "features", None) or []
+        if not getattr(context.config, "aitest_worker", False):  # the parallel parent exports the whole run
+            export_telemetry(features, runtime.config)
         below = repeats.model_gate(features, runtime.config.min_pass_rate)
         runtime.models_below_gate = below
         short = coverage_gate(context, runtime.config, features)
@@ -347,3 +349,18 @@ def coverage_gate(context: Any, config: Config, features: list[Any]) -> str | No
     from .coverage import run_gate
 
     return run_gate(features, config.min_tool_coverage)
+
+
+def export_telemetry(features: list[Any], config: Config) -> None:
+    """``-D aitest.otel``: the run's spans (behave_aitest.telemetry). A failed export is said in
+    one line and does not fail the run: the tests ran, only their telemetry is missing."""
+    if not config.otel:
+        return
+    from .telemetry import export_run
+
+    try:
+        said = export_run(features, config)
+    except Exception as exc:
+        said = f"behave-aitest: the OpenTelemetry export to {config.otel} failed: {type(exc).__name__}: {exc}"
+    if said:
+        print(said, file=sys.stderr)

@@ -475,6 +475,9 @@ class ParallelRunner(Runner):
             message = "HOOK-ERROR in after_all: ModelGateFailed: " + "; ".join(below)
             self.config.aitest_hook_errors.append(message)
             print(message)
+        from .hooks import export_telemetry
+
+        export_telemetry(self.features, config)  # -D aitest.otel: the whole run's spans, once
         if config.shard is None:  # the tool-coverage gate over all workers (a shard leaves it to report merge)
             from .coverage import run_gate
 

@@ -136,3 +136,38 @@ def test_diff_of_reports_with_different_schema_versions_names_the_file(tmp_path,
     (tmp_path / "b.json").write_text(report.dumps({**doc, "schema_version": 2}))
     with pytest.raises(report.ReportError, match=r"b.json: report schema version 2 differs from .*a.json's \(1\)"):
         diff.load_pair(str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+
+
+# --------------------------------------------------------------------------- OpenTelemetry export
+
+from behave_aitest import telemetry  # noqa: E402
+from behave_aitest.records import JudgeCall, ModelCall  # noqa: E402
+
+
+def test_judge_verdicts_become_evaluation_events_and_content_is_opt_in() -> None:
+    call = _call("transfer", {"amount": 1, "memo": "sk-secret-value-1234567890"})
+    turn = Turn(index=0, user_text="x", model="anthropic/claude", history_before=0, tool_calls=[call], started_at=100.0, duration_s=2.0,
+                model_calls=[ModelCall(model="anthropic/claude", tool_call_count=1, latency_s=0.5), ModelCall(model="anthropic/claude", latency_s=0.5)],
+                judge_calls=[JudgeCall(kind="response", model="j", verdicts=[{"criterion": "polite", "passed": False, "reason": "rude"}])])
+    record = ScenarioRecord(conversation_id="c1", turns=[turn], agent="banker")
+    plain = telemetry.spans([record], run_id="r")
+    assert [s.name for s in plain] == ["invoke_agent banker", "chat anthropic/claude", "execute_tool transfer", "chat anthropic/claude"]
+    assert "gen_ai.tool.call.arguments" not in plain[2].attributes  # content only when asked
+    assert plain[2].start_ns == plain[1].end_ns and plain[3].start_ns == plain[2].end_ns  # laid end to end
+    name, _, event = plain[0].events[0]
+    assert name == "gen_ai.evaluation.result" and event["gen_ai.evaluation.score.label"] == "fail" and "gen_ai.evaluation.explanation" not in event
+    full = telemetry.spans([record], run_id="r", content=True, redact=lambda text: text.replace("sk-secret-value-1234567890", "[REDACTED]"))
+    assert "[REDACTED]" in full[2].attributes["gen_ai.tool.call.arguments"]
+    assert full[0].events[0][2]["gen_ai.evaluation.explanation"] == "rude"
+
+
+def test_otel_target_must_be_otlp_or_a_json_file(tmp_path) -> None:
+    from behave_aitest.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"-D aitest.otel: must be 'otlp' or a file name ending in .json"):
+        load_config({"aitest.otel": "spans.txt"}, cwd=tmp_path)
+    try:
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match=r"pip install 'behave-aitest\[otel\]'"):
+            load_config({"aitest.otel": "otlp"}, cwd=tmp_path)

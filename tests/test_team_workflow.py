@@ -96,7 +96,7 @@ def test_tool_coverage_report_gate_and_merge(project: Project, fake_llm: FakeOpe
     project.config(llm_config(fake_llm, BANK + BANKER))
     project.feature("bank.feature", BANK_FEATURE)
     result = project.run(
-        "-D", "aitest.min_tool_coverage=0.8",
+        "-D", "aitest.min_tool_coverage=0.8", "-D", "aitest.otel=reports/spans.json", "-D", "aitest.otel_content=on",
         "-f", JSONF, "-o", "reports/run.json", "-f", MD, "-o", "reports/run.md", "-f", HTML, "-o", "reports/run.html", "-f", "plain",
     )
     assert result.returncode == 1, result.output  # every scenario passed: the gate fails the run
@@ -116,6 +116,22 @@ def test_tool_coverage_report_gate_and_merge(project: Project, fake_llm: FakeOpe
     assert "| bank | 1/4 (25%) | get\\_all\\_balances, get\\_transactions, transfer | 1 | 0 | – |" in md
     page = (project.root / "reports" / "run.html").read_text()
     assert 'id="coverage"' in page and "never called" in page
+
+    # 7. the OpenTelemetry export (OTLP/JSON file): GenAI semantic-convention spans
+    exported = json.loads((project.root / "reports" / "spans.json").read_text())["resourceSpans"][0]
+    spans = exported["scopeSpans"][0]["spans"]
+    attrs = [{a["key"]: next(iter(a["value"].values())) for a in span["attributes"]} for span in spans]
+    names = [span["name"] for span in spans]
+    assert names.count("invoke_agent banker") == 2 and names.count("chat openai/fake-model") == 4
+    roots = [a for a, span in zip(attrs, spans) if span["name"].startswith("invoke_agent")]
+    assert len({a["gen_ai.conversation.id"] for a in roots}) == 2 and roots[0]["gen_ai.provider.name"] == "openai"
+    tool = next(i for i, n in enumerate(names) if n == "execute_tool transfer")
+    assert attrs[tool]["gen_ai.tool.name"] == "transfer" and attrs[tool]["gen_ai.tool.call.id"] == "call_2"
+    assert '"from_account": "nowhere"' in attrs[tool]["gen_ai.tool.call.arguments"] and spans[tool]["status"]["code"] == 2
+    assert spans[tool]["parentSpanId"] == spans[names.index("invoke_agent banker", 1)]["spanId"]
+    chat = attrs[names.index("chat openai/fake-model")]
+    assert chat["gen_ai.operation.name"] == "chat" and int(chat["gen_ai.usage.input_tokens"]) > 0
+    assert "spans written to reports/spans.json" in result.stderr
 
     # merged across shards: the same run twice is still 1 of 4; the gate is the merge's exit code
     reports = project.root / "reports"
