@@ -89,7 +89,12 @@ def features_and_steps(behave_args: Sequence[str], say: Any) -> tuple[list[Any] 
     except BaseException as exc:  # behave's own argparse exits on a bad option
         say(Check(FAIL, f"behave options {' '.join(behave_args)!r}: {exc}"))
         return None, {}
-    config.reporters = []  # no JUnit files from a check
+    # A check writes nothing: [tool.behave]'s formatters (a report that would overwrite the
+    # last real one), their output files and the JUnit reporter are dropped.
+    config.format = ["null"]
+    config.outputs = []
+    config.reporters = []
+    config.junit = False
     runner = Runner(config)
     captured = io.StringIO()
     try:

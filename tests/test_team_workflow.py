@@ -238,6 +238,7 @@ RULES = "[[rule]]\nwhen = 'hello'\nreply = 'Hi!'\n"
 
 def test_doctor_lists_every_problem_without_hanging(project: Project) -> None:
     project.config(
+        '[tool.behave]\nformat = ["behave_aitest.formatter:HTMLFormatter"]\noutfiles = ["reports/last.html"]\n'
         '[tool.behave_aitest]\nmodel = "scripted"\nscripted_rules = "rules.toml"\n'
         "[tool.behave_aitest.prices.x]\ninput_per_million = 1\noutput_per_million = 1\n"
         + BANK
@@ -263,6 +264,7 @@ def test_doctor_lists_every_problem_without_hanging(project: Project) -> None:
             "features/hello.feature:2, features/hello.feature:7") in lines
     assert lines[-1] == f"doctor: {len(lines) - 1} checks, 4 problems."
     assert "Traceback" not in done.stdout + done.stderr
+    assert not (project.root / "reports").exists()  # a check writes no report over the last real one
 
 
 # --------------------------------------------------------------------------- 5. init (and the parallel coverage gate, doctor on it)
