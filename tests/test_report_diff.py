@@ -171,3 +171,40 @@ def test_otel_target_must_be_otlp_or_a_json_file(tmp_path) -> None:
     except ImportError:
         with pytest.raises(ConfigError, match=r"pip install 'behave-aitest\[otel\]'"):
             load_config({"aitest.otel": "otlp"}, cwd=tmp_path)
+
+
+def test_otlp_sends_the_spans_to_the_configured_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Needs the optional extra (pip install 'behave-aitest[otel]'); a local receiver stands in for a collector."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter", reason="the [otel] extra is not installed")
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    turn = Turn(index=0, user_text="x", model="openai/m", history_before=0, tool_calls=[_call("transfer", {})], started_at=1e9, duration_s=1.0,
+                model_calls=[ModelCall(model="openai/m", tool_call_count=1), ModelCall(model="openai/m")])
+    try:
+        telemetry.send_otlp(telemetry.spans([ScenarioRecord(conversation_id="c1", turns=[turn], agent="banker")], run_id="r"), {"service.name": "t"})
+    finally:
+        server.shutdown()
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(received[0][1])
+    spans = request.resource_spans[0].scope_spans[0].spans
+    assert received[0][0] == "/v1/traces"
+    assert sorted(s.name for s in spans) == ["chat openai/m", "chat openai/m", "execute_tool transfer", "invoke_agent banker"]
+    root = next(s for s in spans if s.name == "invoke_agent banker")
+    assert all(s.parent_span_id == root.span_id for s in spans if s is not root)
