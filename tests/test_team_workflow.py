@@ -244,6 +244,7 @@ def test_doctor_lists_every_problem_without_hanging(project: Project) -> None:
         + BANK
         + '[tool.behave_aitest.servers.stuck]\ncommand = ["python", "-c", "import time; time.sleep(120)"]\nstartup_timeout_s = 2\n'
         + '[tool.behave_aitest.agents.banker]\nservers = ["bank"]\nallowed_tools = ["get_balance", "bank.launder"]\n'
+        + '[tool.behave_aitest.servers.web]\nurl = "http://127.0.0.1:9/mcp"\nheaders = { Authorization = "Bearer ${WEB_TOKEN:-none}" }\n'
     )
     (project.root / "rules.toml").write_text(RULES)
     (project.root / "features" / "cassettes").mkdir()
@@ -262,7 +263,8 @@ def test_doctor_lists_every_problem_without_hanging(project: Project) -> None:
     assert "[FAIL] agent 'banker': allowed_tools bank.launder not offered by its servers (bank)" in lines
     assert ("[FAIL] cassettes: 2 of 2 conversations have none in features/cassettes/: "
             "features/hello.feature:2, features/hello.feature:7") in lines
-    assert lines[-1] == f"doctor: {len(lines) - 1} checks, 4 problems."
+    assert any(line.startswith("[FAIL] server (streamable-http http://127.0.0.1:9/mcp) 'web': ") and "cannot reach" in line for line in lines)
+    assert lines[-1] == f"doctor: {len(lines) - 1} checks, 5 problems."
     assert "Traceback" not in done.stdout + done.stderr
     assert not (project.root / "reports").exists()  # a check writes no report over the last real one
 
