@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from behave_aitest import llm
+from behave_aitest import coverage, diff, llm, report, telemetry
+from behave_aitest.records import JudgeCall, ModelCall, ScenarioRecord, ToolCall, Turn
 
 
 def test_missing_credentials_are_an_auth_error_not_a_server_error() -> None:
@@ -35,8 +36,6 @@ def test_missing_keys_names_the_variable(model: str, monkeypatch: pytest.MonkeyP
 
 # --------------------------------------------------------------------------- tool coverage
 
-from behave_aitest import coverage  # noqa: E402
-from behave_aitest.records import ScenarioRecord, ToolCall, Turn  # noqa: E402
 
 
 def _record(calls: list[ToolCall], offered: dict) -> ScenarioRecord:
@@ -89,7 +88,6 @@ def test_min_tool_coverage_outside_0_to_1_is_a_config_error(tmp_path) -> None:
 
 # --------------------------------------------------------------------------- report diff
 
-from behave_aitest import diff, report  # noqa: E402
 
 
 def _scn(name: str, status: str = "passed", calls: list | None = None, cost: float = 0.01, repeat: tuple | None = None) -> dict:
@@ -140,8 +138,6 @@ def test_diff_of_reports_with_different_schema_versions_names_the_file(tmp_path,
 
 # --------------------------------------------------------------------------- OpenTelemetry export
 
-from behave_aitest import telemetry  # noqa: E402
-from behave_aitest.records import JudgeCall, ModelCall  # noqa: E402
 
 
 def test_judge_verdicts_become_evaluation_events_and_content_is_opt_in() -> None:
