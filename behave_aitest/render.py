@@ -263,6 +263,10 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
         if len(failures) > MAX_MD_FAILURES:
             lines += [f"… and {len(failures) - MAX_MD_FAILURES} more failures: see the HTML report.", ""]
     lines += coverage_markdown(doc.get("coverage"))
+    baseline = doc.get("baseline")  # -D aitest.baseline (behave_aitest.diff)
+    if isinstance(baseline, Mapping):
+        said = baseline.get("error") or baseline.get("headline")
+        lines += [f"Compared with the baseline {code(baseline.get('file'))}: {md(said)}", ""]
     warnings = [(f, w) for f in doc["features"] for w in f.get("warnings", [])]
     if warnings:
         lines += ["## Warnings", ""] + [f"- {md(f['name'])}: {md(w)}" for f, w in warnings] + [""]

@@ -192,12 +192,13 @@ def test_report_diff_and_inline_baseline(project: Project, fake_llm: FakeOpenAI)
         {"content": "Bye!"},
     )
     project.feature("bank.feature", DIFF_NEW)
-    run = project.run("-D", "aitest.baseline=base.json", "-f", HTML, "-o", "new.html")
+    run = project.run("-D", "aitest.baseline=base.json", "-f", HTML, "-o", "new.html", "-f", MD, "-o", "new.md")
     assert run.returncode == 1  # the transfer fails now
     page = (project.root / "new.html").read_text()
     assert 'id="baseline"' in page and "vs baseline: passed → failed" in page
     assert "vs baseline: tools get_balance → get_all_balances (added get_all_balances; removed get_balance)" in page
     assert "new since the baseline" in page and "Not in this run: Bank › Greeting" in page
+    assert "Compared with the baseline `base.json`: ❌ 1 regression · 1 tool sequences changed · 1 added · 1 removed" in (project.root / "new.md").read_text()
 
     diff = cli("report", "diff", "base.json", "new.json", cwd=project.root)
     assert diff.returncode == 1, diff.stderr
