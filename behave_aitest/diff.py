@@ -270,7 +270,7 @@ def markdown(diff: Mapping[str, Any], limit: int = MARKDOWN_BUDGET) -> str:
     """A pull-request comment: regressions first; cut with a note when longer than ``limit``."""
     from .render import code, md
 
-    lines = [f"## behave-aitest: {md(diff['new']['title'] or 'this run')} vs {md(diff['base']['title'] or 'base')}", ""]
+    lines = [f"## behave-aitest: {code(diff['new']['file'])} compared with {code(diff['base']['file'])}", ""]
     lines += [f"**{headline(diff)}** ({diff['summary']['compared']} scenarios compared)", ""]
     lines += ["| | Base | New | Change |", "|---|---:|---:|---:|"]
     for metric in METRICS:
