@@ -2,6 +2,9 @@
 
     behave-aitest report render run.json -o run.html
     behave-aitest report merge shard-1.json shard-2.json -o all.html
+    behave-aitest report diff main.json run.json -o diff.md --max-cost-increase 20%
+    behave-aitest doctor
+    behave-aitest init [DIR]
 
 Each group of subcommands lives beside the code it drives and is added by a function
 ``add_<group>_commands(subparsers)`` that sets a ``func(args) -> exit code`` default on
@@ -19,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 # "module:function" adding one group of subcommands to an argparse subparsers object.
-COMMANDS: tuple[str, ...] = ("behave_aitest.cli:add_report_commands", "behave_aitest.cassettes:add_cassette_commands")
+COMMANDS: tuple[str, ...] = (
+    "behave_aitest.cli:add_report_commands",
+    "behave_aitest.cassettes:add_cassette_commands",
+    "behave_aitest.doctor:add_doctor_command",
+    "behave_aitest.scaffold:add_init_command",
+)
 
 FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".md": "md", ".markdown": "md"}
 
@@ -65,6 +73,7 @@ def _render(args: argparse.Namespace) -> int:
         doc["title"] = args.title
     try:
         report.summarize(doc)
+        _baseline(doc, args.baseline)
         write_report(doc, args.output, args.format, args.max_text)
     except report.ReportError:
         raise
@@ -78,9 +87,14 @@ def _render(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from . import report
 
+    from . import coverage
+
     docs = [report.load(path) for path in args.inputs]
     try:
         doc = report.merge(docs, title=args.title)
+        if args.min_tool_coverage is not None and doc.get("coverage"):
+            doc["coverage"] = coverage.merge([doc["coverage"]], args.min_tool_coverage)
+        _baseline(doc, args.baseline)
         write_report(doc, args.output, args.format, args.max_text)
     except report.ReportError:
         raise
@@ -88,7 +102,52 @@ def _merge(args: argparse.Namespace) -> int:
         raise _malformed(args.inputs, exc) from None
     if args.output != "-":
         print(f"{args.output}: merged {len(args.inputs)} reports, {_summary(doc)}", file=sys.stderr)
+    short = coverage.gate_message(doc.get("coverage"))  # the shards' gate, applied to the whole run
+    if short:
+        print(f"behave-aitest: {short}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    """``report diff``: exit 1 on any regression (see behave_aitest.diff)."""
+    from . import diff, report
+
+    base, new = diff.load_pair(args.base, args.new)
+    thresholds = {m: v for m, v in (("cost_usd", args.max_cost_increase), ("tokens", args.max_token_increase), ("latency_s", args.max_latency_increase)) if v is not None}
+    try:
+        result = diff.compare(base, new, thresholds, base_name=args.base, new_name=args.new)
+        kind = args.format or (FORMATS.get(Path(args.output).suffix.lower()) if args.output else "md")
+        if kind is None:
+            raise report.ReportError(f"{args.output}: cannot tell the format from the suffix; use .html, .json or .md, or --format.")
+        text = diff.render(result, kind)
+    except report.ReportError:
+        raise
+    except _SHAPE_ERRORS as exc:
+        raise _malformed([args.base, args.new], exc) from None
+    if args.output and args.output != "-":
+        report.write_text(args.output, text)
+        print(f"{args.output}: {diff.headline(result)}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(text.encode("utf-8", errors="replace"))
+        sys.stdout.buffer.flush()
+    return 1 if result["regressions"] else 0
+
+
+def _increase(text: str) -> float:
+    from .diff import parse_increase
+
+    try:
+        return parse_increase(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _baseline(doc: dict[str, Any], path: str | None) -> None:
+    if path:
+        from .diff import attach_baseline
+
+        attach_baseline(doc, path)
 
 
 def _summary(doc: dict[str, Any]) -> str:
@@ -106,6 +165,7 @@ def add_report_commands(subparsers: Any) -> None:
     common.add_argument("-o", "--output", required=True, metavar="FILE", help="output file: .html, .json or .md (- for stdout)")
     common.add_argument("--format", choices=("html", "json", "md"), help="output format (default: from the output's suffix)")
     common.add_argument("--title", help="report title (default: the input's)")
+    common.add_argument("--baseline", metavar="BASE.json", help="show the deltas against this earlier report inline (HTML), as -D aitest.baseline does")
     common.add_argument(
         "--max-text", type=int, metavar="N",
         help="characters kept of one text in HTML and Markdown (default: 20000; 0 keeps everything); JSON keeps all",
@@ -122,7 +182,42 @@ def add_report_commands(subparsers: Any) -> None:
         "A @session feature is never split; a feature whose scenarios ran on different shards (-D aitest.shard=K/N) is joined again.",
     )
     merge_parser.add_argument("inputs", nargs="+", metavar="SHARD.json")
+    merge_parser.add_argument(
+        "--min-tool-coverage", type=_fraction, metavar="RATE",
+        help="fail (exit 1) when the merged tool coverage is below RATE (0-1; default: the shards' min_tool_coverage)",
+    )
     merge_parser.set_defaults(func=_merge)
+    add_diff_command(commands)
+
+
+def add_diff_command(commands: Any) -> None:
+    """``report diff BASE.json NEW.json``."""
+    parser = commands.add_parser(
+        "diff", help="compare two report JSON files (exit 1 on a regression)",
+        description="Compare two report JSON files scenario by scenario: status changes, pass-rate drops, tool-sequence "
+        "changes, cost / token / latency deltas, scenarios added or removed. Exit 1 on any regression.",
+    )
+    parser.add_argument("base", metavar="BASE.json")
+    parser.add_argument("new", metavar="NEW.json")
+    parser.add_argument("-o", "--output", metavar="FILE", help="diff.md, diff.html or diff.json (default: Markdown on stdout)")
+    parser.add_argument("--format", choices=("html", "json", "md"), help="output format (default: from the output's suffix)")
+    for metric in ("cost", "token", "latency"):
+        parser.add_argument(
+            f"--max-{metric}-increase", type=_increase, metavar="PCT",
+            help=f"a regression when the run's total {metric} grew by more than PCT (e.g. 20%%) over the scenarios in both runs",
+        )
+    parser.set_defaults(func=_diff)
+
+
+def _fraction(text: str) -> float:
+    """0-1, or a percentage (``80%``)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1 (or a percentage)") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (e.g. 0.8 or 80%)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -116,6 +116,11 @@ class Config:
     shard: tuple[int, int] | None = None  # -D aitest.shard=K/N: run only the K-th of N parts (docs/parallel.md)
     durations: str | None = None  # a previous run's JSON report: unit durations for scheduling and shards
     max_model_concurrency: int | None = None  # calls to one model at once, across all workers
+    # team workflow (issue 17): tool-coverage gate, baseline report for inline deltas, OTel export
+    min_tool_coverage: float | None = None  # 0-1: below it the run fails, naming the tools never called
+    baseline: str | None = None  # a previous run's JSON report: deltas shown inline in the HTML report
+    otel: str | None = None  # "otlp" or PATH.json: OpenTelemetry spans of the run (behave_aitest.telemetry)
+    otel_content: str = "off"  # "on": tool arguments and results in the spans too (redacted)
     prices: Mapping[str, Price] = field(default_factory=dict)
     servers: Mapping[str, ServerConfig] = field(default_factory=dict)
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
@@ -247,6 +252,15 @@ def _model_list(value: Any) -> tuple[str, ...]:
     return models
 
 
+def _otel(value: str) -> str:
+    from .telemetry import check_target
+
+    problem = check_target(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 # Run-level knobs: settable in [tool.behave_aitest] and with -D aitest.<key>=value (the
 # latter is what a CI job or a developer overrides).
 RUN_KEYS: dict[str, Callable[[Any], Any]] = {
@@ -268,6 +282,11 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "max_model_concurrency": _positive_int,
     # simulated user (docs/simulated-user.md)
     "user_model": _str,
+    # team workflow (issue 17)
+    "min_tool_coverage": _rate,
+    "baseline": _str,
+    "otel": lambda value: _otel(_str(value)),
+    "otel_content": _choice("off", "on"),
 }
 TOP_KEYS: dict[str, Callable[[Any], Any]] = {**RUN_KEYS, "prices": dict, "servers": dict, "agents": dict}
 SERVER_KEYS: dict[str, Callable[[Any], Any]] = {

@@ -13,12 +13,12 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .doubles import DELAY, Doubles, answer, delayed
-from .llm import ModelError, ModelReply, ToolRequest, is_retryable, retry_after
+from .llm import ModelError, ModelReply, ToolRequest, auth_message, is_auth_error, is_retryable, missing_keys, retry_after
 from .records import ModelCall, ToolCall, Turn
 from .servers import ServerConnection, ServerError, ToolSpec, first_leaf
 
@@ -62,6 +62,11 @@ def provider_name(name: str, taken: set[str]) -> str:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         safe = f"{safe[:55]}_{digest}"
     return safe
+
+
+def _properties(schema: Any) -> Any:
+    props = schema.get("properties") if isinstance(schema, Mapping) else None
+    return props if isinstance(props, Mapping) else {}
 
 
 class ToolBox:
@@ -169,6 +174,14 @@ class ToolBox:
         if not offers:
             offers = list(self._all.get(entry, []))
         return offers
+
+    def coverage_offer(self) -> list[tuple[str, str, list[str]]]:
+        """(server, tool, schema parameter names) of every tool the agent may use: the
+        tool-coverage denominator."""
+        return [
+            (conn.name, spec.name, sorted(str(p) for p in _properties(spec.input_schema)))
+            for conn, spec in self._by_provider.values()
+        ]
 
     def available(self) -> list[str]:
         """Every tool of every server, as ``server.tool``."""
@@ -399,6 +412,8 @@ async def _complete_with_retries(
         except TurnFailure:
             raise  # e.g. a cassette miss: never retried, and not the model's fault
         except Exception as exc:
+            if is_auth_error(exc):  # no retry, and never called a server error
+                raise ModelError(auth_failure(exc, request)) from exc
             if not is_retryable(exc) or attempt > settings.retries:
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
                 raise ModelError(f"{type(exc).__name__}{tries}: {exc}") from exc
@@ -406,6 +421,13 @@ async def _complete_with_retries(
             if wait is None:
                 wait = settings.retry_backoff_s * (2 ** (attempt - 1))
             await anyio.sleep(min(wait, max(deadline - time.monotonic(), 0)))
+
+
+def auth_failure(exc: BaseException, request: dict[str, Any]) -> str:
+    """The message of a refused key, naming the variable litellm reads for this model."""
+    model = str(request.get("model") or "")
+    missing = [] if request.get("api_key") else missing_keys(model, has_api_base=bool(request.get("api_base")))
+    return auth_message(exc, model, missing)
 
 
 async def run_turn(

@@ -176,6 +176,15 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
 
     def document(self, reasons: list[str]) -> report.Doc:
         runtime = getattr(self.config, "aitest_runtime", None)
+        doc = self._document(reasons, runtime)
+        baseline = getattr(getattr(runtime, "config", None), "baseline", None)
+        if baseline:  # -D aitest.baseline=PATH: deltas against a previous report, inline (behave_aitest.diff)
+            from .diff import attach_baseline
+
+            attach_baseline(doc, baseline)
+        return doc
+
+    def _document(self, reasons: list[str], runtime: Any) -> report.Doc:
         return report.build_document(
             self.features,
             runtime=runtime,

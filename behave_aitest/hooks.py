@@ -167,8 +167,32 @@ _NAMED = (
 def check_features(features: list[Any], runtime: Runtime) -> None:
     """Fail before the first scenario on mistakes visible in the feature files."""
     config = runtime.config
-    models: dict[str, str] = {}  # model -> where it is named
-    user_models: dict[str, str] = {}  # the simulated users' models (-D aitest.model does not replace them)
+    for feature in features:
+        for scenario in feature.walk_scenarios():
+            for step in scenario.all_steps:
+                for pattern, names, kind, table in _NAMED:
+                    found = pattern.fullmatch(step.name)
+                    if found and found.group(1) not in getattr(config, names):
+                        raise unknown_name(
+                            kind, found.group(1), getattr(config, names), table, str(config.path or "pyproject.toml"), str(step.location)
+                        )
+    models = models_named(features, config)
+    where = str(config.path or "pyproject.toml")
+    if config.cassette != "replay":  # a replay never calls a provider; a model without a cassette is a miss
+        check_models(models)
+        check_scripted_models(models, config)
+        from .preflight import check_keys
+
+        judge = {config.judge_model: f"{where} [tool.behave_aitest] judge_model"} if config.judge_model else {}
+        check_keys({**judge, **models}, config)  # a missing key: once, before the first scenario
+
+
+def models_named(features: list[Any], config: Config) -> dict[str, str]:
+    """Every model the run may call (model -> where it is named): feature and scenario tags,
+    ``Given the model`` steps, the config (``-D aitest.model`` replaces them all), and the
+    simulated users' models (which ``-D aitest.model`` does not replace)."""
+    models: dict[str, str] = {}
+    user_models: dict[str, str] = {}
     for feature in features:
         for model in [getattr(feature, "aitest_model", None), *model_tags(feature.tags)]:
             if model:
@@ -182,22 +206,14 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
                 named = _MODEL_STEP.fullmatch(step.name)
                 if named:
                     models.setdefault(named.group(1), str(step.location))
-                for pattern, names, kind, table in _NAMED:
-                    found = pattern.fullmatch(step.name)
-                    if found and found.group(1) not in getattr(config, names):
-                        raise unknown_name(
-                            kind, found.group(1), getattr(config, names), table, str(config.path or "pyproject.toml"), str(step.location)
-                        )
     where = str(config.path or "pyproject.toml")
     for model in (config.model, *config.models, *(a.model for a in config.agents.values() if a.model)):
         models.setdefault(model, f"{where} [tool.behave_aitest]")
     if config.model_override:
         models = {config.model_override: "-D aitest.model"}  # it replaces every other choice
-    for model, where in user_models.items():
-        models.setdefault(model, where)
-    if config.cassette != "replay":  # a replay never calls a provider; a model without a cassette is a miss
-        check_models(models)
-        check_scripted_models(models, config)
+    for model, named_at in user_models.items():
+        models.setdefault(model, named_at)
+    return models
 
 
 def simulated_user_model(scenario: Any, step: Any, config: Config, models: dict[str, str]) -> None:
@@ -370,7 +386,41 @@ def after_all(context: Any) -> None:
     if isinstance(runtime, Runtime):
         _close(context, runtime)
         features = getattr(getattr(context, "_runner", None), "features", None) or []
+        if not getattr(context.config, "aitest_worker", False):  # the parallel parent exports the whole run
+            export_telemetry(features, runtime.config)
         below = repeats.model_gate(features, runtime.config.min_pass_rate)
         runtime.models_below_gate = below
+        short = coverage_gate(context, runtime.config, features)
         if below and runtime.config.min_pass_rate < 1:
-            raise ModelGateFailed("; ".join(below))
+            raise ModelGateFailed("; ".join([*below, *([short] if short else [])]))
+        if short:
+            raise CoverageGateFailed(short)
+
+
+class CoverageGateFailed(Exception):
+    """The run's tool coverage is below min_tool_coverage."""
+
+
+def coverage_gate(context: Any, config: Config, features: list[Any]) -> str | None:
+    """The tool-coverage gate's message, or None. A shard or a parallel run's worker sees
+    only part of the run: ``report merge`` applies the gate to the merged report instead."""
+    if config.min_tool_coverage is None or config.shard is not None or getattr(context.config, "aitest_worker", False):
+        return None
+    from .coverage import run_gate
+
+    return run_gate(features, config.min_tool_coverage)
+
+
+def export_telemetry(features: list[Any], config: Config) -> None:
+    """``-D aitest.otel``: the run's spans (behave_aitest.telemetry). A failed export is said in
+    one line and does not fail the run: the tests ran, only their telemetry is missing."""
+    if not config.otel:
+        return
+    from .telemetry import export_run
+
+    try:
+        said = export_run(features, config)
+    except Exception as exc:
+        said = f"behave-aitest: the OpenTelemetry export to {config.otel} failed: {type(exc).__name__}: {exc}"
+    if said:
+        print(said, file=sys.stderr)

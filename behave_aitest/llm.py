@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,32 @@ def litellm_module() -> Any:
         litellm.telemetry = False
         _litellm = litellm
     return _litellm
+
+
+# Variables that only say *where* a provider is: a configured api_base stands in for them.
+_WHERE_KEYS = ("API_BASE", "BASE_URL", "ENDPOINT")
+
+
+def missing_keys(model: str, *, has_api_base: bool = False) -> list[str]:
+    """The environment variables litellm says ``model`` needs and does not find.
+
+    An unknown provider (litellm cannot route it) returns [] here: that mistake has its own
+    message (:func:`behave_aitest.hooks.check_models`)."""
+    litellm = litellm_module()
+    # litellm counts a variable set to "" as present; a provider does not. Hidden while it looks.
+    empty = {k: v for k, v in os.environ.items() if v == "" and k.isupper()}
+    for name in empty:
+        del os.environ[name]
+    try:
+        found = litellm.validate_environment(model)
+    except Exception:  # litellm's check itself failed: nothing reliable to say
+        return []
+    finally:
+        os.environ.update(empty)
+    keys = [str(k) for k in (found or {}).get("missing_keys") or []]
+    if has_api_base:
+        keys = [k for k in keys if not any(part in k for part in _WHERE_KEYS)]
+    return keys
 
 
 @dataclass
@@ -68,7 +95,34 @@ class ModelError(Exception):
 
 
 def is_retryable(exc: BaseException) -> bool:
+    if is_auth_error(exc):
+        return False
     return type(exc).__name__ in RETRYABLE or any(c.__name__ in RETRYABLE for c in type(exc).__mro__)
+
+
+# Authentication trouble: another attempt cannot help, and it is not the provider's outage.
+AUTH_ERRORS = ("AuthenticationError", "PermissionDeniedError")
+# OpenAI's SDK refuses to send a request without a key; litellm calls that an InternalServerError.
+_NO_CREDENTIALS = re.compile(r"missing credentials|api_key client option must be set|no api key|api key is missing", re.I)
+
+
+def is_auth_error(exc: BaseException) -> bool:
+    """A 401/403, litellm's AuthenticationError, or a request the SDK refused for want of a key."""
+    if any(c.__name__ in AUTH_ERRORS for c in type(exc).__mro__):
+        return True
+    if getattr(exc, "status_code", None) in (401, 403):
+        return True
+    return bool(_NO_CREDENTIALS.search(str(exc)))
+
+
+def auth_message(exc: BaseException, model: str, missing: list[str]) -> str:
+    """What an authentication failure says: never "InternalServerError", always the key to check."""
+    status = getattr(exc, "status_code", None)
+    status = status if status in (401, 403) else None
+    detail = re.sub(r"^(litellm\.\w+:\s*)?(\w+Error:\s*)?", "", str(exc)).strip()
+    hint = f" {' / '.join(missing)} is not set in the environment." if missing else " Check the API key for this provider."
+    code = f" (HTTP {status})" if status else ""
+    return f"authentication failed{code} for model {model!r}, not retried:{hint} The provider said: {detail}"
 
 
 MAX_RETRY_AFTER_S = 300.0  # a longer wait is cut here (and by the turn's timeout_s anyway)

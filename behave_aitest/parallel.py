@@ -475,6 +475,18 @@ class ParallelRunner(Runner):
             message = "HOOK-ERROR in after_all: ModelGateFailed: " + "; ".join(below)
             self.config.aitest_hook_errors.append(message)
             print(message)
+        from .hooks import export_telemetry
+
+        export_telemetry(self.features, config)  # -D aitest.otel: the whole run's spans, once
+        if config.shard is None:  # the tool-coverage gate over all workers (a shard leaves it to report merge)
+            from .coverage import run_gate
+
+            short = run_gate(self.features, config.min_tool_coverage)
+            if short:
+                message = f"HOOK-ERROR in after_all: CoverageGateFailed: {short}"
+                self.config.aitest_hook_errors.append(message)
+                print(message)
+                gate_failed = True
         if run.aborted:
             print("\nABORTED: By user.")
         for formatter in self.formatters:

@@ -210,6 +210,9 @@ class ScenarioRecord:
     agent: str | None = None
     direct_calls: list[ToolCall] = field(default_factory=list)  # "When the tool ... is called": by the test, not the model
     simulations: list[Simulation] = field(default_factory=list)  # its simulated users (persona, limits, calls)
+    # the tools the agent was offered (after allowed_tools): {server: {tool: [schema parameters]}};
+    # the tool-coverage denominator (behave_aitest.coverage)
+    tools_offered: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 @dataclass

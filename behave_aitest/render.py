@@ -269,9 +269,30 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
                 lines += [fenced("\n".join(cut)), ""]
         if len(failures) > MAX_MD_FAILURES:
             lines += [f"… and {len(failures) - MAX_MD_FAILURES} more failures: see the HTML report.", ""]
+    lines += coverage_markdown(doc.get("coverage"))
+    baseline = doc.get("baseline")  # -D aitest.baseline (behave_aitest.diff)
+    if isinstance(baseline, Mapping):
+        said = baseline.get("error") or baseline.get("headline")
+        lines += [f"Compared with the baseline {code(baseline.get('file'))}: {md(said)}", ""]
     warnings = [(f, w) for f in doc["features"] for w in f.get("warnings", [])]
     if warnings:
         lines += ["## Warnings", ""] + [f"- {md(f['name'])}: {md(w)}" for f, w in warnings] + [""]
     version = (run.get("versions") or {}).get("behave-aitest") or ""
     lines.append(f"<sub>behave-aitest {md(version)} · generated {md(doc.get('generated_at'))}</sub>")
     return "\n".join(lines) + "\n"
+
+
+def coverage_markdown(cov: Mapping[str, Any] | None) -> list[str]:
+    """The Markdown "Tool coverage" section (behave_aitest.coverage); nothing without servers."""
+    if not cov or not cov.get("servers"):
+        return []
+    gate = f" · ⛔ below min_tool_coverage {percent(cov['min_tool_coverage'])}" if cov.get("below_gate") else ""
+    lines = [f"## Tool coverage: {percent(cov['ratio'])} ({cov['called']} of {cov['offered']} tools){gate}", ""]
+    lines += ["| Server | Called | Never called | Failed calls | Doubled calls | Parameters never used |", "|---|---:|---|---:|---:|---|"]
+    for row in cov["servers"]:
+        unused = [f"{md(t['name'])}: {', '.join(md(p) for p in t['unused_params'])}" for t in row["tools"] if t["ok"] and t["unused_params"]]
+        lines.append(
+            f"| {md(row['server'])} | {row['called']}/{row['offered']} ({percent(row['ratio'])}) | {', '.join(md(n) for n in row['never_called']) or '–'} "
+            f"| {sum(t['failed'] for t in row['tools'])} | {sum(t['doubled'] for t in row['tools'])} | {'; '.join(unused) or '–'} |"
+        )
+    return [*lines, ""]

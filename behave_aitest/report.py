@@ -27,7 +27,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from . import safetext
+from . import coverage, safetext
 from .redact import Redactor
 
 SCHEMA = "behave-aitest-report"
@@ -545,6 +545,7 @@ def build_document(
     hooks' :class:`~behave_aitest.runtime.Runtime`, or None (dry run, hooks missing).
     """
     config = getattr(runtime, "config", None)
+    features = list(features)
     conversations = {c.id: c for c in getattr(runtime, "conversations", []) or []}
     reasons = list(dict.fromkeys(partial_reasons))
     config_path = getattr(config, "path", None)
@@ -573,6 +574,7 @@ def build_document(
         "partial_reasons": reasons,
         "runs": [run],
         "features": [{**feature_dict(f, conversations), "run": "r1"} for f in features],
+        "coverage": coverage.section(coverage.scenario_records(features), getattr(config, "min_tool_coverage", None)),
     }
     summarize(doc)
     redacted: Doc = (redactor or Redactor.from_environment(config))(doc)
@@ -882,4 +884,7 @@ def merge(docs: list[Doc], title: str | None = None) -> Doc:
         "runs": runs,
         "features": kept,
     }
+    merged_coverage = coverage.merge(doc.get("coverage") for doc in docs)
+    if merged_coverage is not None:  # shards' tool coverage added up (behave_aitest.coverage)
+        merged["coverage"] = merged_coverage
     return summarize(merged)

@@ -530,6 +530,9 @@ class Runtime:
         toolbox = self.toolbox(live, connections)
         toolbox.doubles = live.doubles
         self._warn_once(live, toolbox.warnings)
+        if live.scenario is not None:  # the tool-coverage denominator (behave_aitest.coverage)
+            for server, tool, params in toolbox.coverage_offer():
+                live.scenario.tools_offered.setdefault(server, {})[tool] = params
         complete = self._completer(settings)
         self._client_sides(live, connections, settings, complete)
         user_messages = self._with_attachments(live, text, user_messages)

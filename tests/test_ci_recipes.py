@@ -54,8 +54,8 @@ Feature: A remembered name
 def recipes() -> dict[str, dict]:
     text = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
-    assert len(blocks) == 2, "docs/ci.md should hold the GitHub and the GitLab workflow"
-    return {"github": yaml.safe_load(blocks[0]), "gitlab": yaml.safe_load(blocks[1])}
+    assert len(blocks) == 3, "docs/ci.md should hold the GitHub single-job and sharded workflows and the GitLab pipeline"
+    return {"github-job": yaml.safe_load(blocks[0]), "github": yaml.safe_load(blocks[1]), "gitlab": yaml.safe_load(blocks[2])}
 
 
 def shell(project: Project, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -65,8 +65,12 @@ def shell(project: Project, command: str, env: dict[str, str]) -> subprocess.Com
     return subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=project.root, env=full, capture_output=True, text=True, timeout=300)
 
 
+# Steps that need the network and a forge (a download from the CI's API, a comment): not run here.
+NETWORK = ("gh run ", "curl ", "urllib")
+
+
 def runnable(commands: list[str]) -> list[str]:
-    return [c for c in commands if not c.strip().startswith("pip install")]
+    return [c for c in commands if not c.strip().startswith("pip install") and not any(n in c for n in NETWORK)]
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +128,44 @@ def test_gitlab_recipe(recorded: Project) -> None:
             assert done.returncode == 0, done.stdout + done.stderr
     assert list((recorded.root / "reports" / "junit").glob("*.xml"))
     for command in runnable(merge["script"]):
-        done = shell(recorded, command, {})
+        if "report diff" in command:
+            main_report(recorded, "main-report/reports/aitest.json")  # where the artifacts download unzips it
+        done = shell(recorded, command, {"CI_MERGE_REQUEST_IID": "7"})
         assert done.returncode == 0, done.stdout + done.stderr
     check_merged(recorded)
+    assert "0 regressions · 1 improved" in (recorded.root / "reports" / "diff.md").read_text(encoding="utf-8")
+
+
+def main_report(project: Project, where: str) -> None:
+    """Put "main's last report" where the recipe's download step puts it: this run's report,
+    one scenario marked failed on main (so the diff has something to say, and no regression)."""
+    doc = json.loads((project.root / "reports" / "aitest.json").read_text(encoding="utf-8"))
+    doc["features"][0]["scenarios"][0]["status"] = "failed"
+    target = project.root / where
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(doc), encoding="utf-8")
+
+
+def test_github_single_job_recipe_with_summary_and_pr_diff(recorded: Project) -> None:
+    job = recipes()["github-job"]["jobs"]["agent-tests"]
+    assert recipes()["github-job"]["permissions"]["pull-requests"] == "write"
+    summary = recorded.root / "step-summary.md"
+    env = {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_EVENT_NAME": "pull_request"}
+    statuses: dict[str, int] = {}
+    for step in job["steps"]:
+        if "run" not in step or not runnable([step["run"]]):
+            continue
+        if "steps.diff.outcome == 'failure'" in str(step.get("if")) and statuses.get("diff") == 0:
+            continue  # the step GitHub skips when the diff found no regression
+        if step.get("id") == "diff":
+            main_report(recorded, "main-report/aitest.json")
+        done = shell(recorded, step["run"], env)
+        statuses[step.get("id") or step.get("name", "")] = done.returncode
+        assert done.returncode == 0, done.stdout + done.stderr
+    reports = recorded.root / "reports"
+    assert json.loads((reports / "aitest.json").read_text())["totals"]["passed"] == 7
+    assert list((reports / "junit").glob("*.xml")) and (reports / "aitest.html").is_file()
+    diff = (reports / "diff.md").read_text(encoding="utf-8")
+    assert "**✅ 0 regressions · 1 improved** (7 scenarios compared)" in diff and (reports / "diff.html").is_file()
+    text = summary.read_text(encoding="utf-8")
+    assert "All 7 passed" in text and "0 regressions · 1 improved" in text  # the summary, then the diff
