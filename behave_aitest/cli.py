@@ -87,14 +87,16 @@ def _merge(args: argparse.Namespace) -> int:
     except _SHAPE_ERRORS as exc:
         raise _malformed(args.inputs, exc) from None
     if args.output != "-":
-        print(f"{args.output}: merged {len(args.inputs)} reports, {_summary(doc)}", file=sys.stderr)
+        print(f"{args.output}: merged {len(args.inputs)} report{'s' * (len(args.inputs) != 1)}, {_summary(doc)}", file=sys.stderr)
     return 0
 
 
 def _summary(doc: dict[str, Any]) -> str:
     t = doc["totals"]
     partial = " (partial)" if doc.get("partial") else ""
-    return f"{t['scenarios']} scenarios: {t['passed']} passed, {t['failed']} failed, {t['error']} errors{partial}"
+    from .safetext import plural
+
+    return f"{plural(t['scenarios'], 'scenario')}: {t['passed']} passed, {t['failed']} failed, {plural(t['error'], 'error')}{partial}"
 
 
 def add_report_commands(subparsers: Any) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from .llm import ModelError, ModelReply, ToolRequest, is_retryable, retry_after
 from .records import ModelCall, ToolCall, Turn
+from .safetext import plural
 from .servers import ServerConnection, ServerError, ToolSpec, first_leaf
 
 Completer = Callable[..., Awaitable[ModelReply]]
@@ -338,5 +339,5 @@ async def _loop(
             turn.response = reply.content
     raise TurnFailure(
         "max_turns",
-        f"the agent was still calling tools after {settings.max_turns} model calls (max_turns = {settings.max_turns}).",
+        f"the agent was still calling tools after {plural(settings.max_turns, 'model call')} (max_turns = {settings.max_turns}).",
     )

@@ -131,6 +131,7 @@ class ScenarioRecord:
     warnings: list[str] = field(default_factory=list)
     model: str | None = None
     agent: str | None = None
+    skip_reason: str | None = None  # not run: an earlier turn of its @session errored (issue 18)
 
 
 @dataclass

@@ -389,6 +389,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "steps": steps,
         "turns": turns,
         "stats": _round(stats),
+        "skip_reason": getattr(record, "skip_reason", None),  # a @session broken by an earlier turn's error
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import checks
-from .base import fail, then, turns_of
+from .base import StepUsageError, fail, then, turns_of
 
 __all__: list[str] = []
 
@@ -73,10 +73,10 @@ def step_count_conv(context: Any, name: str, count: int) -> None:
 
 def _table_dict(context: Any, step: str) -> dict[str, str]:
     if context.table is None:
-        raise ValueError(f'"{step}" needs a table below it: | argument | value |')
+        raise StepUsageError(f'"{step}" needs a table below it: | argument | value |')
     headings = [h.strip().lower() for h in context.table.headings]
     if len(headings) != 2:
-        raise ValueError(f'"{step}": the table needs two columns, | argument | value |.')
+        raise StepUsageError(f'"{step}": the table needs two columns, | argument | value |.')
     # behave treats the first row as headings; accept tables written without a heading row.
     rows = [tuple(r.cells) for r in context.table.rows]
     if headings != ["argument", "value"]:
@@ -113,7 +113,7 @@ def step_called_with_conv(context: Any, name: str) -> None:
 
 def _names_from_table(context: Any, step: str) -> list[str]:
     if context.table is None:
-        raise ValueError(f'"{step}" needs a one-column table of tool names below it, e.g. | tool |.')
+        raise StepUsageError(f'"{step}" needs a one-column table of tool names below it, e.g. | tool |.')
     names = [row.cells[0].strip() for row in context.table.rows]
     heading = context.table.headings[0].strip()
     if heading.lower() not in ("tool", "tools", "name"):
