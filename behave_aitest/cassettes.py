@@ -66,7 +66,7 @@ from . import __version__
 from .config import Config, ConfigError, is_scripted
 from .engine import TurnFailure
 from .llm import ModelReply, ToolRequest
-from .safetext import json_safe
+from .safetext import json_safe, plural
 from .redact import Redactor
 from .servers import ServerError, ToolOutcome, ToolSpec
 
@@ -199,11 +199,41 @@ def _pretty(value: Any) -> list[str]:
     return json.dumps(value, indent=2, ensure_ascii=False).splitlines()
 
 
+def marked_diff(old: Sequence[str], new: Sequence[str], old_label: str, new_label: str, context: int = 2) -> list[str]:
+    """A unified diff of two lists of lines in which a changed line that resembles its
+    replacement is followed by a ``?`` line marking the changed characters, as
+    :class:`difflib.Differ` does (``^`` changed, ``-`` removed, ``+`` added)::
+
+        -      "content": "What about tomorrow?"
+        +      "content": "What about tomorow?"
+        ?                                    -
+
+    Readable without colour, in a console, a JUnit file or a report."""
+    out = [f"--- {old_label}", f"+++ {new_label}"]
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    groups = list(matcher.get_grouped_opcodes(context))
+    if not groups:
+        return []
+    for group in groups:
+        (_, i1, _, j1, _), (_, _, i2, _, j2) = group[0], group[-1]
+        out.append(f"@@ -{i1 + 1},{i2 - i1} +{j1 + 1},{j2 - j1} @@")
+        for tag, a1, a2, b1, b2 in group:
+            if tag == "equal":
+                out += [f" {line}" for line in old[a1:a2]]
+            elif tag == "replace":
+                # Differ pairs each line with its most similar replacement and marks what changed.
+                out += [f"{line[0]}{line[2:]}".rstrip("\n") for line in difflib.Differ().compare(old[a1:a2], new[b1:b2])]
+            else:
+                out += [f"-{line}" for line in old[a1:a2]] + [f"+{line}" for line in new[b1:b2]]
+    return [line.rstrip() if line.startswith("?") else line for line in out]
+
+
 def request_diff(recorded: Mapping[str, Any], current: Mapping[str, Any], recorded_label: str, current_label: str, limit: int = 80) -> str:
-    """A unified diff of two normalised requests, as pretty JSON, at most ``limit`` lines."""
-    lines = list(difflib.unified_diff(_pretty(recorded), _pretty(current), recorded_label, current_label, n=2, lineterm=""))
+    """A diff of two normalised requests, as pretty JSON, changed characters marked (see
+    :func:`marked_diff`), at most ``limit`` lines."""
+    lines = marked_diff(_pretty(recorded), _pretty(current), recorded_label, current_label)
     if len(lines) > limit:
-        lines = lines[:limit] + [f"... ({len(lines) - limit} more diff lines)"]
+        lines = lines[:limit] + [f"... ({plural(len(lines) - limit, 'more diff line')})"]
     return "\n".join(lines)
 
 
@@ -626,7 +656,7 @@ class Cassette:
         total = len(self.interactions)
         head = (
             f"replay: model call {number} of this conversation matches no recorded request in cassette {self.display} "
-            f"({self._what()}; {len(self._used)} of {total} recorded calls used so far)."
+            f"({self._what()}; {len(self._used)} of {plural(total, 'recorded call')} used so far)."
         )
         if not self.interactions:
             return head + " The cassette holds no model calls. Re-record it with -D aitest.cassette=record."
@@ -863,7 +893,10 @@ class Cassette:
             )
         if self._loaded and not self._load_error and not self._missed and len(self._used) < len(self.interactions):
             unused = len(self.interactions) - len(self._used)
-            return f"cassette {self.display}: {unused} of {len(self.interactions)} recorded model calls were not replayed."
+            return (
+                f"cassette {self.display}: {unused} of {plural(len(self.interactions), 'recorded model call')} "
+                f"{'was' if unused == 1 else 'were'} not replayed."
+            )
         return None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .safetext import clip
+from .safetext import clip, plural
 
 if TYPE_CHECKING:
     from .records import ToolCall, Turn
@@ -129,7 +129,7 @@ def labelled(label: str, text: str, indent: str) -> list[str]:
     lines = text.split("\n")
     shown = [f"{indent}  {clip(line, CALL_LIMIT)}" for line in lines[:BLOCK_LINES]]
     if len(lines) > BLOCK_LINES:
-        shown.append(f"{indent}  … {len(lines) - BLOCK_LINES} more lines cut (the JSON report keeps the whole text)")
+        shown.append(f"{indent}  … {plural(len(lines) - BLOCK_LINES, 'more line')} cut (the JSON report keeps the whole text)")
     return [f"{indent}{label}:", *shown]
 
 

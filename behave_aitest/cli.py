@@ -101,7 +101,7 @@ def _merge(args: argparse.Namespace) -> int:
     except _SHAPE_ERRORS as exc:
         raise _malformed(args.inputs, exc) from None
     if args.output != "-":
-        print(f"{args.output}: merged {len(args.inputs)} reports, {_summary(doc)}", file=sys.stderr)
+        print(f"{args.output}: merged {len(args.inputs)} report{'s' * (len(args.inputs) != 1)}, {_summary(doc)}", file=sys.stderr)
     short = coverage.gate_message(doc.get("coverage"))  # the shards' gate, applied to the whole run
     if short:
         print(f"behave-aitest: {short}", file=sys.stderr)
@@ -153,7 +153,9 @@ def _baseline(doc: dict[str, Any], path: str | None) -> None:
 def _summary(doc: dict[str, Any]) -> str:
     t = doc["totals"]
     partial = " (partial)" if doc.get("partial") else ""
-    return f"{t['scenarios']} scenarios: {t['passed']} passed, {t['failed']} failed, {t['error']} errors{partial}"
+    from .safetext import plural
+
+    return f"{plural(t['scenarios'], 'scenario')}: {t['passed']} passed, {t['failed']} failed, {plural(t['error'], 'error')}{partial}"
 
 
 def add_report_commands(subparsers: Any) -> None:

@@ -326,6 +326,8 @@ USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {"config": _str, **RUN_KEYS, "s
 # is loaded in this run.
 REPORT_OPTIONS = ("title", "json", "max_text")
 EXTENSION_KEYS: set[str] = {f"report_{name}" for name in REPORT_OPTIONS}
+# Issue 18 (the report's title): -D aitest.title=... names the report, like -D aitest.report_title.
+EXTENSION_KEYS.add("title")
 
 
 def _suggest(key: str, known: Mapping[str, Any] | set[str]) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from .doubles import DELAY, Doubles, answer, delayed
 from .llm import ModelError, ModelReply, ToolRequest, auth_message, is_auth_error, is_retryable, missing_keys, retry_after
 from .records import ModelCall, ToolCall, Turn
+from .safetext import plural
 from .servers import ServerConnection, ServerError, ToolSpec, first_leaf
 
 Completer = Callable[..., Awaitable[ModelReply]]
@@ -534,5 +535,5 @@ async def _loop(
             turn.response = reply.content
     raise TurnFailure(
         "max_turns",
-        f"the agent was still calling tools after {settings.max_turns} model calls (max_turns = {settings.max_turns}).",
+        f"the agent was still calling tools after {plural(settings.max_turns, 'model call')} (max_turns = {settings.max_turns}).",
     )

@@ -86,6 +86,24 @@ def _flag(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() not in ("0", "false", "no", "off", "")
 
 
+def default_title(runtime: Any = None) -> str:
+    """The report's title when none is given: the ``[project] name`` of the pyproject.toml the
+    run's configuration came from (else of the working directory), or "behave-aitest report"."""
+    config_path = getattr(getattr(runtime, "config", None), "path", None)
+    candidates = [Path(config_path)] if config_path and Path(config_path).name == "pyproject.toml" else []
+    candidates.append(Path.cwd() / "pyproject.toml")
+    for path in candidates:
+        try:
+            from .config import tomllib
+
+            name = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {}).get("name")
+        except Exception:  # no file, or one that is not TOML: the config loader says so elsewhere
+            continue
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    return "behave-aitest report"
+
+
 class ReportFormatter(Formatter):  # type: ignore[misc]
     """The shared collector: keeps the features, builds the document once at the end."""
 
@@ -147,6 +165,9 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
             if collecting:
                 gc.enable()
 
+    def _userdata(self) -> Mapping[str, Any]:
+        return getattr(self.config, "userdata", None) or {}
+
     def _option(self, name: str, default: Any = None) -> Any:
         return option(getattr(self.config, "userdata", None) or {}, name, default)
 
@@ -191,7 +212,7 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
             dry_run=bool(getattr(self.config, "dry_run", False)),
             started_at=self.started,
             finished_at=time.time(),
-            title=self._option("title") or f"{Path.cwd().name}: behave-aitest report",
+            title=self._option("title") or self._userdata().get("aitest.title") or default_title(runtime),
             partial_reasons=reasons,
             hook_errors=getattr(self.config, "aitest_hook_errors", []) or [],
             redactor=Redactor.from_environment(getattr(runtime, "config", None)),

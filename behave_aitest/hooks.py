@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import Config, ConfigError, is_scripted, load_config, unknown_name
-from . import repeats
+from . import reasons, repeats
 from .safetext import quiet_http_logs
 from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
 
@@ -114,6 +114,7 @@ def _close(context: Any, runtime: Runtime) -> None:
 def before_all(context: Any) -> None:
     """Load and check the configuration, start the event loop, expand per-model flows."""
     context.config.setup_logging()  # what behave's default before_all does
+    reasons.install(getattr(context, "_runner", None))  # a step error's reason first, a traceback only for a bug
     quiet_http_logs()  # their request lines quote URLs with passwords and tokens
     config = load_config(context.config.userdata, for_run=True)  # servers checked once, before any scenario
     if config.shard is not None and not getattr(context.config, "aitest_worker", False):

@@ -213,6 +213,7 @@ class ScenarioRecord:
     # the tools the agent was offered (after allowed_tools): {server: {tool: [schema parameters]}};
     # the tool-coverage denominator (behave_aitest.coverage)
     tools_offered: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    skip_reason: str | None = None  # not run: an earlier turn of its @session errored (issue 18)
 
 
 @dataclass

@@ -24,9 +24,9 @@ from importlib import resources
 from typing import Any
 
 from . import safetext
+from .safetext import plural
 from .report import DEFAULT_MAX_TEXT, Doc, base_title, clip_texts, matrix
 
-STATUS_ICON = {"passed": "✓", "failed": "✗", "error": "⚠", "skipped": "⏭", "untested": "○"}
 MD_ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "untested": "⚪"}
 
 
@@ -72,6 +72,27 @@ def percent(rate: Any) -> str:
     return "–" if rate is None else f"{rate * 100:.0f}%"
 
 
+def is_scripted(model: Any) -> bool:
+    """The built-in scripted model, or one of its named variants (``scripted/<name>``)."""
+    text = str(model or "")
+    return text == "scripted" or text.startswith("scripted/") or text == "openai/scripted"
+
+
+def scripted_answers(doc: Doc) -> str | None:
+    """"live" when the answers of the run came from the scripted model itself ("some" when
+    other models answered too), "replayed" when they were replayed from cassettes recorded
+    against it (and no LLM answered), else None: the report's banner says they are no LLM's."""
+    calls = [c for f in doc["features"] for s in f["scenarios"] for t in s["turns"] for c in t.get("model_calls", [])]
+    live = [c for c in calls if not c.get("replayed")]
+    if any(is_scripted(c.get("model")) for c in live):
+        return "live" if all(is_scripted(c.get("model")) for c in live) else "some"
+    cassettes = [x for f in doc["features"] for x in [f.get("cassette"), *(s.get("cassette") for s in f["scenarios"])] if x]
+    replayed = [x for x in cassettes if x.get("mode") == "replay" and x.get("recorded_at")]
+    if replayed and all(x.get("recorded_scripted") for x in replayed) and not any(not c.get("replayed") for c in calls):
+        return "replayed"
+    return None
+
+
 # --------------------------------------------------------------------------- HTML
 
 
@@ -92,8 +113,7 @@ def _environment() -> Any:
     from jinja2 import Environment, StrictUndefined
 
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(cost=cost, tokens=tokens, seconds=seconds, percent=percent, money=money)
-    env.globals.update(icon=STATUS_ICON)
+    env.filters.update(cost=cost, tokens=tokens, seconds=seconds, percent=percent, money=money, plural=plural)
     return env.from_string(_resource("report.html.j2"))
 
 
@@ -134,22 +154,26 @@ def html(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
         data=Markup(safe_json(doc)),
         csp=csp,
         status=overall(doc),
+        scripted=scripted_answers(doc),
     )
     return page
 
 
 def overall(doc: Doc) -> dict[str, Any]:
-    """The verdict shown first: a badge text and its tone."""
+    """The verdict shown first: a badge text and its tone (the HTML puts an icon before it,
+    the Markdown an emoji)."""
     t = doc["totals"]
     bad = t["failed"] + t["error"]
     if doc["runs"] and all(r.get("dry_run") for r in doc["runs"]):
-        return {"tone": "neutral", "text": f"Dry run: {t['scenarios']} scenarios, none executed"}
+        return {"tone": "neutral", "text": f"Dry run: {plural(t['scenarios'], 'scenario')}, none executed"}
     if bad:
-        parts = [f"{t['failed']} failed" if t["failed"] else "", f"{t['error']} errors" if t["error"] else ""]
-        return {"tone": "bad", "text": f"✗ {' · '.join(p for p in parts if p)} of {t['scenarios']}"}
+        parts = [f"{t['failed']} failed" if t["failed"] else "", plural(t["error"], "error") if t["error"] else ""]
+        return {"tone": "bad", "text": f"{' · '.join(p for p in parts if p)} of {plural(t['scenarios'], 'scenario')}"}
     if t["passed"] == 0:
         return {"tone": "neutral", "text": "No scenario passed or failed"}
-    return {"tone": "good", "text": f"✓ All {t['passed']} passed" if not t["skipped"] else f"✓ {t['passed']} passed, {t['skipped']} skipped"}
+    if not t["skipped"]:
+        return {"tone": "good", "text": "Passed" if t["passed"] == 1 else f"All {t['passed']} passed"}
+    return {"tone": "good", "text": f"{t['passed']} passed, {t['skipped']} skipped"}
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -208,6 +232,10 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
     if doc.get("partial"):
         summary += " · ⚠️ **partial report**: " + md("; ".join(doc["partial_reasons"]))
     lines += [summary, ""]
+    scripted = scripted_answers(doc)
+    if scripted:
+        what = {"replayed": "The answers are replayed from cassettes recorded against", "some": "Some answers come from"}.get(scripted, "The answers come from")
+        lines += [f"ℹ️ {what} behave-aitest's built-in **scripted model**, not an LLM.", ""]
     lines += [
         "| Scenarios | ✅ Passed | ❌ Failed | ⚠️ Errors | ⏭️ Skipped | LLM calls | Tokens in / out | Cost | Tool calls (errors) | Wall time |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -217,11 +245,11 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
         "",
     ]
     if t["unknown_cost_calls"]:
-        lines += [f"⚠️ {t['unknown_cost_calls']} model calls have no known price: the cost is a lower bound (add `[tool.behave_aitest.prices]`).", ""]
+        lines += [f"⚠️ {plural(t['unknown_cost_calls'], 'model call')} {'has' if t['unknown_cost_calls'] == 1 else 'have'} no known price: the cost is a lower bound (add `[tool.behave_aitest.prices]`).", ""]
     if t.get("replayed_calls"):
         lines += [
-            f"⏯️ {t['replayed_calls']} model calls replayed from cassettes: no model was called "
-            f"(they cost {money(t.get('recorded_cost_usd') or 0.0)} when recorded).",
+            f"⏯️ {plural(t['replayed_calls'], 'model call')} replayed from cassettes: no model was called "
+            f"({'it' if t['replayed_calls'] == 1 else 'they'} cost {money(t.get('recorded_cost_usd') or 0.0)} when recorded).",
             "",
         ]
     if t.get("simulator_calls"):
@@ -237,7 +265,7 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
     if run.get("config_file"):
         meta.append(f"config {code(run['config_file'])}")
     if len(doc["runs"]) > 1:
-        meta.append(f"{len(doc['runs'])} runs merged")
+        meta.append(f"{plural(len(doc['runs']), 'run')} merged")
     if meta:
         lines += [" · ".join(meta), ""]
     for error in [e for r in doc["runs"] for e in r.get("hook_errors", []) + r.get("models_below_gate", [])]:
@@ -265,15 +293,19 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
             if message:
                 cut = message.splitlines()
                 if len(cut) > MAX_MD_MESSAGE_LINES:
-                    cut = cut[:MAX_MD_MESSAGE_LINES] + [f"… ({len(message.splitlines()) - MAX_MD_MESSAGE_LINES} more lines in the HTML report)"]
+                    cut = cut[:MAX_MD_MESSAGE_LINES] + [f"… ({plural(len(message.splitlines()) - MAX_MD_MESSAGE_LINES, 'more line')} in the HTML report)"]
                 lines += [fenced("\n".join(cut)), ""]
         if len(failures) > MAX_MD_FAILURES:
-            lines += [f"… and {len(failures) - MAX_MD_FAILURES} more failures: see the HTML report.", ""]
+            lines += [f"… and {plural(len(failures) - MAX_MD_FAILURES, 'more failure')}: see the HTML report.", ""]
     lines += coverage_markdown(doc.get("coverage"))
     baseline = doc.get("baseline")  # -D aitest.baseline (behave_aitest.diff)
     if isinstance(baseline, Mapping):
         said = baseline.get("error") or baseline.get("headline")
         lines += [f"Compared with the baseline {code(baseline.get('file'))}: {md(said)}", ""]
+    broken = [(f, s) for f in doc["features"] for s in f["scenarios"] if s.get("skip_reason")]
+    if broken:  # scenarios of a @session skipped after an earlier turn's error
+        lines += [f"## Skipped after a session broke ({len(broken)})", ""]
+        lines += [f"- {md(f['name'])} › {md(s['name'])}: {md(s['skip_reason'])}" for f, s in broken] + [""]
     warnings = [(f, w) for f in doc["features"] for w in f.get("warnings", [])]
     if warnings:
         lines += ["## Warnings", ""] + [f"- {md(f['name'])}: {md(w)}" for f, w in warnings] + [""]

@@ -448,6 +448,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "stats": _round(stats),
         "direct_calls": [tool_call_dict(c) for c in direct_calls],
         "simulations": simulations,  # its simulated users (docs/simulated-user.md)
+        "skip_reason": getattr(record, "skip_reason", None),  # a @session broken by an earlier turn's error
     }
 
 

@@ -142,6 +142,7 @@ class LiveConversation:
     doubles: Doubles = field(default_factory=Doubles)  # tool doubles of the current scenario only
     elicitation: Any = None  # elicitation.ElicitationPlan: how the user answers servers' questions
     attachments: list[str] = field(default_factory=list)  # resources for the next user message (texts)
+    broken: str | None = None  # a @session whose turn errored: why its later scenarios are skipped
 
 
 class Runtime:
@@ -251,6 +252,9 @@ class Runtime:
 
     def begin_scenario(self, scenario: Any) -> None:
         feature_model = getattr(scenario.feature, "aitest_model", None)
+        if self.session is not None and self.session.broken:
+            self._skip_broken_session(scenario, self.session)
+            return
         if self.session is not None:
             live = self.session
             warnings = self._session_gaps(scenario)
@@ -274,6 +278,34 @@ class Runtime:
         self.current_scenario = scenario
         for warning in warnings:
             print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
+
+    # ----------------------------------------------------------------- a broken @session (issue 18)
+
+    def break_session(self, why: str) -> None:
+        """A turn of the running @session errored (timeout, model or server error, cassette
+        miss): its later scenarios would each fail for that one reason, so they are skipped,
+        each saying where the session broke. A failed assertion does not break it."""
+        session, scenario, step = self.session, self.current_scenario, self.current_step
+        if session is None or session.broken or self.current is not session:
+            return
+        where = f"scenario {scenario.name!r} ({scenario.location})" if scenario is not None else "an earlier scenario"
+        at = f", step '{step.keyword} {step.name}'" if step is not None else ""
+        session.broken = f"the @session broke in {where}{at}: {why}."
+
+    def _skip_broken_session(self, scenario: Any, session: LiveConversation) -> None:
+        """Skip a scenario of a broken session (behave's own skip: its steps show as skipped),
+        keep why on its record, and say it where the console shows it."""
+        reason = f"Skipped: {session.broken} The rest of the session needs that conversation; fix that scenario first."
+        record = ScenarioRecord(conversation_id=session.record.id, history_at_start=len(session.record.messages),
+                                agent=session.agent.name, skip_reason=reason)
+        scenario.aitest = record
+        self.current, self.current_scenario = None, scenario
+        scenario.skip(reason=None)  # behave logs a given reason only as a (captured) warning
+        scenario.skip_reason = reason
+        line = f"behave-aitest: {scenario.name!r} ({scenario.location}) {reason[0].lower()}{reason[1:]}"
+        print(line, flush=True)  # captured (the default): JUnit's system-out of the scenario shows it
+        if sys.stdout is not sys.__stdout__ and sys.__stderr__ is not None:  # captured: the console still says it
+            print(line, file=sys.__stderr__, flush=True)
 
     def end_scenario(self, scenario: Any) -> None:
         """End the scenario's conversation and stop its servers, also when its cassette cannot

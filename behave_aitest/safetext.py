@@ -113,3 +113,11 @@ def dumps(value: Any) -> str:
     except ValueError:  # a NaN or an infinity somewhere: unknown, written as null
         text = json.dumps(json_safe(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def plural(n: Any, word: str, many: str | None = None) -> str:
+    """``n`` and the word, in the singular for exactly one: "1 feature", "2 features",
+    "1 retry", "3 retries" (``many`` for an irregular plural). The one rule for every count
+    our messages, the HTML report (its ``plural`` filter) and the Markdown show."""
+    count = int(n or 0)
+    return f"{count} {word if count == 1 else (many or word + 's')}"

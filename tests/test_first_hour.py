@@ -196,3 +196,192 @@ def test_a_long_result_is_cut_with_a_note() -> None:
     assert "more lines cut (the JSON report keeps the whole text)" in text, text
     assert len(text.splitlines()) < 50, text
     assert "  response: (none)" in text
+
+
+# --------------------------------------------------------------------------- errors that read as reasons; a broken session
+
+USER_STEPS = '''
+from behave import then
+
+@then("my own step has a bug")
+def step_bug(context):
+    {}["missing"]
+'''
+
+ERRORS = """\
+Feature: Errors
+  Scenario: model error
+    When the user says "credentials please"
+  Scenario: server error
+    Given the MCP server "missing"
+    When the user says "hello"
+  Scenario: judge error
+    When the user says "judge me"
+    Then the response satisfies "is polite"
+  Scenario: step used wrongly
+    When the user says:
+  Scenario: a bug in my own step
+    When the user says "hello"
+    Then my own step has a bug
+"""
+
+SESSION = """\
+@session @model:openai/model-a @model:openai/model-b
+Feature: Chat
+  Scenario: one
+    When the user says "one"
+  Scenario: two
+    When the user says "two"
+    Then the response mentions "two"
+  Scenario: three
+    When the user says "three"
+  Scenario: four
+    When the user says "four"
+"""
+
+# scenario -> the message its first failure starts with
+REASONS = {
+    "model error": "The agent did not finish the turn (model error): AuthenticationError",
+    "server error": "MCP server 'missing': command not found: 'no-such-program-xyz'",
+    "judge error": "The judge could not give a verdict: the judge model 'openai/judge-model' could not be reached",
+    "step used wrongly": '"When the user says:" needs a doc string ("""...""") below it.',
+}
+
+
+def _errors_brain(request: dict) -> dict:
+    text = str(request["messages"][-1].get("content") or "")
+    if request["model"] == "judge-model":
+        return {"status": 503}
+    if "credentials" in text:
+        return {"status": 401, "message": "Missing credentials. Please pass an api_key."}
+    if request["model"] == "model-b" and text == "two":
+        return {"status": 401, "message": "Missing credentials. Please pass an api_key."}
+    if request["model"] == "model-a" and text == "two":
+        return {"content": "something else"}  # a failed Then: the session goes on
+    return {"content": f"ok: {text}"}
+
+
+def test_errors_read_as_reasons_and_a_broken_session_skips_the_rest(project: Project) -> None:
+    """One run: each kind of step error shows our message first and alone in the console,
+    JUnit, the JSON/HTML/Markdown reports; a bug in the project's own step shows its message,
+    then a traceback of its own code. A @session flow whose turn errors skips its remaining
+    scenarios, each saying where it broke; a failed Then does not break the other flow."""
+    with FakeOpenAI(brain=_errors_brain) as server:
+        project.config(
+            llm_config(server, retries=0, judge_model="openai/judge-model")
+            + '[tool.behave_aitest.servers.missing]\ncommand = ["no-such-program-xyz"]\n'
+        )
+        project.feature("errors.feature", ERRORS)
+        project.feature("session.feature", SESSION)
+        (project.root / "features" / "steps" / "mine.py").write_text(USER_STEPS, encoding="utf-8")
+        result = project.run(
+            "-f", "behave_aitest.formatter:HTMLFormatter", "-o", "reports/r.html",
+            "-f", "behave_aitest.formatter:MarkdownFormatter", "-o", "reports/r.md",
+            "-f", "plain", "--junit", "--junit-directory", "junit",
+        )
+    out = result.output
+    assert result.returncode == 1, out
+    # Console: behave prints a step's error_message right under the step line.
+    for name, reason in REASONS.items():
+        block = out.split(f"  Scenario: {name}\n")[1].split("  Scenario: ")[0]
+        message = block.split(" ... error in ")[1].split("\n", 1)[1]
+        assert message.startswith(reason), (name, block)
+    assert out.count("Traceback") == 1, out
+    bug = out.split("  Scenario: a bug in my own step\n")[1].split("  Scenario: ")[0]
+    message = bug.split("Then my own step has a bug ... error in ")[1].split("\n", 1)[1]
+    assert message.startswith("KeyError: 'missing'\n\nTraceback (most recent call last)"), bug
+    assert 'features/steps/mine.py", line 6, in step_bug' in message and "behave/model.py" not in message, bug
+
+    doc = json.loads((project.root / "reports" / "r.json").read_text(encoding="utf-8"))
+    scenarios = {(f["name"], s["name"]): s for f in doc["features"] for s in f["scenarios"]}
+    for name, reason in REASONS.items():
+        assert scenarios[("Errors", name)]["first_failure"]["message"].startswith(reason), name
+    assert scenarios[("Errors", "a bug in my own step")]["first_failure"]["message"].startswith("KeyError: 'missing'\n\nTraceback")
+    page = (project.root / "reports" / "r.html").read_text(encoding="utf-8")
+    assert page.count('<pre class="fail-msg">The agent did not finish the turn (model error)') == 2  # errors + model-b's session
+    assert "Traceback" not in page.split('id="aitest-data"')[0].split("a bug in my own step")[0]
+    markdown = (project.root / "reports" / "r.md").read_text(encoding="utf-8")
+    for reason in REASONS.values():
+        assert f"```text\n{reason}" in markdown, reason
+    junit = (project.root / "junit" / "TESTS-errors.xml").read_text(encoding="utf-8")
+    assert junit.count("Traceback") == 1 and "Location: features/errors.feature:3\nThe agent did not finish the turn (model error)" in junit
+
+    # The session: model-b's turn "two" errored, so "three" and "four" are skipped, saying where.
+    b = {name: scenarios[("Chat [openai/model-b]", name)] for name in ("one", "two", "three", "four")}
+    assert [s["status"] for s in b.values()] == ["passed", "error", "skipped", "skipped"]
+    where = "the @session broke in scenario 'two' (features/session.feature:5), step 'When the user says \"two\"': the turn did not finish (model error)."
+    for name in ("three", "four"):
+        assert b[name]["skip_reason"].startswith(f"Skipped: {where}"), b[name]
+        assert f"'{name}' (features/session.feature:" in out and f"skipped: {where}" in out
+    assert [s["status"] for s in (scenarios[("Chat [openai/model-a]", n)] for n in ("one", "two", "three", "four"))] == [
+        "passed", "failed", "passed", "passed"
+    ]
+    shown = page.split('id="aitest-data"')[0]
+    assert shown.count(f'</svg> Skipped: {where.replace(chr(39), "&#39;").replace(chr(34), "&#34;")}') == 2
+    assert "## Skipped after a session broke (2)" in markdown
+    flow_b = (project.root / "junit" / "TESTS-session.openai-model-b.xml").read_text(encoding="utf-8")
+    assert flow_b.split('name="three"')[1].split("</testcase>")[0].count(where) == 1
+
+
+def test_a_cassette_miss_reads_as_a_reason_marks_the_changed_characters_and_skips_the_rest_of_the_session_in_parallel(tmp_path: Path) -> None:
+    """The example project, replayed from its cassettes with `-j 2`, one user message changed
+    by a letter: the miss is the scenario's one-paragraph reason with the changed character
+    marked, and the session's last scenario is skipped, saying where it broke, after the replay
+    in the parent."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import example_project
+
+    root = example_project(tmp_path)
+    feature = root / "features" / "weather_chat.feature"
+    feature.write_text(feature.read_text(encoding="utf-8").replace("What about tomorrow?", "What about tomorow?"), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "behave", "--no-color", "-j", "2", "-D", "aitest.cassette=replay", "-D", "aitest.title=Weather & bank",
+         "--junit", "--junit-directory", "junit"],
+        cwd=root, capture_output=True, text=True, encoding="utf-8", timeout=300, env=env,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "Traceback" not in out, out
+    assert "    The agent did not finish the turn (cassette): replay: model call 3 of this conversation matches no recorded request" in out
+    doc = json.loads((root / "reports" / "aitest.json").read_text(encoding="utf-8"))
+    assert doc["title"] == "Weather & bank"  # -D aitest.title beats [project] name
+    page = (root / "reports" / "aitest.html").read_text(encoding="utf-8")
+    assert "<h1>Weather &amp; bank</h1>" in page and "Replayed answers of the scripted model, not of an LLM." in page
+    weather = next(f for f in doc["features"] if f["name"].startswith("Weather chat"))
+    statuses = {s["name"]: s["status"] for s in weather["scenarios"]}
+    assert statuses == {"Current weather": "passed", "Tomorrow": "error", "Umbrella": "skipped"}, statuses
+    umbrella = weather["scenarios"][2]
+    assert umbrella["skip_reason"].startswith("Skipped: the @session broke in scenario 'Tomorrow' (features/weather_chat.feature:16)")
+    assert "the turn did not finish (cassette)" in umbrella["skip_reason"]
+    message = weather["scenarios"][1]["first_failure"]["message"]
+    assert message.startswith("The agent did not finish the turn (cassette): replay: model call 3 of this conversation"), message
+    assert '-      "content": "What about tomorrow?"\n?                                  -\n+      "content": "What about tomorow?"\n' in message, message
+    assert "'Umbrella' (features/weather_chat.feature:23) skipped: the @session broke in scenario 'Tomorrow'" in out
+    junit = (root / "junit" / "TESTS-weather_chat.xml").read_text(encoding="utf-8")
+    assert "skipped: the @session broke in scenario 'Tomorrow'" in junit.split('name="Umbrella"')[1]
+
+
+def test_the_miss_diff_marks_changed_characters_and_leaves_unlike_lines_whole() -> None:
+    from behave_aitest.cassettes import marked_diff
+
+    old = ['{', '  "a": "You are a careful banking assistant.",', '  "b": 1', '}']
+    new = ['{', '  "a": "You are a terse banking assistant.",', '  "b": 1,', '  "c": "completely new"', '}']
+    lines = marked_diff(old, new, "recorded", "this run")
+    assert lines[:3] == ["--- recorded", "+++ this run", "@@ -1,4 +1,5 @@"]
+    assert lines[3:] == [
+        " {",
+        '-  "a": "You are a careful banking assistant.",',
+        "?                  ^^  ---",
+        '+  "a": "You are a terse banking assistant.",',
+        "?                  ^^ +",
+        '-  "b": 1',
+        '+  "b": 1,',
+        "?        +",
+        '+  "c": "completely new"',
+        " }",
+    ]
+    assert marked_diff(old, old, "a", "b") == []

@@ -123,7 +123,7 @@ def test_budgets_pass_and_fail(project: Project, fake_llm: FakeOpenAI) -> None:
         ("Then the conversation cost less than $0.0001", "The conversation cost $0.000750, not less than $0.0001."),
         ("Then the turn used fewer than 2000 tokens", "The turn used 2000 tokens, not fewer than 2000."),
         ("Then the turn took less than 0.000001 seconds", "not less than 1e-06 s."),
-        ("Then the agent needed at most 0 model calls", "The agent needed 1 model calls, more than 0."),
+        ("Then the agent needed at most 0 model calls", "The agent needed 1 model call, more than 0."),
     )
     scenarios = ""
     for i, (step, _) in enumerate(failing):

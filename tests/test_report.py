@@ -177,7 +177,7 @@ def test_showcase_shards_give_html_json_markdown_and_merge_into_one_report(proje
     assert "<strong>Then the agent called tool &#34;transfer&#34;</strong>" in html
     assert "Expected the agent to call tool &#39;transfer&#39;" in html
     assert "6 calls of unknown price" in html
-    assert "🔗" in html and "→ 4 msgs →" in html and "→ 8 msgs →" in html
+    assert '<use href="#i-session"/>' in html and "→ 4 msgs →" in html and "→ 8 msgs →" in html
 
     # Escaping: the markup is data, never markup, in every format.
     for page in (html, (reports / "bank.html").read_text(encoding="utf-8")):

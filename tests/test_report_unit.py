@@ -127,7 +127,7 @@ def test_session_warnings_show_on_the_container() -> None:
     feature.scenarios[1].aitest.warnings.append(warning)
     doc = build(feature)
     assert doc["features"][0]["warnings"] == [warning] and doc["features"][0]["scenarios"][1]["warnings"] == [warning]
-    assert "⚠ Scenario &#39;Transfer&#39; runs without the earlier scenarios" in render.html(doc)
+    assert '<title>warning</title><use href="#i-error"/></svg> Scenario &#39;Transfer&#39; runs without the earlier scenarios' in render.html(doc)
     assert "## Warnings" in render.markdown(doc)
 
 

@@ -41,8 +41,18 @@ def _redacting(step: Callable[..., None]) -> Callable[..., None]:
             from ..safetext import message  # escaped (no ANSI, no CI commands, valid XML) and capped
             from ..servers import first_leaf
 
+            from ..reasons import MARK, install, is_reason
+
             redactor = getattr(getattr(context, "aitest", None), "redactor", None) or Redactor.from_environment()
-            raise _redacted(first_leaf(exc), lambda text: message(redactor.text(text))) from None
+            leaf = first_leaf(exc)
+            fresh = _redacted(leaf, lambda text: message(redactor.text(text)))
+            reason = isinstance(leaf, AssertionError) or is_reason(leaf)
+            setattr(fresh, MARK, reason)
+            install(getattr(context, "_runner", None))  # also when the project's hooks are missing
+            if reason:
+                raise fresh from None
+            # A bug: the reader needs where it happened (frames only; the message is redacted).
+            raise fresh.with_traceback(leaf.__traceback__) from None
 
     return run
 
@@ -84,6 +94,11 @@ def _registering(register: Callable[[str], Callable[..., Any]]) -> Callable[[str
 given, when, then = _registering(behave.given), _registering(behave.when), _registering(behave.then)
 
 
+class StepUsageError(ValueError):
+    """A step written wrongly in the feature file (a missing table or doc string, a bad pattern
+    or amount): a step error whose message says what to write instead."""
+
+
 class AgentError(Exception):
     """The agent could not complete the turn (model or server trouble): a step error, not a verdict."""
 
@@ -116,4 +131,4 @@ def regex(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern, re.IGNORECASE | re.DOTALL)
     except re.error as exc:
-        raise ValueError(f"Not a valid regular expression {pattern!r}: {exc}.") from None
+        raise StepUsageError(f"Not a valid regular expression {pattern!r}: {exc}.") from None

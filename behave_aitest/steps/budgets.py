@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .base import fail, then, turns_of
+from .base import StepUsageError, fail, then, turns_of
 
 if TYPE_CHECKING:
     from ..records import Turn
@@ -24,7 +24,7 @@ def _dollars(text: str) -> float:
     try:
         return float(text.strip().lstrip("$").replace(",", ""))
     except ValueError:
-        raise ValueError(f"Not an amount of dollars: {text!r} (write e.g. $0.01).") from None
+        raise StepUsageError(f"Not an amount of dollars: {text!r} (write e.g. $0.01).") from None
 
 
 def _known_cost(turns: Sequence[Turn], what: str) -> float:
@@ -91,4 +91,6 @@ def step_model_calls(context: Any, count: int) -> None:
     turns, what = turns_of(context, False)
     used = sum(len(t.model_calls) for t in turns)
     if used > count:
-        fail(f"The agent needed {used} model calls, more than {count}.", turns, what)
+        from ..safetext import plural
+
+        fail(f"The agent needed {plural(used, 'model call')}, more than {count}.", turns, what)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import checks
-from .base import AgentError, given, live_of, runtime_of, when
+from .base import AgentError, StepUsageError, given, live_of, runtime_of, when
 
 __all__: list[str] = []
 
@@ -32,7 +32,7 @@ def step_model(context: Any, model: str) -> None:
 def step_system_prompt(context: Any) -> None:
     """Replace the agent's system prompt with the doc string below the step."""
     if not context.text:
-        raise ValueError('"Given the system prompt:" needs a doc string ("""...""") below it.')
+        raise StepUsageError('"Given the system prompt:" needs a doc string ("""...""") below it.')
     live_of(context).agent.system_prompt = context.text
 
 
@@ -79,6 +79,7 @@ def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = N
         turn = runtime.say(text, user_messages, simulated=simulated)
     except ServerError as exc:
         runtime.drop_dead_servers()
+        runtime.break_session("MCP server error")
         raise AgentError(str(exc)) from None
     if turn.error:
         runtime.drop_dead_servers()
@@ -87,6 +88,7 @@ def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = N
         message = f"The agent did not finish the turn ({label}): {detail}\n{checks.describe([turn])}"
         if kind in ("max_turns", "elicitation"):
             raise AssertionError(message)  # the agent misbehaved: a failure, not an error
+        runtime.break_session(f"the turn did not finish ({label})")
         raise AgentError(message)
     return turn
 
@@ -104,5 +106,5 @@ def step_user_says_text(context: Any) -> None:
     """Send the doc string below the step to the agent, like "When the user says", for long
     or multi-line messages."""
     if not context.text:
-        raise ValueError('"When the user says:" needs a doc string ("""...""") below it.')
+        raise StepUsageError('"When the user says:" needs a doc string ("""...""") below it.')
     _say(context, context.text)

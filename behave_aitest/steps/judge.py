@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import fail, live_of, runtime_of, then, turns_of
+from .base import StepUsageError, fail, live_of, runtime_of, then, turns_of
 
 __all__: list[str] = []
 
@@ -37,7 +37,7 @@ def _criteria_verdicts(context: Any, criteria: list[str], whole: bool) -> None:
     from .. import judge
 
     if not criteria:
-        raise ValueError("No criteria given: write one criterion per line.")
+        raise StepUsageError("No criteria given: write one criterion per line.")
     turns, what = turns_of(context, whole)
     evidence = judge.conversation_evidence(turns) if whole else turns[-1].response
     kind = "conversation" if whole else "response"
@@ -81,7 +81,7 @@ def step_score(context: Any, minimum: int, scale: int, criterion: str) -> None:
     from .. import judge
 
     if not 1 <= minimum <= scale:
-        raise ValueError(f"The minimum must be between 1 and {scale}.")
+        raise StepUsageError(f"The minimum must be between 1 and {scale}.")
     turns, _ = turns_of(context, False)
     (score, reason), _ = _judge(
         context, "score", [criterion],

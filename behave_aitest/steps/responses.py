@@ -71,4 +71,6 @@ def step_message_count(context: Any, count: int) -> None:
     actual = len(live.record.messages)
     if actual != count:
         roles = ", ".join(m.get("role", "?") for m in live.record.messages)
-        raise AssertionError(f"Expected {count} messages in the conversation, found {actual}: {roles}.")
+        from ..safetext import plural
+
+        raise AssertionError(f"Expected {plural(count, 'message')} in the conversation, found {actual}: {roles}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import checks
-from .base import fail, regex, then, turns_of
+from .base import StepUsageError, fail, regex, then, turns_of
 
 __all__: list[str] = []
 
@@ -75,11 +75,11 @@ def argument_checks(context: Any, step: str) -> list[checks.ArgumentCheck]:
     """The step's ``| argument | value |`` or ``| argument | check | value |`` table, checked
     before anything runs: a mistake in it is an error naming the row."""
     if context.table is None:
-        raise ValueError(f'"{step}" needs a table below it: | argument | value | or | argument | check | value |.')
+        raise StepUsageError(f'"{step}" needs a table below it: | argument | value | or | argument | check | value |.')
     try:
         return checks.parse_argument_table(context.table.headings, [r.cells for r in context.table.rows])
     except checks.TableError as exc:
-        raise ValueError(f'"{step}": {exc}') from None
+        raise StepUsageError(f'"{step}": {exc}') from None
 
 
 def _called_with(context: Any, name: str, whole: bool) -> None:
@@ -119,7 +119,7 @@ def step_called_with_conv(context: Any, name: str) -> None:
 
 def _names_from_table(context: Any, step: str) -> list[str]:
     if context.table is None:
-        raise ValueError(f'"{step}" needs a one-column table of tool names below it, e.g. | tool |.')
+        raise StepUsageError(f'"{step}" needs a one-column table of tool names below it, e.g. | tool |.')
     names = [row.cells[0].strip() for row in context.table.rows]
     heading = context.table.headings[0].strip()
     if heading.lower() not in ("tool", "tools", "name"):

@@ -4,8 +4,29 @@
 // Every piece of data goes into the page as text (textContent), never as markup.
 (function () {
   var DOC = JSON.parse(document.getElementById("aitest-data").textContent);
-  var ICON = {passed: "\u2713", failed: "\u2717", error: "\u26a0", skipped: "\u23ed", untested: "\u25cb"};
   var LONG = 400;
+  var SVG = "http://www.w3.org/2000/svg";
+
+  // An icon of the page's SVG sprite (no emoji: they need an emoji font); label: what it means.
+  function icon(name, label) {
+    var svg = document.createElementNS(SVG, "svg"), use = document.createElementNS(SVG, "use");
+    svg.setAttribute("class", "i i-" + name);
+    svg.setAttribute("viewBox", "0 0 16 16");
+    if (label) {
+      svg.setAttribute("role", "img");
+      svg.setAttribute("aria-label", label);
+      var title = document.createElementNS(SVG, "title");
+      title.textContent = label;
+      svg.appendChild(title);
+    } else svg.setAttribute("aria-hidden", "true");
+    use.setAttribute("href", "#i-" + name);
+    svg.appendChild(use);
+    return svg;
+  }
+  // "1 call", "2 calls": the same rule as the page's plural filter.
+  function plural(n, word, many) { n = n || 0; return n + " " + (n === 1 ? word : (many || word + "s")); }
+  // An element with a tooltip: every figure says what it is.
+  function tip(node, title) { node.title = title; return node; }
 
   function el(tag, cls, children) {
     var node = document.createElement(tag);
@@ -52,10 +73,10 @@
   // ------------------------------------------------------------------ conversation
   function toolCall(call) {
     var head = el("div", "tool-head", [
-      el("span", "tool-icon", ["\ud83d\udd27"]), " ", el("strong", null, [call.name || "(unknown tool)"]),
-      call.server ? el("span", "dim", [" \u00b7 " + call.server]) : null,
-      el("span", "dim", [" \u00b7 " + secs(call.duration_s)]),
-      call.is_error ? el("span", "err-badge", ["error"]) : null,
+      tip(el("span", "tool-icon", [icon("tool")]), "a tool call"), " ", tip(el("strong", null, [call.name || "(unknown tool)"]), "the tool the model called"),
+      call.server ? tip(el("span", "dim", [" \u00b7 " + call.server]), "the MCP server of the tool") : null,
+      tip(el("span", "dim", [" \u00b7 " + secs(call.duration_s)]), "time the tool took: " + secs(call.duration_s)),
+      call.is_error ? tip(el("span", "err-badge", ["error"]), "the tool call ended in an error; its text went back to the model") : null,
       doubleBadges(call)
     ]);
     var args = call.arguments === null || call.arguments === undefined ? (call.raw_arguments || "") : pretty(call.arguments);
@@ -69,9 +90,9 @@
   var HINTS = {readOnlyHint: "read-only", destructiveHint: "destructive", idempotentHint: "idempotent", openWorldHint: "open world"};
   function mcpBadges(call) {
     var badges = [], a = call.annotations || {};
-    if (call.title) badges.push(el("span", "dim", [" \u00b7 " + call.title]));
+    if (call.title) badges.push(tip(el("span", "dim", [" \u00b7 " + call.title]), "the tool's title, as its server gives it"));
     Object.keys(HINTS).forEach(function (k) {
-      if (a[k] === true) badges.push(el("span", "mcp-badge" + (k === "destructiveHint" ? " warn" : ""), [HINTS[k]]));
+      if (a[k] === true) badges.push(tip(el("span", "mcp-badge" + (k === "destructiveHint" ? " warn" : ""), [HINTS[k]]), "the server marks this tool as " + HINTS[k] + " (" + k + ", an MCP annotation)"));
     });
     return badges;
   }
@@ -108,30 +129,30 @@
   function doubleBadges(call) {
     var kinds = {returns: "doubled: returned by the test", fails: "doubled: failed by the test", delay: "doubled: delayed"};
     return el("span", null, [
-      call.doubled ? el("span", "tag doubled", [kinds[call.doubled] || "doubled"]) : null,
-      call.by_test ? el("span", "tag by-test", ["called by the test"]) : null
+      call.doubled ? tip(el("span", "tag doubled", [kinds[call.doubled] || "doubled"]), "a tool double set by a Given step of the scenario answered this call") : null,
+      call.by_test ? tip(el("span", "tag by-test", ["called by the test"]), "the test called this tool itself (a When step); the model did not ask for it and never saw it") : null
     ]);
   }
   function judge(j) {
     var items = (j.verdicts || []).map(function (v) {
-      return el("li", v.passed ? "c-passed" : "c-failed", [(v.passed ? "\u2713 " : "\u2717 ") + (v.criterion || "") + (v.reason ? " \u2014 " + v.reason : "")]);
+      return el("li", v.passed ? "c-passed" : "c-failed", [icon(v.passed ? "passed" : "failed", v.passed ? "met" : "not met"), " " + (v.criterion || "") + (v.reason ? " \u2014 " + v.reason : "")]);
     });
     return el("div", "judge", [
-      el("div", "tool-head", ["\u2696 judge (" + (j.kind || "") + ", " + (j.model || "") + ")", j.score !== null && j.score !== undefined ? " score " + j.score : "", j.error ? el("span", "err-badge", [j.error]) : null]),
+      el("div", "tool-head", [tip(el("span", null, [icon("judge"), " judge (" + (j.kind || "") + ", " + (j.model || "") + ")"]), "a verdict of the judge model on the " + (j.kind || "answer")), j.score !== null && j.score !== undefined ? tip(el("span", null, [" score " + j.score]), "the judge's score") : "", j.error ? tip(el("span", "err-badge", [j.error]), "the judge could not give a verdict") : null]),
       items.length ? el("ul", null, items) : null
     ]);
   }
   function turn(t) {
     var s = t.stats || {};
     var head = el("div", "turn-head", [
-      el("strong", null, ["Turn " + (t.index + 1)]),
-      el("span", null, [t.model ? " \u00b7 " + t.model : ""]),
-      el("span", "dim", [" \u00b7 \u21b3 " + t.history_before + " messages before"]),
-      el("span", null, [" \u00b7 " + s.model_calls + " LLM call" + (s.model_calls === 1 ? "" : "s") + (s.retries ? " (" + s.retries + " retries)" : "")]),
-      el("span", null, [" \u00b7 " + num(s.input_tokens) + " in / " + num(s.output_tokens) + " out tokens"]),
-      el("span", s.unknown_cost_calls ? "flag" : null, [" \u00b7 " + cost(s)]),
-      el("span", null, [" \u00b7 latency " + secs(s.latency_s) + " / " + secs(t.duration_s)]),
-      s.replayed_calls ? el("span", "tag", ["replayed"]) : null
+      tip(el("strong", null, ["Turn " + (t.index + 1)]), "user message " + (t.index + 1) + " of the conversation"),
+      tip(el("span", null, [t.model ? " \u00b7 " + t.model : ""]), "the model of this turn"),
+      tip(el("span", "dim", [" \u00b7 \u21b3 " + plural(t.history_before, "message") + " before"]), plural(t.history_before, "message") + " of history sent with this turn"),
+      tip(el("span", null, [" \u00b7 " + plural(s.model_calls, "LLM call") + (s.retries ? " (" + plural(s.retries, "retry", "retries") + ")" : "")]), "requests to the model in this turn" + (s.retries ? ", and extra attempts after errors" : "")),
+      tip(el("span", null, [" \u00b7 " + num(s.input_tokens) + " in / " + num(s.output_tokens) + " out tokens"]), "tokens sent to the model / generated by it"),
+      tip(el("span", s.unknown_cost_calls ? "flag" : null, [" \u00b7 " + cost(s)]), "cost of this turn's model calls"),
+      tip(el("span", null, [" \u00b7 latency " + secs(s.latency_s) + " / " + secs(t.duration_s)]), "latency " + secs(s.latency_s) + " / " + secs(t.duration_s) + ": time waiting for the model / the whole turn (model, tools and the rest)"),
+      s.replayed_calls ? tip(el("span", "tag", ["replayed"]), "answered from a cassette: no model was called") : null
     ]);
     var chat = el("div", "chat");
     (t.timeline || []).forEach(function (item) {
@@ -169,23 +190,23 @@
   }
   function body(s) {
     var out = document.createDocumentFragment();
-    var meta = [el("span", "loc", [s.location])];
-    if (s.agent) meta.push(el("span", null, ["agent " + s.agent]));
-    if (s.model) meta.push(el("code", "model", [s.model]));
-    if (s.history_at_start) meta.push(el("span", "carry-in", ["\u21b3 " + s.history_at_start + " messages carried in from earlier scenarios"]));
-    if (s.cassette) meta.push(el("span", "tag", ["cassette " + (s.cassette.mode || "") + " " + (s.cassette.file || "")]));
-    if (s.repeat) meta.push(el("span", "tag", [s.repeat.passed + "/" + s.repeat.runs + " runs passed" + (s.repeat.flaky ? " (flaky)" : "")]));
+    var meta = [tip(el("span", "loc", [s.location]), "scenario file and line")];
+    if (s.agent) meta.push(tip(el("span", null, ["agent " + s.agent]), "the agent of this scenario"));
+    if (s.model) meta.push(tip(el("code", "model", [s.model]), "the model of this scenario"));
+    if (s.history_at_start) meta.push(tip(el("span", "carry-in", ["\u21b3 " + plural(s.history_at_start, "message") + " carried in from earlier scenarios"]), "this @session scenario starts with the history of the ones before"));
+    if (s.cassette) meta.push(tip(el("span", "tag", ["cassette " + (s.cassette.mode || "") + " " + (s.cassette.file || "")]), "the cassette of this conversation and its mode"));
+    if (s.repeat) meta.push(tip(el("span", "tag", [s.repeat.passed + "/" + plural(s.repeat.runs, "run") + " passed" + (s.repeat.flaky ? " (flaky)" : "")]), "repeated runs of this scenario"));
     out.appendChild(el("div", "scn-meta", meta));
-    s.warnings.forEach(function (w) { out.appendChild(el("div", "alert warn", ["\u26a0 " + w])); });
+    s.warnings.forEach(function (w) { out.appendChild(el("div", "alert warn", [icon("error", "warning"), " " + w])); });
     if (s.hook_error) out.appendChild(el("div", "alert bad", [el("pre", null, [s.hook_error])]));
     (s.simulations || []).forEach(function (sim) { out.appendChild(simulation(sim)); });
     var shown = {};
     var steps = el("ol", "steps");
     s.steps.forEach(function (st) {
       var li = el("li", "step st-" + st.status + (st.background ? " bg" : ""), [
-        el("span", "icon", [ICON[st.status] || ""]),
+        tip(el("span", "icon", [icon(st.status, st.status)]), st.status),
         el("span", "kw", [st.keyword]), " ", el("span", "step-name", [st.name]),
-        el("span", "dim step-time", [secs(st.duration_s)])
+        tip(el("span", "dim step-time", [secs(st.duration_s)]), "time the step took")
       ]);
       if (st.text) li.appendChild(el("pre", "docstring", [st.text]));
       if (st.table) li.appendChild(table(st.table));
@@ -248,7 +269,8 @@
   function matches(article) {
     var ref = article.getAttribute("data-ref"), s = scenarioOf(ref), f = DOC.features[+ref.split(".")[0]];
     var st = s.status;
-    if (state.status === "failed" && st !== "failed" && st !== "error") return false;
+    if (state.status === "failed" && st !== "failed") return false;
+    if (state.status === "error" && st !== "error") return false;
     if (state.status === "passed" && st !== "passed") return false;
     if (state.status === "skipped" && st !== "skipped" && st !== "untested") return false;
     if (state.model && s.model !== state.model) return false;
@@ -265,7 +287,7 @@
     rows.forEach(function (a) { var ok = matches(a); a.hidden = !ok; if (ok) shown++; });
     features.forEach(function (f) { f.hidden = !f.querySelector("article.scn:not([hidden])") && rows.length > 0; });
     document.querySelectorAll(".group").forEach(function (g) { g.hidden = !g.querySelector("section.feature:not([hidden])"); });
-    document.getElementById("count").textContent = shown + " of " + rows.length + " scenarios";
+    document.getElementById("count").textContent = shown + " of " + plural(rows.length, "scenario");
     document.getElementById("empty").hidden = shown > 0 || rows.length === 0;
   }
   function resetFilters() {
