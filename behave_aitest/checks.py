@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errors import StepUsageError
 from .safetext import clip, plural
 
 if TYPE_CHECKING:
@@ -216,13 +217,13 @@ def parse_about(text: str) -> tuple[float, float]:
     """``"500 ± 1"`` -> (500, 1); ``"500 ± 1%"`` -> (500, 5); ``+/-`` and ``+-`` also work."""
     found = _ABOUT.match(text)
     if found is None:
-        raise ValueError(f"{text!r} is not 'number ± tolerance' (e.g. 500 ± 1, or 500 ± 1%; +/- works too)")
+        raise StepUsageError(f"{text!r} is not 'number ± tolerance' (e.g. 500 ± 1, or 500 ± 1%; +/- works too)")
     try:
         target, tolerance = float(found["target"]), float(found["tolerance"])
     except ValueError:
-        raise ValueError(f"{text!r} is not 'number ± tolerance' (e.g. 500 ± 1, or 500 ± 1%)") from None
+        raise StepUsageError(f"{text!r} is not 'number ± tolerance' (e.g. 500 ± 1, or 500 ± 1%)") from None
     if not (math.isfinite(target) and math.isfinite(tolerance)) or tolerance < 0:
-        raise ValueError(f"{text!r}: the number and the tolerance must be finite, the tolerance not negative")
+        raise StepUsageError(f"{text!r}: the number and the tolerance must be finite, the tolerance not negative")
     if found["percent"]:
         tolerance = abs(target) * tolerance / 100
     return target, tolerance
@@ -390,7 +391,7 @@ def call_counts(calls: Sequence[ToolCall]) -> dict[str, int]:
 def check_glob(pattern: str) -> str:
     """``pattern`` if it is a usable glob on tool names (``*``, ``?``, ``[abc]``), else ValueError."""
     if not pattern.strip():
-        raise ValueError("the tool name pattern is empty; write e.g. \"delete*\".")
+        raise StepUsageError("the tool name pattern is empty; write e.g. \"delete*\".")
     depth = 0
     for char in pattern:
         if char == "[":
@@ -398,7 +399,7 @@ def check_glob(pattern: str) -> str:
         elif char == "]" and depth:
             depth -= 1
     if depth:
-        raise ValueError(f"{pattern!r} is not a valid pattern: a '[' is not closed by ']'.")
+        raise StepUsageError(f"{pattern!r} is not a valid pattern: a '[' is not closed by ']'.")
     return pattern
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import ArgumentCheck, arguments_hold
+from .errors import StepUsageError
 from .servers import ToolOutcome
 
 RETURNS, FAILS, DELAY = "returns", "fails", "delay"
@@ -105,9 +106,9 @@ def parse_seconds(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
+        raise StepUsageError(f"{text!r} is not a number of seconds") from None
     if not (0 <= seconds < float("inf")):
-        raise ValueError(f"{text!r} is not a number of seconds (0 or more)")
+        raise StepUsageError(f"{text!r} is not a number of seconds (0 or more)")
     return seconds
 
 

@@ -19,9 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import SCRIPTED_MODEL, AgentConfig, Config, ConfigError, is_scripted, unknown_name
+from .config import (
+    SCRIPTED_MODEL,
+    AgentConfig,
+    Config,
+    ConfigError,
+    is_scripted,
+    unknown_name,
+)
 from .doubles import Double, Doubles, tool_list
 from .engine import AgentSetupError, ToolBox, TurnSettings, call_directly, run_turn
+from .errors import StepUsageError
 from .limits import ModelLimiter
 from .records import Conversation, ScenarioRecord, ToolCall, Turn
 from .redact import Redactor
@@ -413,7 +421,7 @@ class Runtime:
         """The agent's ``vision`` setting, else whether litellm says the model sees images."""
         if agent.vision is not None:
             return agent.vision
-        if model == SCRIPTED_MODEL:
+        if is_scripted(model):
             return False
         try:
             from .llm import litellm_module
@@ -614,7 +622,7 @@ class Runtime:
             offered = toolbox.offered()
             close = difflib.get_close_matches(name, offered, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
+            raise StepUsageError(
                 f"{step}: the agent {live.agent.name or '(unnamed)'!r} has no tool {name!r}.{hint} "
                 f"Its tools: {tool_list(offered)}."
             )

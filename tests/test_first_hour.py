@@ -241,7 +241,7 @@ Feature: Chat
 
 # scenario -> the message its first failure starts with
 REASONS = {
-    "model error": "The agent did not finish the turn (model error): AuthenticationError",
+    "model error": "The agent did not finish the turn (model error): authentication failed (HTTP 401)",
     "server error": "MCP server 'missing': command not found: 'no-such-program-xyz'",
     "judge error": "The judge could not give a verdict: the judge model 'openai/judge-model' could not be reached",
     "step used wrongly": '"When the user says:" needs a doc string ("""...""") below it.',

@@ -293,7 +293,7 @@ def test_simulated_users_end_to_end(project: Project, fake_llm: FakeOpenAI) -> N
     # The report labels the simulated user's messages, shows the persona and its cost apart.
     html = (project.root / "run.html").read_text(encoding="utf-8")
     assert "PERSONA-saver" in html and '"simulated":true' in html.replace(" ", "")
-    assert re.search(r"\d+ simulated user</div>", html) and re.search(r"simulated user (unknown|≥)", html)  # its cost apart (no price known)
+    assert re.search(r"\d+ simulated user</span>", html) and re.search(r"simulated user (unknown|≥)", html)  # its cost apart (no price known)
 
 
 def test_simulated_conversation_records_and_replays_identically(project: Project, fake_llm: FakeOpenAI) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import behave
 
 from .. import checks
+from ..errors import StepUsageError  # noqa: F401  (the steps raise it; defined low so checks and doubles can too)
 
 if TYPE_CHECKING:  # imported when a step runs: `behave --dry-run` and the steps catalog stay light
     from ..records import Turn
@@ -37,11 +38,12 @@ def _redacting(step: Callable[..., None]) -> Callable[..., None]:
         try:
             step(context, *args, **kwargs)
         except Exception as exc:
-            from ..redact import Redactor
-            from ..safetext import message  # escaped (no ANSI, no CI commands, valid XML) and capped
-            from ..servers import first_leaf
-
             from ..reasons import MARK, install, is_reason
+            from ..redact import Redactor
+            from ..safetext import (
+                message,  # escaped (no ANSI, no CI commands, valid XML) and capped
+            )
+            from ..servers import first_leaf
 
             redactor = getattr(getattr(context, "aitest", None), "redactor", None) or Redactor.from_environment()
             leaf = first_leaf(exc)
@@ -92,11 +94,6 @@ def _registering(register: Callable[[str], Callable[..., Any]]) -> Callable[[str
 # Looked up on the `behave` module at import time: during step loading behave puts the
 # runner's own registry there.
 given, when, then = _registering(behave.given), _registering(behave.when), _registering(behave.then)
-
-
-class StepUsageError(ValueError):
-    """A step written wrongly in the feature file (a missing table or doc string, a bad pattern
-    or amount): a step error whose message says what to write instead."""
 
 
 class AgentError(Exception):

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import checks
 from ..doubles import DELAY, FAILS, RETURNS, parse_seconds
-from .base import given, regex, runtime_of, then, when
+from .base import StepUsageError, given, regex, runtime_of, then, when
 
 __all__: list[str] = []
 
@@ -18,16 +18,16 @@ __all__: list[str] = []
 
 def _when_table(context: Any, step: str) -> tuple[checks.ArgumentCheck, ...]:
     if context.table is None:
-        raise ValueError(f'"{step}" needs a table below it: | argument | value | or | argument | check | value |.')
+        raise StepUsageError(f'"{step}" needs a table below it: | argument | value | or | argument | check | value |.')
     try:
         return tuple(checks.parse_argument_table(context.table.headings, [r.cells for r in context.table.rows]))
     except checks.TableError as exc:
-        raise ValueError(f'"{step}": {exc}') from None
+        raise StepUsageError(f'"{step}": {exc}') from None
 
 
 def _doc_string(context: Any, step: str) -> str:
     if context.text is None:
-        raise ValueError(f'"{step}" needs a doc string below it (the text between """ lines).')
+        raise StepUsageError(f'"{step}" needs a doc string below it (the text between """ lines).')
     return str(context.text)
 
 
@@ -35,7 +35,7 @@ def _seconds(text: str, step: str) -> float:
     try:
         return parse_seconds(text.strip())
     except ValueError as exc:
-        raise ValueError(f'"{step}": {exc}.') from None
+        raise StepUsageError(f'"{step}": {exc}.') from None
 
 
 @given('the tool "{name}" returns "{text}"')
@@ -115,26 +115,26 @@ def _set(arguments: dict[str, Any], path: str, value: Any, row: int) -> None:
     for part in parents:
         nested = target.setdefault(part, {})
         if not isinstance(nested, dict):
-            raise ValueError(f"table row {row}: {path!r} goes inside {part!r}, which already has a value.")
+            raise StepUsageError(f"table row {row}: {path!r} goes inside {part!r}, which already has a value.")
         target = nested
     if last in target:
-        raise ValueError(f"table row {row}: the argument {path!r} is given twice.")
+        raise StepUsageError(f"table row {row}: the argument {path!r} is given twice.")
     target[last] = value
 
 
 def _argument_table(context: Any, step: str) -> dict[str, Any]:
     if context.table is None:
-        raise ValueError(f'"{step}" needs a table below it: | argument | value |.')
+        raise StepUsageError(f'"{step}" needs a table below it: | argument | value |.')
     headings = [h.strip() for h in context.table.headings]
     if len(headings) != 2:
-        raise ValueError(f'"{step}": the table needs two columns, | argument | value |.')
+        raise StepUsageError(f'"{step}": the table needs two columns, | argument | value |.')
     rows = [[c.strip() for c in r.cells] for r in context.table.rows]
     if [h.lower() for h in headings] != ["argument", "value"]:
         rows.insert(0, headings)
     arguments: dict[str, Any] = {}
     for number, (name, text) in enumerate(rows, start=1):
         if not name:
-            raise ValueError(f'"{step}": table row {number}: the argument name is empty.')
+            raise StepUsageError(f'"{step}": table row {number}: the argument name is empty.')
         try:
             value: Any = json.loads(text)
         except json.JSONDecodeError:
@@ -142,7 +142,7 @@ def _argument_table(context: Any, step: str) -> dict[str, Any]:
         try:
             _set(arguments, name, value, number)
         except ValueError as exc:
-            raise ValueError(f'"{step}": {exc}') from None
+            raise StepUsageError(f'"{step}": {exc}') from None
     return arguments
 
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import given, live_of, runtime_of, then, turns_of, when, fail
+from .base import StepUsageError, fail, given, live_of, runtime_of, then, turns_of, when
 
 
 def _two_columns(context: Any, step: str, heading: str) -> dict[str, str]:
     """A two-column table ``| heading | value |`` (the heading row may be left out)."""
     if context.table is None:
-        raise ValueError(f'"{step}" needs a table below it: | {heading} | value |')
+        raise StepUsageError(f'"{step}" needs a table below it: | {heading} | value |')
     if len(context.table.headings) != 2:
-        raise ValueError(f'"{step}": the table needs two columns, | {heading} | value |.')
+        raise StepUsageError(f'"{step}": the table needs two columns, | {heading} | value |.')
     rows = [tuple(r.cells) for r in context.table.rows]
     if [h.strip().lower() for h in context.table.headings] != [heading, "value"]:
         rows.insert(0, tuple(context.table.headings))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import fail, live_of, runtime_of, then, turns_of, when
+from .base import StepUsageError, fail, live_of, runtime_of, then, turns_of, when
 
 __all__: list[str] = []
 
@@ -17,7 +17,7 @@ def _whole(text: str, what: str) -> int:
     try:
         return int(text.strip())
     except ValueError:
-        raise ValueError(f"{what} must be a whole number of turns, got {text!r}.") from None
+        raise StepUsageError(f"{what} must be a whole number of turns, got {text!r}.") from None
 
 
 def _simulate(context: Any, min_turns: int, max_turns: int) -> None:
@@ -26,7 +26,7 @@ def _simulate(context: Any, min_turns: int, max_turns: int) -> None:
 
     check_limits(min_turns, max_turns)
     if not (context.text or "").strip():
-        raise ValueError(
+        raise StepUsageError(
             "A simulated user needs its persona and goal in a doc string (\"\"\"...\"\"\") below the step, "
             "e.g. You are a customer who wants to move 200 dollars to savings."
         )
