@@ -524,7 +524,7 @@ async def _loop(
         turn.tool_calls.extend(calls)  # before they run: a timeout during one still shows it
         await run_tools(toolbox, reply.tool_calls, calls)
         group = [message] + [{"role": "tool", "tool_call_id": c.id, "content": c.result} for c in calls]
-        images = [(c.name or c.provider_name, image) for c in calls for image in getattr(c, "_images", [])]
+        images = [(c.name or c.provider_name, image) for c in calls for image in c.__dict__.pop("_images", [])]
         if images and settings.vision:  # after all tool results: providers want them together
             from .content import image_message
 
