@@ -1,7 +1,7 @@
 Feature: A customer played by a simulated user
   The customer is not a script: a model plays it from a persona (here the built-in scripted
-  model `scripted/customer`, so it runs offline; any LLM can play it with
-  -D aitest.user_model=<provider/model>). It sees the banker's answers, never its tools.
+  model `scripted/customer`, so it runs offline; change the @user_model tag to let an LLM
+  play it, e.g. @user_model:openai/gpt-4.1-mini). It sees the banker's answers, never its tools.
 
   @user_model:scripted/customer
   Scenario: A customer who does not give the amount up front
