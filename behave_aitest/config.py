@@ -26,17 +26,16 @@ else:  # pragma: no cover - exercised on 3.10 only
 TRANSPORTS = ("stdio", "streamable-http", "sse")
 SCOPES = ("conversation", "feature", "run")
 SCRIPTED_MODEL = "scripted"
+CASSETTE_MODES = ("off", "record", "replay", "auto")
+CASSETTE_TOOL_MODES = ("off", "record")
+DEFAULT_CASSETTE_DIR = "features/cassettes"
+USERDATA_PREFIX = "aitest."
 
 
 def is_scripted(model: str | None) -> bool:
     """The built-in scripted model: ``scripted``, or one of its named models ``scripted/<name>``
     (docs/scripted-model.md)."""
     return model == SCRIPTED_MODEL or str(model or "").startswith(SCRIPTED_MODEL + "/")
-
-CASSETTE_MODES = ("off", "record", "replay", "auto")
-CASSETTE_TOOL_MODES = ("off", "record")
-DEFAULT_CASSETTE_DIR = "features/cassettes"
-USERDATA_PREFIX = "aitest."
 
 
 class ConfigError(Exception):

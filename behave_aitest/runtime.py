@@ -476,19 +476,16 @@ class Runtime:
         )
 
         def ask(messages: list[dict[str, Any]]) -> Any:
-            if not settings.request:  # here, so a scripted model without rules is the simulator's error
-                settings.request = self.model_request(model, live.agent)
-            complete = self._completer(settings)
             try:
-                return self.call(simulator.ask, complete, settings, messages)
+                if not settings.request:  # here, so a scripted model that cannot start is the simulator's error
+                    settings.request = self.model_request(model, live.agent)
+                return self.call(simulator.ask, self._completer(settings), settings, messages)
             except Exception as exc:
-                from .servers import first_leaf
-
                 raise simulator.SimulatorError(simulator.failure_text(first_leaf(exc), settings)) from None
 
         turns_before = len(live.record.turns)
         try:
-            return simulator.run(simulation, ask, lambda text: say(text), lambda: live.record.turns)
+            return simulator.run(simulation, ask, say, lambda: live.record.turns)
         finally:
             live.last_turns = list(live.record.turns[turns_before:])
 

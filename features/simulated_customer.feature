@@ -1,9 +1,11 @@
 Feature: A customer played by a simulated user
   The customer is not a script: a model plays it from a persona (here the built-in scripted
-  model `scripted/customer`, so it runs offline; any LLM can play it with
-  -D aitest.user_model=<provider/model>). It sees the banker's answers, never its tools.
+  model `scripted/customer`, so it runs offline; change the @user_model tag to let an LLM
+  play it, e.g. @user_model:openai/gpt-4.1-mini). It sees the banker's answers, never its tools.
+  The judge is scripted too (`scripted/judge`, a regex over the conversation, not an LLM's
+  judgement): drop @judge:scripted/judge to let a real model judge.
 
-  @user_model:scripted/customer
+  @user_model:scripted/customer @judge:scripted/judge
   Scenario: A customer who does not give the amount up front
     Given the agent "banker"
     When the user says "Hi, I'm saving for a trip to Lisbon."
@@ -19,3 +21,4 @@ Feature: A customer played by a simulated user
       | amount   | 200     |
       | memo     | trip to Lisbon |
     And the response mentions "$200"
+    And the conversation satisfies "the assistant asked for the amount before transferring"

@@ -133,12 +133,33 @@ def test_two_named_scripted_models_compared_offline(project: Project) -> None:
     assert sorted(calls) == ["get_balance", "transfer"]
 
 
-def test_an_undefined_named_scripted_model_stops_the_run(project: Project) -> None:
+@pytest.mark.parametrize("by", ["tag", "-D aitest.models"])
+def test_an_undefined_named_scripted_model_stops_the_run(project: Project, by: str) -> None:
     rules = project.root / "rules.toml"
     rules.write_text(RULES, encoding="utf-8")
     _config(project, rules)
-    project.feature("compare.feature", COMPARE.replace("scripted/hasty", "scripted/hasti"))
-    result = project.run()
+    if by == "tag":
+        project.feature("compare.feature", COMPARE.replace("scripted/hasty", "scripted/hasti"))
+        result = project.run()
+    else:
+        project.feature("compare.feature", COMPARE.split("\n", 2)[2])  # no @model tags
+        result = project.run("-D", "aitest.models=scripted/careful,scripted/hasti")
     assert result.returncode != 0 and "Traceback" not in result.output
     assert "the scripted model 'scripted/hasti' is not defined in" in result.output
     assert "it defines: scripted, scripted/careful, scripted/hasty" in result.output
+
+
+def test_the_example_scripted_judge_checks_the_order_of_question_and_transfer() -> None:
+    from behave_aitest.judge import CRITERIA_PROMPT
+
+    models = ScriptedModels.from_file(Path(__file__).resolve().parents[1] / "features" / "scripted_model.toml")
+    criterion = "CRITERIA:\n1. the assistant asked for the amount before transferring\n\nEVIDENCE:\n"
+
+    def verdict(evidence: str) -> bool:
+        answer = models({"model": "scripted/judge", "messages": [
+            {"role": "system", "content": CRITERIA_PROMPT}, {"role": "user", "content": criterion + evidence}]})
+        return bool(json.loads(answer["content"])["verdicts"][0]["pass"])
+
+    asked = "USER: hi\nASSISTANT: How much would you like to move?\nUSER: 200\nTOOL CALL transfer({}) -> result: ok\nASSISTANT: Done."
+    hasty = "USER: move money\nTOOL CALL transfer({}) -> result: ok\nASSISTANT: Done. How much more?"
+    assert verdict(asked) is True and verdict(hasty) is False
