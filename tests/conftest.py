@@ -60,7 +60,9 @@ class Project:
         clean.update(env or {})
         behave_args = ["--no-color", "--no-capture", *args]
         if not fresh and warm_allowed(env or {}):
-            return Result(*run_behave(behave_args, self.root, clean, timeout))
+            warm = run_behave(behave_args, self.root, clean, timeout)
+            if warm is not None:
+                return Result(*warm)
         done = subprocess.run(
             [sys.executable, "-m", "behave", *behave_args],
             cwd=self.root,

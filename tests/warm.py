@@ -25,8 +25,10 @@ import select
 import signal
 import subprocess
 import sys
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 # Environment variables read when an interpreter or litellm starts: a forked child would
 # not see a change, so a run that sets one gets a real subprocess.
@@ -44,6 +46,16 @@ except ImportError:
 import mcp.client.stdio, mcp.client.streamable_http, mcp.client.sse  # noqa
 
 def child(request):
+    try:
+        setup(request)
+    except BaseException as exc:  # the run never started: say why in the zygote's log, exit at once
+        print(f"warm child {request.get('id')}: {exc!r}", file=sys.stderr, flush=True)
+        os._exit(127)
+    import runpy
+    runpy.run_module("behave", run_name="__main__", alter_sys=True)
+    sys.exit(0)
+
+def setup(request):
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
@@ -53,9 +65,6 @@ def child(request):
         os.close(opened)
     sys.path[0] = request["cwd"]
     sys.argv = ["behave", *request["args"]]
-    import runpy
-    runpy.run_module("behave", run_name="__main__", alter_sys=True)
-    sys.exit(0)
 
 def serve():
     control_in, control_out = sys.stdin.buffer, sys.stdout.buffer
@@ -66,9 +75,9 @@ def serve():
         pid = os.fork()
         if pid == 0:
             child(request)  # raises SystemExit: the child never comes back here
-        control_out.write(json.dumps({"pid": pid}).encode() + b"\n"); control_out.flush()
+        control_out.write(json.dumps({"id": request["id"], "pid": pid}).encode() + b"\n"); control_out.flush()
         _, status = os.waitpid(pid, 0)
-        control_out.write(json.dumps({"rc": os.waitstatus_to_exitcode(status)}).encode() + b"\n"); control_out.flush()
+        control_out.write(json.dumps({"id": request["id"], "rc": os.waitstatus_to_exitcode(status)}).encode() + b"\n"); control_out.flush()
 
 serve()
 '''
@@ -78,7 +87,8 @@ class Zygote:
     """One warm interpreter, forking one child per behave run (runs are serial per worker)."""
 
     def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="behave-aitest-warm-"))
+        self.owner = os.getpid()  # a forked copy of this process must not stop the zygote at its exit
+        self.folder = Path(tempfile.mkdtemp(prefix="aitest-tests-warm-"))
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _ZYGOTE],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.folder / "zygote.log", "wb"),
@@ -89,7 +99,20 @@ class Zygote:
             raise RuntimeError(f"the warm interpreter did not start: {(self.folder / 'zygote.log').read_text()[-2000:]}")
         self.runs = 0
 
-    def _line(self, timeout: float | None) -> dict | None:
+    def _reply(self, key: str, timeout: float | None) -> Any:
+        """The value of ``key`` in the zygote's reply to the current request; None when
+        ``timeout`` passes first. A reply to an earlier request is skipped; anything else is
+        an :class:`EOFError` (the zygote is replaced)."""
+        while True:
+            line = self._line(timeout)
+            if line is None:
+                return None
+            if not isinstance(line, dict) or key not in line and line.get("id") == self.runs:
+                raise EOFError(f"the warm interpreter answered {line!r}")
+            if line.get("id") == self.runs:
+                return line[key]
+
+    def _line(self, timeout: float | None) -> Any:
         """The next control line as JSON; None when ``timeout`` passes first."""
         fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
         while b"\n" not in self._pending:
@@ -108,31 +131,31 @@ class Zygote:
         a run that outlives ``timeout`` is killed and ``TimeoutExpired`` raised."""
         self.runs += 1
         out, err = self.folder / f"{self.runs}.out", self.folder / f"{self.runs}.err"
-        request = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+        request = {"id": self.runs, "args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")  # type: ignore[union-attr]
         self.proc.stdin.flush()  # type: ignore[union-attr]
-        started = self._line(timeout=60)
-        if started is None:
+        pid = self._reply("pid", timeout=60)
+        if pid is None:
             raise EOFError("the warm interpreter did not fork")
-        pid = started["pid"]
-        done = self._line(timeout=timeout)
-        if done is None:
+        rc = self._reply("rc", timeout=timeout)
+        if rc is None:
             os.kill(pid, signal.SIGKILL)
-            self._line(timeout=60)
+            self._reply("rc", timeout=60)
             raise subprocess.TimeoutExpired(["python", "-m", "behave", *args], timeout)
+        if not out.exists():  # the child could not even open its output: not behave's doing
+            raise EOFError(f"the warm interpreter's child did not start (exit code {rc})")
         texts = [path.read_text(encoding="utf-8", errors="replace") for path in (out, err)]
         out.unlink()
         err.unlink()
-        return done["rc"], texts[0], texts[1]
+        return rc, texts[0], texts[1]
 
     def close(self) -> None:
+        if os.getpid() != self.owner:
+            return
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        for path in self.folder.glob("*"):
-            path.unlink()
-        if self.folder.exists():
-            self.folder.rmdir()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 _zygote: Zygote | None = None
@@ -145,19 +168,18 @@ def warm_allowed(env_changes: dict[str, str]) -> bool:
     return not any(key.startswith(_START_TIME_PREFIXES) for key in env_changes)
 
 
-def run_behave(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str, str]:
-    """Run behave in this worker's warm interpreter (started on first use, stopped at exit);
-    a zygote that died is replaced once."""
+def run_behave(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str, str] | None:
+    """Run behave in this worker's warm interpreter (started on first use, stopped at exit).
+    A zygote in trouble (gone, or answering out of turn) is replaced, and None returned: the
+    caller then runs behave in a new interpreter, so the test never pays for the zygote."""
     global _zygote
-    for attempt in (1, 2):
-        if _zygote is None:
-            _zygote = Zygote()
-            atexit.register(_zygote.close)
-        try:
-            return _zygote.run(args, cwd, env, timeout)
-        except (EOFError, BrokenPipeError):
-            _zygote.close()
-            _zygote = None
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    if _zygote is None or _zygote.proc.poll() is not None:
+        _zygote = Zygote()
+        atexit.register(_zygote.close)
+    try:
+        return _zygote.run(args, cwd, env, timeout)
+    except (EOFError, BrokenPipeError, OSError, ValueError) as exc:
+        print(f"tests/warm.py: {exc}; this run goes to a new interpreter", file=sys.stderr)
+        _zygote.close()
+        _zygote = None
+        return None
