@@ -127,6 +127,7 @@
   // tool doubles (docs/tool-doubles.md): a doubled call never reached the server (a delay did, late);
   // a call "by the test" was made by a When step, not by the model, and is not in its history
   function doubleBadges(call) {
+    if (!call.doubled && !call.by_test) return null;
     var kinds = {returns: "doubled: returned by the test", fails: "doubled: failed by the test", delay: "doubled: delayed"};
     return el("span", null, [
       call.doubled ? tip(el("span", "tag doubled", [kinds[call.doubled] || "doubled"]), "a tool double set by a Given step of the scenario answered this call") : null,
