@@ -27,6 +27,7 @@ import subprocess
 import sys
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,17 +68,24 @@ def setup(request):
     sys.argv = ["behave", *request["args"]]
 
 def serve():
-    control_in, control_out = sys.stdin.buffer, sys.stdout.buffer
-    control_out.write(b'{"ready": true}\n'); control_out.flush()
-    for line in control_in:
+    # Replies go to files named by the request (written whole, then renamed), never to a
+    # shared pipe: nothing another process does with a pipe can mix two runs' answers.
+    def reply(request, key, value):
+        path = request["stdout"] + "." + key
+        with open(path + ".tmp", "w") as f:
+            f.write(str(value))
+        os.rename(path + ".tmp", path)
+
+    sys.stdout.buffer.write(b'{"ready": true}\n'); sys.stdout.buffer.flush()
+    for line in sys.stdin.buffer:
         request = json.loads(line)
         sys.stdout.flush(); sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             child(request)  # raises SystemExit: the child never comes back here
-        control_out.write(json.dumps({"id": request["id"], "pid": pid}).encode() + b"\n"); control_out.flush()
+        reply(request, "pid", pid)
         _, status = os.waitpid(pid, 0)
-        control_out.write(json.dumps({"id": request["id"], "rc": os.waitstatus_to_exitcode(status)}).encode() + b"\n"); control_out.flush()
+        reply(request, "rc", os.waitstatus_to_exitcode(status))
 
 serve()
 '''
@@ -94,37 +102,38 @@ class Zygote:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.folder / "zygote.log", "wb"),
             cwd=self.folder, start_new_session=True,
         )
-        self._pending = b""
         if self._line(timeout=300) != {"ready": True}:
             raise RuntimeError(f"the warm interpreter did not start: {(self.folder / 'zygote.log').read_text()[-2000:]}")
         self.runs = 0
 
-    def _reply(self, key: str, timeout: float | None) -> Any:
-        """The value of ``key`` in the zygote's reply to the current request; None when
-        ``timeout`` passes first. A reply to an earlier request is skipped; anything else is
-        an :class:`EOFError` (the zygote is replaced)."""
-        while True:
-            line = self._line(timeout)
-            if line is None:
+    def _reply(self, request: dict[str, Any], key: str, timeout: float | None) -> int | None:
+        """The zygote's answer ``key`` ("pid", "rc") to ``request``, from the file it writes;
+        None when ``timeout`` passes first. A zygote that died is an :class:`EOFError`."""
+        path = Path(request["stdout"] + "." + key)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not path.exists():
+            if self.proc.poll() is not None:
+                raise EOFError("the warm interpreter went away")
+            if deadline is not None and time.monotonic() > deadline:
                 return None
-            if not isinstance(line, dict) or key not in line and line.get("id") == self.runs:
-                raise EOFError(f"the warm interpreter answered {line!r}")
-            if line.get("id") == self.runs:
-                return line[key]
+            time.sleep(0.02)
+        value = int(path.read_text())
+        path.unlink()
+        return value
 
     def _line(self, timeout: float | None) -> Any:
-        """The next control line as JSON; None when ``timeout`` passes first."""
+        """The zygote's first line (it says it is ready) as JSON; None when ``timeout`` passes."""
         fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
-        while b"\n" not in self._pending:
+        pending = b""
+        while b"\n" not in pending:
             ready, _, _ = select.select([fd], [], [], timeout)
             if not ready:
                 return None
             chunk = os.read(fd, 65536)
             if not chunk:
                 raise EOFError("the warm interpreter went away")
-            self._pending += chunk
-        line, _, self._pending = self._pending.partition(b"\n")
-        return json.loads(line)
+            pending += chunk
+        return json.loads(pending.partition(b"\n")[0])
 
     def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str, str]:
         """``python -m behave *args`` in ``cwd`` with exactly ``env``; like ``subprocess.run``,
@@ -134,15 +143,18 @@ class Zygote:
         request = {"id": self.runs, "args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")  # type: ignore[union-attr]
         self.proc.stdin.flush()  # type: ignore[union-attr]
-        pid = self._reply("pid", timeout=60)
+        pid = self._reply(request, "pid", timeout=60)
         if pid is None:
             raise EOFError("the warm interpreter did not fork")
-        rc = self._reply("rc", timeout=timeout)
+        try:
+            rc = self._reply(request, "rc", timeout=timeout)
+        except EOFError as exc:  # behave ran (part of) the test: running it again would not be the same run
+            raise RuntimeError(f"tests/warm.py: {exc} while behave ran") from None
         if rc is None:
             os.kill(pid, signal.SIGKILL)
-            self._reply("rc", timeout=60)
+            self._reply(request, "rc", timeout=60)
             raise subprocess.TimeoutExpired(["python", "-m", "behave", *args], timeout)
-        if not out.exists():  # the child could not even open its output: not behave's doing
+        if not out.exists():  # the child could not even open its output: behave never started
             raise EOFError(f"the warm interpreter's child did not start (exit code {rc})")
         texts = [path.read_text(encoding="utf-8", errors="replace") for path in (out, err)]
         out.unlink()
@@ -170,8 +182,8 @@ def warm_allowed(env_changes: dict[str, str]) -> bool:
 
 def run_behave(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str, str] | None:
     """Run behave in this worker's warm interpreter (started on first use, stopped at exit).
-    A zygote in trouble (gone, or answering out of turn) is replaced, and None returned: the
-    caller then runs behave in a new interpreter, so the test never pays for the zygote."""
+    A zygote in trouble before behave started (gone, could not fork) is replaced, and None
+    returned: the caller then runs behave in a new interpreter."""
     global _zygote
     if _zygote is None or _zygote.proc.poll() is not None:
         _zygote = Zygote()
