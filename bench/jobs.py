@@ -466,7 +466,7 @@ def summary(rows: list[Row]) -> list[str]:
         f"⌈{r.conversations}/N⌉ rounds of {2 * r.turns * r.latency:g} s. The start-up (until the first model call) is "
         "mostly the parent importing litellm and the MCP SDK (once: the workers are forked after it, so none pays for "
         "it again), then each worker starting its own bank server (scope \"run\" is per worker) on its first "
-        "conversation, all at the same time on 2 cores. Each extra worker costs about "
+        "conversation, one per core at a time on 2 cores. Each extra worker costs about "
         f"{fmt_seconds(extra_cpu)} of CPU here (`-j {top}` against `-j 1`, divided by {top - 1}), mostly its bank "
         "server's start (a new Python process importing the MCP SDK) and copy-on-write page faults. With a fixed "
         "start-up of S seconds the speed-up cannot pass (-j 1 wall) ÷ (S + model time), and a loaded machine stretches "
