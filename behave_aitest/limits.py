@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 SLOTS_ENV = "BEHAVE_AITEST_MODEL_SLOTS"
+# Server starts at once across the workers of a parallel run (see start_slot).
+START_SLOTS_ENV = "BEHAVE_AITEST_START_SLOTS"
 _POLL_S = 0.02
 
 
@@ -81,3 +83,30 @@ def _release(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def start_slots() -> int:
+    """How many local servers the workers of a run start at the same time: one per usable core."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return max(os.cpu_count() or 1, 1)
+
+
+@contextlib.asynccontextmanager
+async def start_slot() -> AsyncIterator[None]:
+    """Hold one of the run's server-start slots while a local (stdio) server starts.
+
+    Starting a Python MCP server is CPU work (the SDK's import: about a second of CPU). When
+    the N workers of a parallel run all start theirs at once they share the cores, and every
+    one of them is ready only when all are; with one start per core the first workers talk to
+    their servers (and wait for the model) while the next servers start, and the total CPU
+    is the same. Outside a parallel run (``BEHAVE_AITEST_START_SLOTS`` unset) this is a no-op.
+    The slots are the same kernel file locks as the model slots: a killed worker frees its own.
+    """
+    folder = os.environ.get(START_SLOTS_ENV)
+    if not folder:
+        yield
+        return
+    async with ModelLimiter(start_slots(), Path(folder)).slot("server-starts"):
+        yield

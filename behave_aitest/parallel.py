@@ -42,7 +42,7 @@ from behave.runner_util import parse_features
 
 from . import outcomes, units
 from .config import ConfigError, load_config
-from .limits import SLOTS_ENV
+from .limits import SLOTS_ENV, START_SLOTS_ENV
 from .quirks import one_catalog
 from .servers import stderr_tail
 from .worker import DONE, READY
@@ -268,6 +268,8 @@ class ParallelRunner(Runner):
         restarts = jobs
         slots = os.environ.get(SLOTS_ENV)
         os.environ[SLOTS_ENV] = str(log_dir / "model-slots")  # max_model_concurrency across workers
+        starts = os.environ.get(START_SLOTS_ENV)
+        os.environ[START_SLOTS_ENV] = str(log_dir / "start-slots")  # local servers start one per core at a time
         try:
             try:
                 for i in range(1, jobs + 1):
@@ -287,10 +289,11 @@ class ParallelRunner(Runner):
             for worker in workers:
                 _kill(worker)
             shutil.rmtree(log_dir, ignore_errors=True)
-            if slots is None:
-                os.environ.pop(SLOTS_ENV, None)
-            else:
-                os.environ[SLOTS_ENV] = slots
+            for name, value in ((SLOTS_ENV, slots), (START_SLOTS_ENV, starts)):
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def _step(self, run: _Run, workers: list[_Worker], queue: collections.deque[units.Unit], timeout: float | None = None) -> None:
         """Wait for the next message or death of a worker, act on it, give idle workers work."""

@@ -14,12 +14,13 @@ import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, ServerConfig, expand_env
+from .limits import start_slot
 
 # What every stdio server gets from our environment; everything else must be listed in
 # the server's ``env`` table, so API keys never reach a server by accident.
@@ -344,15 +345,17 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
             if server_dir is not None:  # removed last: after the server and its helpers have stopped
                 stack.callback(shutil.rmtree, server_dir, ignore_errors=True)
             stack.push_async_callback(lambda: stop_group(group))  # after the transport has stopped the server
-            read, write = await _open_transport(config, errlog, stack, statuses, server_dir)
-            if config.transport == "stdio":
-                group = _new_group(before)
-            client = ClientSide(config.name, config.sampling, config.roots)
-            # The handshake is bounded by the client's read timeout: the client opens a task
-            # group, which must not be entered inside a cancel scope it outlives.
-            mcp = await stack.enter_async_context(_client(read, write, client, config))
-            with anyio.fail_after(config.startup_timeout_s):
-                listed = await all_tools(mcp)
+            # issue 12: in a parallel run, local servers start one per core at a time (limits.start_slot)
+            async with start_slot() if config.transport == "stdio" else nullcontext():
+                read, write = await _open_transport(config, errlog, stack, statuses, server_dir)
+                if config.transport == "stdio":
+                    group = _new_group(before)
+                client = ClientSide(config.name, config.sampling, config.roots)
+                # The handshake is bounded by the client's read timeout: the client opens a task
+                # group, which must not be entered inside a cancel scope it outlives.
+                mcp = await stack.enter_async_context(_client(read, write, client, config))
+                with anyio.fail_after(config.startup_timeout_s):
+                    listed = await all_tools(mcp)
             tools, warnings = tool_specs(config, listed)
             connection = ServerConnection(config, mcp.session, tools, errlog, incoming=read, client=client, mcp=mcp, warnings=warnings)
             yield connection

@@ -51,6 +51,9 @@ class Sample:
     rss: int  # largest sum of RSS over the process tree
     pss: int  # largest sum of PSS (sampled every 10th time)
     processes: int  # most processes seen at once
+    # CPU seconds (user + system) by kind of process, read from /proc while it ran (see _Tree):
+    # "parent" (behave), "workers", "servers" (the bank MCP servers), "model" (the bench's fake model)
+    cpu_by_kind: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,16 +65,55 @@ class _Tree:
     pss: int = 0
     processes: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
+    cpu: dict[int, float] = field(default_factory=dict)  # pid -> last CPU seconds seen
+    servers: set[int] = field(default_factory=set)  # pids seen running a bank server
 
     def run(self) -> None:
         tick = 0
         while not self.stop.wait(SAMPLE_S):
             pids = descendants(self.root)
             self.processes = max(self.processes, len(pids))
+            for pid in pids:
+                seconds = _cpu(pid)
+                if seconds is not None:
+                    self.cpu[pid] = max(self.cpu.get(pid, 0.0), seconds)
+                if pid not in self.servers and pid != self.root and b"bank_server" in _cmdline(pid):
+                    self.servers.add(pid)
             self.rss = max(self.rss, sum(_rss(p) for p in pids))
             if tick % 10 == 0:
                 self.pss = max(self.pss, sum(_pss(p) for p in pids))
             tick += 1
+
+
+    def by_kind(self) -> dict[str, float]:
+        """CPU seconds of the behave process, its workers and the bank servers, as last seen
+        (a process's last 50 ms may be missed; the ``wait4`` total is the exact sum)."""
+        kinds = {"parent": 0.0, "workers": 0.0, "servers": 0.0}
+        for pid, seconds in self.cpu.items():
+            kind = "parent" if pid == self.root else "servers" if pid in self.servers else "workers"
+            kinds[kind] += seconds
+        return kinds
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (/proc/PID/stat), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b""
 
 
 def descendants(root: int) -> list[int]:
@@ -108,9 +150,11 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def measure(cmd: list[str], cwd: Path, env: dict[str, str], stamps: Path, expect: str, timeout: float = 1800) -> Sample:
-    """Run ``cmd`` once; check its output holds ``expect``; read the first model request's time."""
+def measure(cmd: list[str], cwd: Path, env: dict[str, str], stamps: Path, expect: str, timeout: float = 1800, model: int | None = None) -> Sample:
+    """Run ``cmd`` once; check its output holds ``expect``; read the first model request's time
+    (``model``: the fake model's pid, whose CPU time during the run is noted too)."""
     stamps.write_text("", encoding="utf-8")
+    model_before = _cpu(model) if model else None
     with tempfile.TemporaryFile() as out:
         spawned = time.time()
         started = time.perf_counter()
@@ -140,7 +184,11 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str], stamps: Path, expect
     arrivals = [float(line) for line in stamps.read_text(encoding="utf-8").split()]
     if not arrivals:
         raise BenchError(f"the fake model received no request from {' '.join(cmd[2:])}:\n{tail}")
-    return Sample(seconds, usage.ru_utime + usage.ru_stime, min(arrivals) - spawned, tree.rss, tree.pss, tree.processes)
+    kinds = tree.by_kind()
+    model_after = _cpu(model) if model else None
+    if model_before is not None and model_after is not None:
+        kinds["model"] = model_after - model_before
+    return Sample(seconds, usage.ru_utime + usage.ru_stime, min(arrivals) - spawned, tree.rss, tree.pss, tree.processes, kinds)
 
 
 def _start_model(bench: Bench, latency: float, stamps: Path) -> tuple[subprocess.Popen[str], str]:
@@ -174,7 +222,7 @@ def run(bench: Bench) -> list[Row]:
             cmd = list(BEHAVE) if jobs == 1 else [*BEHAVE, *RUNNER, "-j", str(jobs)]
 
             def once() -> float:
-                sample = measure(cmd, project, env, stamps, expect)
+                sample = measure(cmd, project, env, stamps, expect, model=model.pid)
                 runs[jobs].append(sample)
                 return sample.seconds
 
@@ -292,6 +340,53 @@ class Result:
         return lines
 
 
+    def kinds(self, jobs: int) -> dict[str, float]:
+        """Median CPU seconds per kind of process at ``-j jobs`` (empty for results restored from JSON)."""
+        samples = [s.cpu_by_kind for s in self.runs[jobs] if s.cpu_by_kind]
+        if not samples:
+            return {}
+        return {k: statistics.median(s.get(k, 0.0) for s in samples) for k in samples[0]}
+
+    def cpu_table(self) -> list[str]:
+        """CPU by kind of process, and the wall time 2 idle cores could at best give (see floor)."""
+        if not all(self.kinds(n) for n in self.levels):
+            return []
+        base = self.fig(1, "seconds").median
+        lines = [
+            "| jobs | behave (parent) | workers | bank servers | fake model | sum | ÷ 2 cores | best wall on 2 idle cores (speed-up) | wall measured |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for n in self.levels:
+            k = self.kinds(n)
+            total = sum(k.values())
+            servers = max(n, 1)
+            best = self.floor(n)
+            lines.append(
+                f"| `-j {n}` | {fmt_seconds(k['parent'])} | {fmt_seconds(k['workers'])} | {fmt_seconds(k['servers'])} "
+                f"({fmt_seconds(k['servers'] / servers)} each) | {fmt_seconds(k.get('model', 0.0))} | {fmt_seconds(total)} | "
+                f"{fmt_seconds(total / 2)} | {fmt_seconds(best)} ({base / best:.1f}×) | {fmt_seconds(self.fig(n, 'seconds').median)} |"
+            )
+        return lines
+
+    def floor(self, jobs: int) -> float:
+        """The least wall time ``-j jobs`` could take on 2 idle cores, from this run's CPU medians.
+
+        The parent's CPU comes first and alone (parse, import litellm and the MCP SDK, fork);
+        then the bank servers start two at a time (one per core), each ready after its CPU
+        time s, so worker k can start its first conversation at ceil(k/2) * s; the conversations
+        (each 2 x turns model calls of latency seconds) then keep every worker busy until the
+        model time left is shared out: wall >= parent + max(rounds x conversation, (all model
+        time + sum of the workers' waits) / jobs), and never less than all CPU / 2 cores.
+        """
+        k = self.kinds(jobs)
+        conversation = 2 * self.turns * self.latency
+        rounds = -(-self.conversations // jobs)
+        server = k["servers"] / jobs
+        waits = sum(-(-i // 2) * server for i in range(1, jobs + 1))
+        after = max(rounds * conversation, (self.conversations * conversation + waits) / jobs)
+        return max(k["parent"] + after, sum(k.values()) / 2)
+
+
 LAST: Result | None = None
 _SUITE = re.compile(r"^(\d+) conversations × (\d+) turns \((\d+) files\), every model call answered after ([\d.]+) s")
 _PSS = re.compile(r"PSS sum: ([\d.]+) (GB|MB|kB) vs ([\d.]+) (GB|MB|kB)")
@@ -371,13 +466,45 @@ def summary(rows: list[Row]) -> list[str]:
         f"⌈{r.conversations}/N⌉ rounds of {2 * r.turns * r.latency:g} s. The start-up (until the first model call) is "
         "mostly the parent importing litellm and the MCP SDK (once: the workers are forked after it, so none pays for "
         "it again), then each worker starting its own bank server (scope \"run\" is per worker) on its first "
-        "conversation, all at the same time on 2 cores. Each extra worker costs about "
+        "conversation, one per core at a time on 2 cores. Each extra worker costs about "
         f"{fmt_seconds(extra_cpu)} of CPU here (`-j {top}` against `-j 1`, divided by {top - 1}), mostly its bank "
         "server's start (a new Python process importing the MCP SDK) and copy-on-write page faults. With a fixed "
         "start-up of S seconds the speed-up cannot pass (-j 1 wall) ÷ (S + model time), and a loaded machine stretches "
         "S most: compare the minima (the least disturbed runs) in the table above. Memory grows by about "
         "one worker and one bank server per job; the RSS sum counts the pages the workers share with the parent once "
         "per worker, the PSS sum counts them once.",
+        "",
+        *_cpu_section(r),
+    ]
+
+
+def _cpu_section(r: Result) -> list[str]:
+    """Where the CPU goes, per kind of process, and the best wall time 2 idle cores allow."""
+    table = r.cpu_table()
+    if not table:
+        return []
+    top = r.levels[-1]
+    k1, kt = r.kinds(1), r.kinds(top)
+    return [
+        "### Where the CPU goes (item 8)",
+        "",
+        "CPU seconds (user + system, medians) of each kind of process, read from /proc every "
+        f"{SAMPLE_S * 1000:.0f} ms while the run went on (so a process's last few milliseconds can be missed; the "
+        "`wait4` totals above are exact): the behave process (at `-j 1` it runs everything; at `-j N` it parses, "
+        "imports litellm and the MCP SDK once, forks and replays the outcomes), the forked workers (the conversations: "
+        "litellm's and the MCP client's per-call work), the bank MCP servers (at `-j N` one per worker: a new Python "
+        "process importing the MCP SDK), and the bench's own fake model (its own process, never counted in the "
+        "`wait4` total). CPU time is far less disturbed by other load than wall time.",
+        "",
+        *table,
+        "",
+        f"The per-worker cost is the bank server's start: {fmt_seconds(kt['servers'] / top)} of CPU each at `-j {top}` "
+        f"(against {fmt_seconds(kt['workers'] / top)} for a worker's own share of the conversations), the SDK importing "
+        "its protocol types; the fake model costs next to nothing. The \"best wall\" column is the least a run could "
+        "take on 2 idle cores with these CPU times: the parent's CPU first and alone, then the servers starting one per "
+        "core (worker k starts its first conversation after ⌈k/2⌉ server starts), then the model time shared out over "
+        "the workers — and never less than the total CPU ÷ 2. Where the speed-up in that column is below a target, the "
+        f"target cannot be met on this machine with these CPU costs, however the work is scheduled (at `-j 1` the parent alone takes {fmt_seconds(k1['parent'])}).",
         "",
     ]
 
@@ -398,7 +525,8 @@ def explain(row: Row) -> str:
         return (
             f"`-j {n}` reached its first model call after {fmt_seconds(start)}, `-j 1` after {fmt_seconds(base_start)}. "
             f"Both import litellm and the MCP SDK once; then `-j 1` starts one bank server, while the {n} forked "
-            f"workers start {n} bank servers at the same moment on 2 cores, so the first of them is ready later."
+            f"workers start {n} bank servers, one per core at a time, on 2 cores shared with the other workers and "
+            "with other work on the machine."
         )
     return (
         f"At `-j {n}` the run took {fmt_seconds(wall)}: {fmt_seconds(start)} until the first model call, then "
@@ -406,6 +534,11 @@ def explain(row: Row) -> str:
         f"{fmt_seconds(model)}. `-j 1` took {fmt_seconds(base_wall)} ({fmt_seconds(base_start)} of it start-up). The "
         "start-up is paid once whatever N is, so it caps the speed-up at about (-j 1 wall) ÷ (start-up + model time); "
         f"here that bound is {base_wall / (start + model):.1f}×. The time beyond the model calls after the start-up is "
-        "the workers' own start (a bank server each, all at once, on 2 cores shared with other work), and the load on "
-        "the machine stretches every part."
+        "the workers' own start (a bank server each, one per core at a time, on 2 cores shared with other work), and "
+        "the load on the machine stretches every part."
+        + (
+            f" From this run's CPU times, the best 2 idle cores could do at `-j {n}` is about {fmt_seconds(r.floor(n))} "
+            f"({base_wall / r.floor(n):.1f}×; see \"Where the CPU goes\")."
+            if r.kinds(n) else ""
+        )
     )

@@ -204,6 +204,15 @@ def _results(lines: list[str]) -> list[str]:
     return rows
 
 
+_FIGURES_IN_TITLE = re.compile(r"\s*\((?:speed-up [^)]*|PSS sum: [^)]*)\)")
+
+
+def _same_measurement(item: str, what: str) -> tuple[str, str]:
+    """A row's identity across runs: its title without the figures some titles quote (item 8's
+    speed-up and PSS sum), which change from run to run."""
+    return item, _FIGURES_IN_TITLE.sub("", what)
+
+
 def update(new: str, old: str, measured: set[int]) -> str:
     """``new`` (this run's file) with what ``old`` (the file it replaces) measured and this run
     did not: rows of items outside ``measured`` and rows whose measurement this run did not
@@ -211,8 +220,8 @@ def update(new: str, old: str, measured: set[int]) -> str:
     their "how measured" lines and any extra section (e.g. item 8's); a line says which
     rows come from which run. Misses of kept rows stay in ``old``'s own words, in its table."""
     new_lines, old_lines = new.splitlines(), old.splitlines()
-    new_rows = {tuple(_row_cells(l)[:2]) for l in _results(new_lines)}
-    kept = [l for l in _results(old_lines) if tuple(_row_cells(l)[:2]) not in new_rows]
+    new_rows = {_same_measurement(*_row_cells(l)[:2]) for l in _results(new_lines)}
+    kept = [l for l in _results(old_lines) if _same_measurement(*_row_cells(l)[:2]) not in new_rows]
     kept_whats = {tuple(_row_cells(l)[:2]) for l in kept}
     if not kept:
         return new

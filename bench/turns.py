@@ -16,7 +16,7 @@ from .common import BEHAVE, PYTHON, ROOT, Bench, Figure, Row, bank_pyproject, ba
 
 ITEM = 1
 TITLE = "Turn overhead"
-LIMIT = 1.10
+LIMIT = 1.05  # issue 12 asks for at most 1.05x (issue 7 asked for 1.10x)
 
 
 def run(bench: Bench) -> list[Row]:
@@ -94,5 +94,8 @@ def explain(row: Row) -> str:
         "reports. The CPU-time row beside it is the steadier measure of that extra work on a busy machine. A "
         "py-spy profile of the behave run (on-CPU samples, git e93da5c) found no hot spot of ours: the self time "
         "of behave-aitest's and behave's own functions is about 2% of the samples outside imports; the rest is "
-        "litellm, httpx, pydantic and asyncio, which the script runs too."
+        "litellm, httpx, pydantic and asyncio, which the script runs too. Where the CPU ratio is well below the wall "
+        "ratio, the rest of the gap is waiting rather than work: each turn crosses from behave's thread to the "
+        "plugin's event-loop thread and back, and on a machine busier than its cores every such hand-over waits "
+        "for the scheduler, while the script stays on one thread."
     )

@@ -351,3 +351,37 @@ def test_file_line_runs_only_that_scenario_for_every_model(project: Project, job
     assert result.returncode == 0, result.output
     assert "2 scenarios passed, 0 failed, 2 skipped" in result.output, result.output
     assert asked == ["second question @model-a", "second question @model-b"], asked
+
+
+def test_local_server_starts_take_one_slot_per_core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a parallel run, stdio servers start at most one per core at a time (across the workers:
+    file locks); outside one (no slots folder) nothing waits."""
+    import anyio
+
+    from behave_aitest import limits
+
+    monkeypatch.setattr(limits, "start_slots", lambda: 2)
+
+    def most_at_once(starts: int) -> int:
+        holding, most = 0, 0
+
+        async def start() -> None:
+            nonlocal holding, most
+            async with limits.start_slot():
+                holding += 1
+                most = max(most, holding)
+                await anyio.sleep(0.05)
+                holding -= 1
+
+        async def main() -> None:
+            async with anyio.create_task_group() as tasks:
+                for _ in range(starts):
+                    tasks.start_soon(start)
+
+        anyio.run(main)
+        return most
+
+    monkeypatch.delenv(limits.START_SLOTS_ENV, raising=False)
+    assert most_at_once(5) == 5
+    monkeypatch.setenv(limits.START_SLOTS_ENV, str(tmp_path / "start-slots"))
+    assert most_at_once(5) == 2
