@@ -162,30 +162,29 @@ def add_stats(total: dict[str, Any], part: Mapping[str, Any]) -> dict[str, Any]:
     return total
 
 
+def _add_spend(stats: dict[str, Any], call: Mapping[str, Any]) -> None:
+    """Add one model call's tokens and cost (an unknown price counted apart, never as $0; a
+    replayed call's recorded cost apart) to ``stats``."""
+    stats["input_tokens"] += call.get("input_tokens") or 0
+    stats["output_tokens"] += call.get("output_tokens") or 0
+    if call.get("cost_usd") is None:
+        stats["unknown_cost_calls"] += 1
+    else:
+        stats["cost_usd"] += call["cost_usd"]
+    stats["recorded_cost_usd"] += (call.get("recorded_cost_usd") or 0.0) if call.get("replayed") else 0.0
+
+
 def turn_stats(turn: Mapping[str, Any]) -> dict[str, Any]:
     stats = empty_stats()
     stats["turns"] = 1
     for call in turn.get("model_calls", []):
         stats["model_calls"] += 1
-        stats["input_tokens"] += call.get("input_tokens") or 0
-        stats["output_tokens"] += call.get("output_tokens") or 0
-        if call.get("cost_usd") is None:
-            stats["unknown_cost_calls"] += 1
-        else:
-            stats["cost_usd"] += call["cost_usd"]
+        _add_spend(stats, call)
         stats["replayed_calls"] += bool(call.get("replayed"))
-        stats["recorded_cost_usd"] += (call.get("recorded_cost_usd") or 0.0) if call.get("replayed") else 0.0
         stats["retries"] += max((call.get("attempts") or 1) - 1, 0)
         stats["latency_s"] += call.get("latency_s") or 0.0
     for sampled in (s for c in turn.get("tool_calls", []) for s in c.get("sampling_calls") or []):
-        # a server's sampling request answered by the client's model: the agent's spend (docs/mcp.md)
-        stats["input_tokens"] += sampled.get("input_tokens") or 0
-        stats["output_tokens"] += sampled.get("output_tokens") or 0
-        if sampled.get("cost_usd") is None:
-            stats["unknown_cost_calls"] += 1
-        else:
-            stats["cost_usd"] += sampled["cost_usd"]
-        stats["recorded_cost_usd"] += (sampled.get("recorded_cost_usd") or 0.0) if sampled.get("replayed") else 0.0
+        _add_spend(stats, sampled)  # a server's sampling request answered by the client's model: the agent's spend (docs/mcp.md)
     stats["tool_calls"] = len(turn.get("tool_calls", []))
     stats["tool_errors"] = sum(1 for c in turn.get("tool_calls", []) if c.get("is_error"))
     stats["turn_time_s"] = turn.get("duration_s") or 0.0

@@ -24,8 +24,13 @@ command = ["python", "-m", "behave_aitest.testing.faulty_server"]
 env = { FAULTY_BAD_SCHEMA = "1" }
 [tool.behave_aitest.servers.down]
 url = "http://127.0.0.1:{port}/mcp"
+[tool.behave_aitest.servers.roomy]   # the same server, with time for five megabytes on a busy machine
+command = ["python", "-m", "behave_aitest.testing.faulty_server"]
+tool_timeout_s = 60
 [tool.behave_aitest.agents.f]
 servers = ["faulty"]
+[tool.behave_aitest.agents.big]
+servers = ["roomy"]
 [tool.behave_aitest.agents.bad]
 servers = ["badschema"]
 """
@@ -58,7 +63,7 @@ Feature: faults
     Given the MCP server "down"
     When the user says "x"
   Scenario: five megabytes
-    Given the agent "f"
+    Given the agent "big"
     When the user says "big"
     Then the result of tool "big" mentions "END"
 """
