@@ -168,6 +168,10 @@ Feature: Mistakes and failures say what is wrong
   Scenario: unknown tool in a double
     Given the tool "tranfser" fails with "no"
 
+  Scenario: a tool the agent may not use
+    Given the agent may only use the tools "get_balance"
+    And the tool "transfer" fails with "no"
+
   Scenario: unknown tool in a direct call
     When the tool "get_balances" is called
 
@@ -304,6 +308,7 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
         "bad tolerance": ["table row 1 (| amount | about | 100 ± x |): '100 ± x' is not 'number ± tolerance'"],
         "unknown check": ["table row 1 (| amount | roughly | 100 |): unknown check 'roughly'. Use one of: equals, contains, matches, about, any, absent, one of."],
         "unknown tool in a double": ["has no tool 'tranfser'. Did you mean 'transfer'? Its tools: get_balance, get_all_balances, transfer, get_transactions."],
+        "a tool the agent may not use": ["the agent 'banker' has no tool 'transfer'. Its servers offer it, but its allowed_tools leave it out. Its tools: get_balance."],
         "unknown tool in a direct call": ["has no tool 'get_balances'.", "Its tools: get_balance, get_all_balances"],
         "a direct call the tool refuses": ["The test's call to tool 'transfer' failed:", "Unknown account 'nowhere'"],
         "bad glob": ["'delete[' is not a valid pattern: a '[' is not closed by ']'."],
@@ -319,7 +324,7 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
         "no direct call yet": ['a "When the tool ... is called" step must come before this step'],
         "a delay past the turn's timeout_s": ["the turn did not finish within 6 s (timeout_s). It was cut off during the tool call 'notes.list_notes'."],
     }
-    errors = {"a delay past the turn's timeout_s", "bad tolerance", "unknown check", "unknown tool in a double", "unknown tool in a direct call", "bad glob", "bad regex", "bad regex in a double's table", "bad seconds"}
+    errors = {"a delay past the turn's timeout_s", "a tool the agent may not use", "bad tolerance", "unknown check", "unknown tool in a double", "unknown tool in a direct call", "bad glob", "bad regex", "bad regex in a double's table", "bad seconds"}
     for name, parts in failures.items():
         scenario = found[name]
         assert scenario["status"] == ("error" if name in errors else "failed"), (name, scenario["status"], message(scenario))
