@@ -10,10 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chromium import Browser, find_chromium
 from conftest import BANK, Project, llm_config
 
 from behave_aitest.fakellm import FakeOpenAI
 
+CHROMIUM = find_chromium()
 JSONF = "behave_aitest.formatter:JSONFormatter"
 HTML = "behave_aitest.formatter:HTMLFormatter"
 
@@ -332,6 +334,19 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
             assert part in message(scenario), (name, part, message(scenario))
     html = (project.root / "report.html").read_text(encoding="utf-8")
     assert "called by the test" in html and "doubled: failed by the test" in html  # the report's script marks them
+    if CHROMIUM is not None:  # and a browser shows them (tests/test_browser.py needs Debian's chromium too)
+        with Browser(CHROMIUM) as browser:
+            browser.open(project.root / "report.html")
+            browser.js(
+                "Array.from(document.querySelectorAll('article.scn')).find(a => a.querySelector('.scn-name').textContent"
+                " === 'A declined transfer never reaches the bank').querySelector('.scn-head').click()"
+            )
+            tags = browser.js("Array.from(document.querySelectorAll('article.open .tag')).map(e => e.textContent)")
+            assert "doubled: failed by the test" in tags and "called by the test" in tags, tags
+            steps = browser.js("Array.from(document.querySelectorAll('article.open li.step')).map(e => e.innerText)")
+            direct = [text for text in steps if "called by the test" in text]
+            assert len(direct) == 1 and "get_balance" in direct[0] and "checking: $1,500.00" in direct[0], steps
+            assert browser.errors() == []
 
 
 # --------------------------------------------------------------------------- clean state, cassettes
