@@ -287,8 +287,10 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
     direct = declined["direct_calls"]
     assert [(c["name"], c["by_test"], c["doubled"]) for c in direct] == [("get_balance", True, None)]
     assert [s["direct_call"] for s in declined["steps"] if s["direct_call"] is not None] == [0]
-    # the test's call is not in the model's history
-    assert all("get_balance" not in json.dumps(r["messages"]) for r in fake_llm.requests if "daily limit" in json.dumps(r["messages"]))
+    # The test's own calls never reach the model: the seeding transfer came before the turn,
+    # yet no request of that conversation carries it.
+    seeded = [json.dumps(r["messages"]) for r in fake_llm.requests if "Trip to PARIS" in json.dumps(r["messages"])]
+    assert seeded and not any("from savings to checking" in text or "seed" in text for text in seeded)
 
     partial = found["Only matching calls are doubled, the others reach the server"]["turns"][0]["tool_calls"]
     assert [c["doubled"] for c in partial] == ["returns", None]
