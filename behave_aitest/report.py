@@ -72,7 +72,7 @@ def _epoch(text: str | None) -> float | None:
 
 
 # Keys whose values hold model, tool or user text (or errors quoting it), which can be huge.
-CLIPPED_KEYS = frozenset({"turns", "error", "message", "text", "hook_error", "hook_errors", "warnings"})
+CLIPPED_KEYS = frozenset({"turns", "error", "message", "text", "hook_error", "hook_errors", "warnings", "direct_calls"})
 
 
 def clip_texts(doc: Any, limit: int) -> Any:

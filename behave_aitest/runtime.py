@@ -619,6 +619,8 @@ class Runtime:
             offered = toolbox.offered()
             close = difflib.get_close_matches(name, offered, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
+            if toolbox.known_elsewhere(name.rpartition(".")[2]):
+                hint = " Its servers offer it, but its allowed_tools leave it out."
             raise StepUsageError(
                 f"{step}: the agent {live.agent.name or '(unnamed)'!r} has no tool {name!r}.{hint} "
                 f"Its tools: {tool_list(offered)}."

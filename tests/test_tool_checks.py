@@ -223,3 +223,11 @@ def test_a_delay_counts_against_tool_timeout() -> None:
     quick, late = anyio.run(both)
     assert (quick.text, quick.is_error) == ("checking: $1,500.00", False)
     assert (late.text, late.is_error) == ("Tool 'get_balance' did not answer within 0.05 s (tool_timeout_s).", True)
+
+
+def test_the_html_cuts_a_long_result_of_the_tests_own_call() -> None:
+    from behave_aitest.report import clip_texts
+
+    doc = {"features": [{"name": "F", "scenarios": [{"name": "S", "direct_calls": [{"name": "get_balance", "result": "x" * 5000}]}]}]}
+    cut = clip_texts(doc, 100)["features"][0]["scenarios"][0]["direct_calls"][0]
+    assert cut["name"] == "get_balance" and len(cut["result"]) < 300

@@ -10,10 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chromium import Browser, find_chromium
 from conftest import BANK, Project, llm_config
 
 from behave_aitest.fakellm import FakeOpenAI
 
+CHROMIUM = find_chromium()
 JSONF = "behave_aitest.formatter:JSONFormatter"
 HTML = "behave_aitest.formatter:HTMLFormatter"
 
@@ -168,6 +170,10 @@ Feature: Mistakes and failures say what is wrong
   Scenario: unknown tool in a double
     Given the tool "tranfser" fails with "no"
 
+  Scenario: a tool the agent may not use
+    Given the agent may only use the tools "get_balance"
+    And the tool "transfer" fails with "no"
+
   Scenario: unknown tool in a direct call
     When the tool "get_balances" is called
 
@@ -281,8 +287,10 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
     direct = declined["direct_calls"]
     assert [(c["name"], c["by_test"], c["doubled"]) for c in direct] == [("get_balance", True, None)]
     assert [s["direct_call"] for s in declined["steps"] if s["direct_call"] is not None] == [0]
-    # the test's call is not in the model's history
-    assert all("get_balance" not in json.dumps(r["messages"]) for r in fake_llm.requests if "daily limit" in json.dumps(r["messages"]))
+    # The test's own calls never reach the model: the seeding transfer came before the turn,
+    # yet no request of that conversation carries it.
+    seeded = [json.dumps(r["messages"]) for r in fake_llm.requests if "Trip to PARIS" in json.dumps(r["messages"])]
+    assert seeded and not any("from savings to checking" in text or "seed" in text for text in seeded)
 
     partial = found["Only matching calls are doubled, the others reach the server"]["turns"][0]["tool_calls"]
     assert [c["doubled"] for c in partial] == ["returns", None]
@@ -304,6 +312,7 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
         "bad tolerance": ["table row 1 (| amount | about | 100 ± x |): '100 ± x' is not 'number ± tolerance'"],
         "unknown check": ["table row 1 (| amount | roughly | 100 |): unknown check 'roughly'. Use one of: equals, contains, matches, about, any, absent, one of."],
         "unknown tool in a double": ["has no tool 'tranfser'. Did you mean 'transfer'? Its tools: get_balance, get_all_balances, transfer, get_transactions."],
+        "a tool the agent may not use": ["the agent 'banker' has no tool 'transfer'. Its servers offer it, but its allowed_tools leave it out. Its tools: get_balance."],
         "unknown tool in a direct call": ["has no tool 'get_balances'.", "Its tools: get_balance, get_all_balances"],
         "a direct call the tool refuses": ["The test's call to tool 'transfer' failed:", "Unknown account 'nowhere'"],
         "bad glob": ["'delete[' is not a valid pattern: a '[' is not closed by ']'."],
@@ -319,7 +328,7 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
         "no direct call yet": ['a "When the tool ... is called" step must come before this step'],
         "a delay past the turn's timeout_s": ["the turn did not finish within 6 s (timeout_s). It was cut off during the tool call 'notes.list_notes'."],
     }
-    errors = {"a delay past the turn's timeout_s", "bad tolerance", "unknown check", "unknown tool in a double", "unknown tool in a direct call", "bad glob", "bad regex", "bad regex in a double's table", "bad seconds"}
+    errors = {"a delay past the turn's timeout_s", "a tool the agent may not use", "bad tolerance", "unknown check", "unknown tool in a double", "unknown tool in a direct call", "bad glob", "bad regex", "bad regex in a double's table", "bad seconds"}
     for name, parts in failures.items():
         scenario = found[name]
         assert scenario["status"] == ("error" if name in errors else "failed"), (name, scenario["status"], message(scenario))
@@ -327,6 +336,19 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
             assert part in message(scenario), (name, part, message(scenario))
     html = (project.root / "report.html").read_text(encoding="utf-8")
     assert "called by the test" in html and "doubled: failed by the test" in html  # the report's script marks them
+    if CHROMIUM is not None:  # and a browser shows them (tests/test_browser.py needs Debian's chromium too)
+        with Browser(CHROMIUM) as browser:
+            browser.open(project.root / "report.html")
+            browser.js(
+                "Array.from(document.querySelectorAll('article.scn')).find(a => a.querySelector('.scn-name').textContent"
+                " === 'A declined transfer never reaches the bank').querySelector('.scn-head').click()"
+            )
+            tags = browser.js("Array.from(document.querySelectorAll('article.open .tag')).map(e => e.textContent)")
+            assert "doubled: failed by the test" in tags and "called by the test" in tags, tags
+            steps = browser.js("Array.from(document.querySelectorAll('article.open li.step')).map(e => e.innerText)")
+            direct = [text for text in steps if "called by the test" in text]
+            assert len(direct) == 1 and "get_balance" in direct[0] and "checking: $1,500.00" in direct[0], steps
+            assert browser.errors() == []
 
 
 # --------------------------------------------------------------------------- clean state, cassettes

@@ -265,6 +265,7 @@
       parts.push(t.user_text, t.response, t.error || "");
       t.tool_calls.forEach(function (c) { parts.push(c.name, c.result); });
     });
+    (s.direct_calls || []).forEach(function (c) { parts.push(c.name, c.result); });
     return parts.join("\n").toLowerCase();
   }
   function matches(article) {

@@ -7,6 +7,8 @@ scenarios remembers what happened in earlier ones):
 * ``bank_server``    - two accounts, balances, transfers and a transaction history.
 * ``todo_server``    - task lists: add, list, complete and delete tasks.
 * ``weather_server`` - fake current weather and forecasts for a few cities (no network).
+* ``notes_server``   - notes kept in a JSON file (``NOTES_FILE``), not in memory: state
+  that outlives the process, for ``${AITEST_SERVER_DIR}`` (docs/sessions.md).
 
 Run one with ``python -m behave_aitest.testing.bank_server`` (stdio), or over HTTP with
 ``--transport streamable-http --port 8000`` (see ``_serve.py`` for all options).
