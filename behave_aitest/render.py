@@ -24,8 +24,9 @@ from importlib import resources
 from typing import Any
 
 from . import safetext
-from .safetext import plural
+from .config import is_scripted as config_is_scripted
 from .report import DEFAULT_MAX_TEXT, Doc, base_title, clip_texts, matrix
+from .safetext import plural
 
 MD_ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "untested": "⚪"}
 
@@ -73,9 +74,9 @@ def percent(rate: Any) -> str:
 
 
 def is_scripted(model: Any) -> bool:
-    """The built-in scripted model, or one of its named variants (``scripted/<name>``)."""
-    text = str(model or "")
-    return text == "scripted" or text.startswith("scripted/") or text == "openai/scripted"
+    """The built-in scripted model, or one of its named variants (``scripted/<name>``), as a
+    report names it (config's rule, plus the ``openai/scripted`` litellm may have recorded)."""
+    return config_is_scripted(str(model or "")) or model == "openai/scripted"
 
 
 def scripted_answers(doc: Doc) -> str | None:
