@@ -251,10 +251,25 @@ def _model_list(value: Any) -> tuple[str, ...]:
     return models
 
 
-def _otel(value: str) -> str:
-    from .telemetry import check_target
+OTEL_EXPORT = "otlp"  # -D aitest.otel=otlp: spans to an OTLP/HTTP collector (docs/telemetry.md)
 
-    problem = check_target(value)
+
+def otel_problem(value: str) -> str | None:
+    """Why ``value`` is not a target (None when it is): ``otlp`` needs the SDK installed."""
+    if value == OTEL_EXPORT:
+        try:
+            import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+            import opentelemetry.sdk.trace  # noqa: F401
+        except ImportError:
+            return "'otlp' needs the OpenTelemetry SDK and OTLP exporter: pip install 'behave-aitest[otel]'"
+        return None
+    if not value.endswith(".json"):
+        return f"must be 'otlp' or a file name ending in .json (got {value!r})"
+    return None
+
+
+def _otel(value: str) -> str:
+    problem = otel_problem(value)
     if problem:
         raise ValueError(problem)
     return value
@@ -338,7 +353,7 @@ def _suggest(key: str, known: Mapping[str, Any] | set[str]) -> str:
 
 def _quoted(value: Any) -> str:
     """``repr(value)`` for a message, redacted: a mistyped URL can hold a password, a header a token."""
-    from .redact import Redactor
+    from .text.redact import Redactor
 
     return str(Redactor.from_environment().text(repr(value)))
 

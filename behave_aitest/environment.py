@@ -15,49 +15,49 @@ from typing import Any
 
 def before_all(context: Any) -> None:
     """Load and check the config and the feature files; start the run's event loop."""
-    from . import hooks
+    from .run import hooks
 
     hooks.before_all(context)
 
 
 def after_all(context: Any) -> None:
     """Stop everything still running; fail the run when a model's pass rate is too low."""
-    from . import hooks
+    from .run import hooks
 
     hooks.after_all(context)
 
 
 def before_feature(context: Any, feature: Any) -> None:
     """Begin the feature (its session, for ``@session``)."""
-    from . import hooks
+    from .run import hooks
 
     hooks.before_feature(context, feature)
 
 
 def after_feature(context: Any, feature: Any) -> None:
     """Stop the servers of the feature's session and of ``scope = "feature"``."""
-    from . import hooks
+    from .run import hooks
 
     hooks.after_feature(context, feature)
 
 
 def before_scenario(context: Any, scenario: Any) -> None:
     """Start a new conversation (or continue the feature's session)."""
-    from . import hooks
+    from .run import hooks
 
     hooks.before_scenario(context, scenario)
 
 
 def after_scenario(context: Any, scenario: Any) -> None:
     """End the scenario's conversation and stop its servers (unless it is part of a session)."""
-    from . import hooks
+    from .run import hooks
 
     hooks.after_scenario(context, scenario)
 
 
 def before_step(context: Any, step: Any) -> None:
     """Remember the running step, so a turn can be recorded on it."""
-    from . import hooks
+    from .run import hooks
 
     hooks.before_step(context, step)
 

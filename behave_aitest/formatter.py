@@ -41,10 +41,10 @@ from typing import Any
 from behave.formatter.base import Formatter
 
 from . import config as _config
-from . import render, report
-from .redact import Redactor
-from .report import write_text
-from .quirks import one_catalog
+from .report import render, document as report
+from .text.redact import Redactor
+from .text.files import write_atomic
+from .run.quirks import one_catalog
 
 OPTIONS = _config.REPORT_OPTIONS  # also -D aitest.report_<option>
 
@@ -200,7 +200,7 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
         doc = self._document(reasons, runtime)
         baseline = getattr(getattr(runtime, "config", None), "baseline", None)
         if baseline:  # -D aitest.baseline=PATH: deltas against a previous report, inline (behave_aitest.diff)
-            from .diff import attach_baseline
+            from .report.diff import attach_baseline
 
             attach_baseline(doc, baseline)
         return doc
@@ -237,7 +237,7 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
         """To the ``-o`` file, or to stdout (as UTF-8 bytes, whatever the console encoding)."""
         name = self.stream_opener.name
         if name and name != "-":
-            write_text(name, text)
+            write_atomic(name, text)
             print(f"behave-aitest: {self.kind} written to {name}", file=sys.stderr)
             return
         stream = self.stream or sys.stdout
@@ -266,7 +266,7 @@ class HTMLFormatter(ReportFormatter):
         if name and name != "-" and _flag(self._option("json", True)):
             beside = Path(name).with_suffix(".json")
             if beside != Path(name):
-                write_text(beside, report.dumps(doc))
+                write_atomic(beside, report.dumps(doc))
 
 
 class JSONFormatter(ReportFormatter):

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from behave_aitest.fakellm import FakeOpenAI, serve_until_stopped
+from behave_aitest.model.fakellm import FakeOpenAI, serve_until_stopped
 
 _SLOW = re.compile(r"(\d+) slow calls? of ([\d.]+) s")
 _USAGE = {"prompt_tokens": 120, "completion_tokens": 12}

@@ -52,9 +52,9 @@ async def _measure(bench: Bench, url: str) -> list[Row]:
     import anyio
 
     from behave_aitest.config import ServerConfig
-    from behave_aitest.engine import ToolBox, TurnSettings, run_tool, run_turn
-    from behave_aitest.llm import ToolRequest, complete
-    from behave_aitest.servers import connect
+    from behave_aitest.agent.loop import ToolBox, TurnSettings, run_tool, run_turn
+    from behave_aitest.model.llm import ToolRequest, complete
+    from behave_aitest.mcp.connection import connect
 
     size = bench.size
     logs = bench.folder("tool-calls")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 from warm import run_behave, warm_allowed
 

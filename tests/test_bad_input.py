@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conftest import Project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 
 def test_malformed_feature_and_unknown_step_keep_behaves_messages(project: Project, fake_llm: FakeOpenAI) -> None:

@@ -13,8 +13,8 @@ from conftest import Project
 from test_report import HTML, PASSWORD, XSS, showcase
 from test_report_unit import big_document
 
-from behave_aitest import render
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.report import render
+from behave_aitest.model.fakellm import FakeOpenAI
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(

@@ -16,10 +16,11 @@ import pytest
 from conftest import BANK, Project, Result, example_project, llm_config
 from test_e2e import BANKER, BANKING_REPLIES, BANKING_SESSION
 
-from behave_aitest import cassettes
+from behave_aitest.record import cassettes
+from behave_aitest.text.files import write_atomic
 from behave_aitest.config import ConfigError, load_config
-from behave_aitest.fakellm import FakeOpenAI
-from behave_aitest.redact import Redactor
+from behave_aitest.model.fakellm import FakeOpenAI
+from behave_aitest.text.redact import Redactor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,7 +63,7 @@ socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, c
 # A step the test projects use to look at the records the report will read.
 RECORD_STEPS = '''
 from behave import then
-from behave_aitest.runtime import runtime_of
+from behave_aitest.run.runtime import runtime_of
 
 @then("the model calls match the cassette mode")
 def step_calls_match_mode(context):
@@ -520,16 +521,16 @@ def test_scrubber_and_url_scrubbing() -> None:
     assert cassettes.scrub_url("http://127.0.0.1:53211/v1") == "http://127.0.0.1:<port>/v1"
 
 
-def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "c" / "x.json"
-    cassettes.atomic_write(target, "old\n")
+    write_atomic(target, "old\n")
 
     def broken_fsync(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(OSError):
-        cassettes.atomic_write(target, "new, half written")
+        write_atomic(target, "new, half written")
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["x.json"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import BANK, WEATHER, Project, example_project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[1]
 

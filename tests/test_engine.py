@@ -11,12 +11,12 @@ from typing import Any
 import anyio
 import pytest
 
-from behave_aitest import llm
+from behave_aitest.model import llm
 from behave_aitest.config import ServerConfig
-from behave_aitest.engine import AgentSetupError, ToolBox, TurnSettings, provider_name, run_turn
-from behave_aitest.fakellm import FakeOpenAI
-from behave_aitest.records import Turn
-from behave_aitest.servers import ServerConnection, connect
+from behave_aitest.agent.loop import AgentSetupError, ToolBox, TurnSettings, provider_name, run_turn
+from behave_aitest.model.fakellm import FakeOpenAI
+from behave_aitest.record.records import Turn
+from behave_aitest.mcp.connection import ServerConnection, connect
 
 os.environ.setdefault("OPENAI_API_KEY", "sk-fake-key-for-the-local-fake-server")
 

@@ -18,7 +18,7 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before the import: no network
 import litellm  # noqa: E402
 
-from behave_aitest.fakellm import FakeOpenAI  # noqa: E402
+from behave_aitest.model.fakellm import FakeOpenAI  # noqa: E402
 
 litellm.suppress_debug_info = True
 

@@ -8,7 +8,7 @@ import subprocess
 
 from conftest import Project, llm_config, processes_in
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 FAULTY = """
 [tool.behave_aitest.servers.faulty]

@@ -11,11 +11,11 @@ import pytest
 
 from conftest import REPO, Project, llm_config
 
-from behave_aitest.checks import describe
-from behave_aitest.fakellm import FakeOpenAI
-from behave_aitest.records import ToolCall, Turn
+from behave_aitest.agent.checks import describe
+from behave_aitest.model.fakellm import FakeOpenAI
+from behave_aitest.record.records import ToolCall, Turn
 
-from behave_aitest.scripted import RulesBrain, parse_rules
+from behave_aitest.model.scripted import RulesBrain, parse_rules
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,7 @@ def test_the_scripted_model_doc_names_every_key_and_quotes_the_example_rules() -
 def test_an_outline_with_model_in_its_title_gives_one_matrix_row_per_examples_row(project: Project) -> None:
     """The rows of ``Say <word> with <model>`` differ by their title, but a row per model is
     one line of the matrix: the Outline and the row's other values, not the title, group them."""
-    from behave_aitest import report
+    from behave_aitest.report import document as report
 
     def brain(request: dict) -> dict:
         return {"content": "fig" if request["model"] == "model-b" else "kiwi"}
@@ -366,7 +366,7 @@ def test_a_cassette_miss_reads_as_a_reason_marks_the_changed_characters_and_skip
 
 
 def test_the_miss_diff_marks_changed_characters_and_leaves_unlike_lines_whole() -> None:
-    from behave_aitest.cassettes import marked_diff
+    from behave_aitest.record.cassettes import marked_diff
 
     old = ['{', '  "a": "You are a careful banking assistant.",', '  "b": 1', '}']
     new = ['{', '  "a": "You are a terse banking assistant.",', '  "b": 1,', '  "c": "completely new"', '}']

@@ -13,8 +13,8 @@ import pytest
 from chromium import Browser, find_chromium
 from conftest import BANK, Project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
-from behave_aitest.render import plural, scripted_answers
+from behave_aitest.model.fakellm import FakeOpenAI
+from behave_aitest.report.render import plural, scripted_answers
 
 CHROMIUM = find_chromium()
 

@@ -21,10 +21,10 @@ import pytest
 from conftest import BANK, Project, llm_config, processes_in
 from test_e2e import BANKER
 
-from behave_aitest import cassettes
-from behave_aitest.fakellm import FakeOpenAI
-from behave_aitest.llm import ModelReply
-from behave_aitest.redact import Redactor
+from behave_aitest.record import cassettes
+from behave_aitest.model.fakellm import FakeOpenAI
+from behave_aitest.model.llm import ModelReply
+from behave_aitest.text.redact import Redactor
 
 PROSE = "Authorization: approved. Basic: checking account. Your Basic: savings plan is fine. Code Authorization: Zx81Kq0pLm."
 
@@ -346,7 +346,7 @@ def test_a_cassette_is_valid_json_whatever_the_numbers() -> None:
     never as the ``NaN`` that strict JSON readers reject; a lone surrogate still round-trips."""
     import json as _json
 
-    from behave_aitest.cassettes import dumps
+    from behave_aitest.record.cassettes import dumps
 
     text = dumps({"arguments": {"amount": float("nan"), "limit": float("inf")}, "text": "cut \ud800 here", "cost": 1.5})
 

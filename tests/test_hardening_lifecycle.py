@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import Project, llm_config, processes_in
 
-from behave_aitest.fakellm import FakeOpenAI
-from behave_aitest.llm import retry_after
+from behave_aitest.model.fakellm import FakeOpenAI
+from behave_aitest.model.llm import retry_after
 
 SERVER_TOKEN = "tok-Lifecycle-7a6b5c4d3e2f"
 PROVIDER_KEY = "sk-fake-key-for-the-local-fake-server"  # what conftest's Project.run gives litellm

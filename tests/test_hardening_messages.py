@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import BANK, Project, llm_config
 
-from behave_aitest import report, safetext
+from behave_aitest.report import document as report
+from behave_aitest.text import safetext
 from behave_aitest.config import ConfigError, load_config
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 ESC = "\x1b"
 HOSTILE_NAME = f"get{ESC}[31m_bal\x07ance\n::error file=app.py,line=1::spoofed by a tool name"
@@ -237,7 +238,7 @@ def _strict(text: str) -> object:
 
 
 def test_reports_never_hold_nan_or_a_lone_surrogate() -> None:
-    from behave_aitest import render
+    from behave_aitest.report import render
 
     doc = report.build_document([], started_at=1.0, finished_at=2.0, title="t \ud800")
     doc["totals"]["cost_usd"] = math.nan
@@ -291,7 +292,7 @@ MALFORMED = {
 def test_malformed_reports_give_one_line_naming_file_and_field(tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]) -> None:
     from test_report_unit import build, session_feature
 
-    from behave_aitest import cli
+    from behave_aitest.cli import main as cli
 
     good = tmp_path / "good.json"
     good.write_text(report.dumps(build(session_feature())), encoding="utf-8")
@@ -317,7 +318,7 @@ def test_the_cli_says_malformed_in_one_line_without_a_traceback(tmp_path: Path) 
 def test_a_field_of_the_wrong_type_deep_inside_is_one_line_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from test_report_unit import build, session_feature
 
-    from behave_aitest import cli
+    from behave_aitest.cli import main as cli
 
     doc = build(session_feature())
     doc["features"][0]["scenarios"][1]["first_failure"] = "a string, not an object"

@@ -6,7 +6,7 @@ import json
 
 from conftest import BANK, Project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 JUDGED = 'judge_model = "openai/judge-model"\n'
 

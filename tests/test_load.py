@@ -14,7 +14,7 @@ import os
 
 from conftest import BANK, Project, llm_config, processes_in
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 ROWS = int(os.environ.get("AITEST_LOAD_CONVERSATIONS", "40"))
 

@@ -20,11 +20,13 @@ import pytest
 from conftest import Project, llm_config
 
 from behave_aitest.config import ServerConfig
-from behave_aitest.content import block_view
-from behave_aitest.elicitation import ElicitationPlan, answer, parse_value
-from behave_aitest.engine import AgentSetupError, ToolBox
-from behave_aitest.fakellm import FakeOpenAI
-from behave_aitest.servers import ServerConnection, ServerError, ToolSpec, connect
+from behave_aitest.mcp.content import block_view
+from behave_aitest.mcp.elicitation import ElicitationPlan, answer, parse_value
+from behave_aitest.agent.loop import AgentSetupError, ToolBox
+from behave_aitest.model.fakellm import FakeOpenAI
+from behave_aitest.mcp.connection import ServerConnection, connect
+from behave_aitest.errors import ServerError
+from behave_aitest.record.records import ToolSpec
 from behave_aitest.steps.mcp import destructive
 
 # --------------------------------------------------------------------------- the five defects
@@ -388,7 +390,7 @@ def test_studio_features_in_both_protocol_eras(project: Project, fake_llm: FakeO
     # The HTML report shows the picture as a bounded thumbnail and the annotations as badges (in Chromium, when there is one).
     from chromium import Browser, find_chromium
 
-    from behave_aitest import render
+    from behave_aitest.report import render
 
     page = project.root / "reports" / "r.html"
     page.write_text(render.html(doc), encoding="utf-8")
@@ -475,7 +477,7 @@ def test_mcp_client_keys_are_checked(tmp_path: Path) -> None:
 
 
 def test_capabilities_are_declared_only_when_offered() -> None:
-    from behave_aitest.clientside import ClientSide
+    from behave_aitest.mcp.clientside import ClientSide
 
     assert set(ClientSide("s", "off").callbacks()) == {"elicitation_callback", "logging_callback", "message_handler"}
     assert {"sampling_callback", "list_roots_callback"} <= set(ClientSide("s", "agent", ("/tmp",)).callbacks())

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import Project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 PACKAGE = "@modelcontextprotocol/server-everything"
 CACHE = Path(os.environ.get("BEHAVE_AITEST_NPM_CACHE", Path.home() / ".cache" / "behave-aitest" / "npm"))

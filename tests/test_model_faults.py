@@ -7,7 +7,7 @@ import json
 
 from conftest import BANK, Project, llm_config, processes_in
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 # name -> (replies the fake server gives for that scenario, Then steps, expected outcome, message)
 CASES: list[tuple[str, list[dict], str, str, str]] = [

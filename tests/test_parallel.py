@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import BANK, Project, processes_in
 
-from behave_aitest.units import Unit, shard
+from behave_aitest.parallel.units import Unit, shard
 
 RUNNER = ("--runner", "behave_aitest.parallel:ParallelRunner")
 
@@ -299,7 +299,7 @@ def test_shard_parts_hold_every_unit_once() -> None:
 
 
 def test_longest_units_first_from_an_earlier_report(tmp_path: Path) -> None:
-    from behave_aitest.units import duration_key, load_durations, longest_first
+    from behave_aitest.parallel.units import duration_key, load_durations, longest_first
 
     earlier = {
         "features": [
@@ -341,7 +341,7 @@ Feature: Two models, one scenario picked
 def test_file_line_runs_only_that_scenario_for_every_model(project: Project, jobs: tuple[str, ...]) -> None:
     """F13: `behave file.feature:LINE` (an IDE's "run this scenario") on a feature run once per
     model runs that scenario once per model, not every scenario for every model."""
-    from behave_aitest.fakellm import FakeOpenAI
+    from behave_aitest.model.fakellm import FakeOpenAI
 
     project.feature("models.feature", TWO_MODELS)
     with FakeOpenAI(brain=lambda request: {"content": "an answer"}) as server:
@@ -358,7 +358,7 @@ def test_local_server_starts_take_one_slot_per_core(tmp_path: Path, monkeypatch:
     file locks); outside one (no slots folder) nothing waits."""
     import anyio
 
-    from behave_aitest import limits
+    from behave_aitest.model import limits
 
     monkeypatch.setattr(limits, "start_slots", lambda: 2)
 

@@ -119,7 +119,7 @@ def test_max_model_concurrency_holds_across_workers(project: Project) -> None:
     """Four conversations on four workers against one slow model: with the limit, one call at a time."""
     import threading
 
-    from behave_aitest.fakellm import FakeOpenAI
+    from behave_aitest.model.fakellm import FakeOpenAI
 
     state = {"now": 0, "most": 0}
     lock = threading.Lock()
@@ -168,7 +168,7 @@ Feature: Rules
 
 RULES_ENVIRONMENT = """\
 import os
-from behave_aitest import hooks as aitest
+from behave_aitest.run import hooks as aitest
 from behave_aitest.environment import *
 
 

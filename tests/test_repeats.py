@@ -7,7 +7,7 @@ from itertools import cycle
 
 from conftest import Project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 FEATURE = """\
 Feature: Flaky

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from conftest import BANK, Project, llm_config
 
-from behave_aitest import report
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.report import document as report
+from behave_aitest.model.fakellm import FakeOpenAI
 
 HTML = "behave_aitest.formatter:HTMLFormatter"
 JSONF = "behave_aitest.formatter:JSONFormatter"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from behave_aitest import coverage, diff, llm, report, telemetry
-from behave_aitest.records import JudgeCall, ModelCall, ScenarioRecord, ToolCall, Turn
+from behave_aitest.record import coverage, telemetry
+from behave_aitest.report import diff, document as report
+from behave_aitest.model import llm
+from behave_aitest.record.records import JudgeCall, ModelCall, ScenarioRecord, ToolCall, Turn
 
 
 def test_missing_credentials_are_an_auth_error_not_a_server_error() -> None:

@@ -14,8 +14,8 @@ import pytest
 from conftest import Project, llm_config
 from test_report import HTML, JSONF, MD
 
-from behave_aitest import report
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.report import document as report
+from behave_aitest.model.fakellm import FakeOpenAI
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -17,9 +17,9 @@ import pytest
 from behave.model_type import Status
 from behave.parser import parse_feature
 
-from behave_aitest import render, report
-from behave_aitest.records import Conversation, ModelCall, ScenarioRecord, ToolCall, Turn
-from behave_aitest.redact import Redactor
+from behave_aitest.report import render, document as report
+from behave_aitest.record.records import Conversation, ModelCall, ScenarioRecord, ToolCall, Turn
+from behave_aitest.text.redact import Redactor
 
 XSS = "</script><img src=x onerror=alert(1)>"
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from behave_aitest import report
+from behave_aitest.report import document as report
 from behave_aitest.config import is_scripted
-from behave_aitest.scripted import RulesError, ScriptedModels, parse_models, read_models
+from behave_aitest.model.scripted import RulesError, ScriptedModels, parse_models, read_models
 from conftest import BANK, Project
 
 RULES = """
@@ -150,7 +150,7 @@ def test_an_undefined_named_scripted_model_stops_the_run(project: Project, by: s
 
 
 def test_the_example_scripted_judge_checks_the_order_of_question_and_transfer() -> None:
-    from behave_aitest.judge import CRITERIA_PROMPT
+    from behave_aitest.agent.judge import CRITERIA_PROMPT
 
     models = ScriptedModels.from_file(Path(__file__).resolve().parents[1] / "features" / "scripted_model.toml")
     criterion = "CRITERIA:\n1. the assistant asked for the amount before transferring\n\nEVIDENCE:\n"

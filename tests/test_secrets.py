@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import Project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 PROVIDER_KEY = "sk-plantedProviderKey0123456789abcdef"
 SERVER_TOKEN = "tok-Planted-9f8e7d6c5b4a"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from behave_aitest.fakellm import FakeOpenAI
-from behave_aitest.records import Simulation, SimulatorCall, Turn
-from behave_aitest.simulator import (
+from behave_aitest.model.fakellm import FakeOpenAI
+from behave_aitest.record.records import Simulation, SimulatorCall, Turn
+from behave_aitest.agent.simulator import (
     GO_ON,
     OPENING,
     LimitsError,
@@ -396,7 +396,7 @@ def test_user_view_flips_roles_and_hides_tools() -> None:
 
 
 def test_loop_refuses_an_early_end_then_accepts_done() -> None:
-    from behave_aitest.llm import ModelReply
+    from behave_aitest.model.llm import ModelReply
 
     answers = iter(["DONE", "first", "DONE"])
     seen: list[list[dict[str, Any]]] = []
@@ -418,7 +418,7 @@ def test_loop_refuses_an_early_end_then_accepts_done() -> None:
 
 def test_the_simulators_model_falls_back_to_the_judges_then_the_agents(tmp_path: Path) -> None:
     from behave_aitest.config import Config
-    from behave_aitest.runtime import Runtime
+    from behave_aitest.run.runtime import Runtime
 
     def model(**settings: Any) -> str:
         runtime = Runtime(Config(model="openai/agent", **settings))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import BANK, Project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 HELLO = """\
 Feature: Hello
@@ -26,7 +26,7 @@ Feature: Hello
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``behave-aitest ARGS`` as a user types it (``python -m behave_aitest.cli``)."""
+    """``behave-aitest ARGS`` as a user types it (``python -m behave_aitest.cli.main``)."""
     full = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     full.update(env or {})
     return subprocess.run(

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from behave_aitest import checks
-from behave_aitest.records import ToolCall
+from behave_aitest.agent import checks
+from behave_aitest.record.records import ToolCall
 
 
 def call(name: str, arguments: object, server: str | None = "bank") -> ToolCall:
@@ -152,7 +152,7 @@ def test_arguments_matching_a_regex_at_any_depth() -> None:
 
 
 def test_which_double_answers_a_call() -> None:
-    from behave_aitest.doubles import DELAY, FAILS, RETURNS, Double, Doubles, answer, parse_seconds
+    from behave_aitest.agent.doubles import DELAY, FAILS, RETURNS, Double, Doubles, answer, parse_seconds
 
     doubles = Doubles()
     assert doubles.find("bank", "transfer", {}) is None and not doubles
@@ -178,7 +178,7 @@ def test_which_double_answers_a_call() -> None:
 
 def test_the_server_folder_goes_into_command_env_and_cwd(tmp_path: object) -> None:
     from behave_aitest.config import ServerConfig
-    from behave_aitest.servers import resolve_command, server_cwd, server_environment
+    from behave_aitest.mcp.connection import resolve_command, server_cwd, server_environment
 
     config = ServerConfig(
         "notes",
@@ -195,7 +195,7 @@ def test_the_server_folder_goes_into_command_env_and_cwd(tmp_path: object) -> No
 
 
 def test_a_failure_message_marks_doubled_calls() -> None:
-    from behave_aitest.records import Turn
+    from behave_aitest.record.records import Turn
 
     turn = Turn(0, "hi", "m", 0)
     doubled = call("transfer", {"amount": 5})
@@ -209,8 +209,8 @@ def test_a_failure_message_marks_doubled_calls() -> None:
 def test_a_delay_counts_against_tool_timeout() -> None:
     import anyio
 
-    from behave_aitest.doubles import DELAY, Double, delayed
-    from behave_aitest.servers import ToolOutcome
+    from behave_aitest.agent.doubles import DELAY, Double, delayed
+    from behave_aitest.record.records import ToolOutcome
 
     async def real() -> ToolOutcome:
         return ToolOutcome("checking: $1,500.00", False, 0.0)
@@ -226,7 +226,7 @@ def test_a_delay_counts_against_tool_timeout() -> None:
 
 
 def test_the_html_cuts_a_long_result_of_the_tests_own_call() -> None:
-    from behave_aitest.report import clip_texts
+    from behave_aitest.report.document import clip_texts
 
     doc = {"features": [{"name": "F", "scenarios": [{"name": "S", "direct_calls": [{"name": "get_balance", "result": "x" * 5000}]}]}]}
     cut = clip_texts(doc, 100)["features"][0]["scenarios"][0]["direct_calls"][0]

@@ -13,7 +13,7 @@ from typing import Any
 from chromium import Browser, find_chromium
 from conftest import BANK, Project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 CHROMIUM = find_chromium()
 JSONF = "behave_aitest.formatter:JSONFormatter"

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import behave
 
-from .. import checks
+from ..agent import checks
 from ..errors import StepUsageError  # noqa: F401  (the steps raise it; defined low so checks and doubles can too)
 
 if TYPE_CHECKING:  # imported when a step runs: `behave --dry-run` and the steps catalog stay light
-    from ..records import Turn
-    from ..runtime import LiveConversation, Runtime
+    from ..record.records import Turn
+    from ..run.runtime import LiveConversation, Runtime
 
 __all__: list[str] = []  # `import *` only needs to run the decorators
 
@@ -38,12 +38,12 @@ def _redacting(step: Callable[..., None]) -> Callable[..., None]:
         try:
             step(context, *args, **kwargs)
         except Exception as exc:
-            from ..reasons import MARK, install, is_reason
-            from ..redact import Redactor
-            from ..safetext import (
+            from ..run.reasons import MARK, install, is_reason
+            from ..text.redact import Redactor
+            from ..text.safetext import (
                 message,  # escaped (no ANSI, no CI commands, valid XML) and capped
             )
-            from ..servers import first_leaf
+            from ..mcp.connection import first_leaf
 
             redactor = getattr(getattr(context, "aitest", None), "redactor", None) or Redactor.from_environment()
             leaf = first_leaf(exc)
@@ -102,7 +102,7 @@ class AgentError(Exception):
 
 def runtime_of(context: Any) -> Runtime:
     """The run's :class:`~behave_aitest.runtime.Runtime` (says which hook line is missing)."""
-    from ..runtime import runtime_of as get
+    from ..run.runtime import runtime_of as get
 
     return get(context)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .base import StepUsageError, fail, then, turns_of
 
 if TYPE_CHECKING:
-    from ..records import Turn
+    from ..record.records import Turn
 
 __all__: list[str] = []
 
@@ -91,6 +91,6 @@ def step_model_calls(context: Any, count: int) -> None:
     turns, what = turns_of(context, False)
     used = sum(len(t.model_calls) for t in turns)
     if used > count:
-        from ..safetext import plural
+        from ..text.safetext import plural
 
         fail(f"The agent needed {plural(used, 'model call')}, more than {count}.", turns, what)

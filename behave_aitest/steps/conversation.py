@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import checks
+from ..agent import checks
 from .base import AgentError, StepUsageError, given, live_of, runtime_of, when
 
 __all__: list[str] = []
@@ -72,7 +72,7 @@ TURN_ERRORS = {
 
 def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = None, simulated: bool = False) -> Any:
     """One turn; the agent's trouble becomes this step's error (a turn limit: its failure)."""
-    from ..servers import ServerError
+    from ..errors import ServerError
 
     runtime = runtime_of(context)
     try:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import checks
-from ..doubles import DELAY, FAILS, RETURNS, parse_seconds
+from ..agent import checks
+from ..agent.doubles import DELAY, FAILS, RETURNS, parse_seconds
 from .base import StepUsageError, given, regex, runtime_of, then, when
 
 __all__: list[str] = []

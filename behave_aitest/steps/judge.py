@@ -14,8 +14,8 @@ __all__: list[str] = []
 
 def _judge(context: Any, kind: str, criteria: list[str], run: Any) -> Any:
     """Record a judge call on the latest turn, run it, and turn judge trouble into a step error."""
-    from ..judge import JudgeError
-    from ..records import JudgeCall
+    from ..agent.judge import JudgeError
+    from ..record.records import JudgeCall
 
     runtime = runtime_of(context)
     live = live_of(context)
@@ -34,7 +34,7 @@ class JudgeStepError(Exception):
 
 
 def _criteria_verdicts(context: Any, criteria: list[str], whole: bool) -> None:
-    from .. import judge
+    from ..agent import judge
 
     if not criteria:
         raise StepUsageError("No criteria given: write one criterion per line.")
@@ -78,7 +78,7 @@ def step_score(context: Any, minimum: int, scale: int, criterion: str) -> None:
     """The judge model rates the latest answer from 1 to the scale on this criterion, and the
     score is at least the minimum, e.g. "the response scores at least 4 out of 5 on
     'clarity'"."""
-    from .. import judge
+    from ..agent import judge
 
     if not 1 <= minimum <= scale:
         raise StepUsageError(f"The minimum must be between 1 and {scale}.")
@@ -92,7 +92,7 @@ def step_score(context: Any, minimum: int, scale: int, criterion: str) -> None:
 
 
 def _clarification(context: Any, expected: bool) -> None:
-    from .. import judge
+    from ..agent import judge
 
     turns, _ = turns_of(context, False)
     (asks, reason), _ = _judge(

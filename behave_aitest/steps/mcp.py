@@ -22,7 +22,7 @@ def _two_columns(context: Any, step: str, heading: str) -> dict[str, str]:
 
 
 def _plan(context: Any, action: str, values: dict[str, Any] | None = None) -> None:
-    from ..elicitation import ElicitationPlan
+    from ..mcp.elicitation import ElicitationPlan
 
     live_of(context).elicitation = ElicitationPlan(action=action, values=values or {}, given=True)
 
@@ -34,7 +34,7 @@ def step_answer_questions(context: Any) -> None:
     read as JSON where they can be (true, 42, ["a", "b"]), else as text. If the answers do
     not fit the question (a required field missing, a wrong type), the turn fails naming the
     field. Without this step the user declines every question."""
-    from ..elicitation import parse_value
+    from ..mcp.elicitation import parse_value
 
     values = {k: parse_value(v) for k, v in _two_columns(context, "the user will answer the server's questions with:", "field").items()}
     _plan(context, "accept", values)
@@ -85,7 +85,7 @@ def step_run_prompt_with(context: Any, name: str) -> None:
 def step_server_asked(context: Any, name: str) -> None:
     """During this turn an MCP server asked the user a question (elicitation) that asked for
     this field, or whose message mentions these words."""
-    from ..elicitation import asked_for
+    from ..mcp.elicitation import asked_for
 
     turns, what = turns_of(context, False)
     questions = [q for t in turns for c in t.tool_calls for q in c.elicitations]
@@ -99,7 +99,7 @@ def step_no_destructive(context: Any) -> None:
     """In this turn the agent called no tool that its server marks as possibly destructive.
     As the MCP specification says, a tool counts as destructive unless its annotations say
     readOnlyHint: true or destructiveHint: false; a tool without annotations counts."""
-    from .. import checks
+    from ..agent import checks
 
     turns, what = turns_of(context, False)
     bad = [c for c in checks.calls_of(turns) if c.server and destructive(c.annotations)]

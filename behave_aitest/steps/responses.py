@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import checks
+from ..agent import checks
 from .base import fail, live_of, regex, then, turns_of
 
 if TYPE_CHECKING:
-    from ..records import Turn
+    from ..record.records import Turn
 
 __all__: list[str] = []
 
@@ -71,6 +71,6 @@ def step_message_count(context: Any, count: int) -> None:
     actual = len(live.record.messages)
     if actual != count:
         roles = ", ".join(m.get("role", "?") for m in live.record.messages)
-        from ..safetext import plural
+        from ..text.safetext import plural
 
         raise AssertionError(f"Expected {plural(count, 'message')} in the conversation, found {actual}: {roles}.")

@@ -21,7 +21,7 @@ def _whole(text: str, what: str) -> int:
 
 
 def _simulate(context: Any, min_turns: int, max_turns: int) -> None:
-    from ..simulator import SimulatorError, check_limits
+    from ..agent.simulator import SimulatorError, check_limits
     from .conversation import _say
 
     check_limits(min_turns, max_turns)
@@ -72,7 +72,7 @@ def _latest(context: Any) -> Any:
 
 def _transcript(context: Any, simulation: Any, limit: int = 300) -> str:
     """The simulated part of the conversation, as the simulated user saw it (bounded)."""
-    from ..safetext import clip
+    from ..text.safetext import clip
 
     turns = live_of(context).record.turns
     lines = [f"The simulated user ({simulation.model}) and the agent:"]
@@ -89,7 +89,7 @@ def _transcript(context: Any, simulation: Any, limit: int = 300) -> str:
 @then("the simulated user reached its goal")
 def step_goal_reached(context: Any) -> None:
     """The latest simulated user said its goal was reached (it replied DONE) within its turns."""
-    from ..simulator import outcome_text
+    from ..agent.simulator import outcome_text
 
     simulation = _latest(context)
     if not simulation.goal_reached:
@@ -101,7 +101,7 @@ def step_goal_reached(context: Any) -> None:
 def step_goal_not_reached(context: Any) -> None:
     """The latest simulated user ended without reaching its goal: it ran out of turns or gave
     up (an empty reply), e.g. to show that the agent refuses what it must refuse."""
-    from ..simulator import outcome_text
+    from ..agent.simulator import outcome_text
 
     simulation = _latest(context)
     if simulation.goal_reached:

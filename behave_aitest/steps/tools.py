@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import checks
+from ..agent import checks
 from .base import StepUsageError, fail, regex, then, turns_of
 
 __all__: list[str] = []

@@ -1,0 +1,269 @@
+"""``behave-aitest doctor``: everything a run needs, checked without running a scenario.
+
+One line per check, ``[ok]``, ``[warn]`` (the run works, but read this) or ``[FAIL]``; exit
+0 when nothing failed, 1 otherwise. It reads the config and the features as ``behave``
+would (the same ``[tool.behave]`` settings, ``-D`` options and paths), routes every model
+through litellm and its environment check, starts every server once (within its
+``startup_timeout_s``: doctor never hangs on a server) and lists its tools, and in replay
+mode names the conversations that have no cassette.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, ConfigError, ServerConfig, is_scripted, load_config
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass
+class Check:
+    """One line of the doctor's report."""
+
+    status: str  # OK, WARN or FAIL
+    text: str
+
+    def line(self) -> str:
+        return f"[{self.status}]{' ' * (5 - len(self.status))}{self.text}"
+
+
+def run(behave_args: Sequence[str], out: Any) -> int:
+    """Run every check, printing each line as it is known; 1 when any failed."""
+    from ..text.safetext import message
+
+    checks: list[Check] = []
+
+    def say(check: Check) -> None:
+        checks.append(check)
+        print(message(check.line()), file=out, flush=True)
+
+    parsed: list[Check] = []
+    features, userdata = features_and_steps(behave_args, parsed.append)
+    try:
+        config = load_config(userdata, for_run=True)
+    except ConfigError as exc:
+        say(Check(FAIL, f"config: {exc}"))
+        config = None
+    else:
+        say(Check(OK, f"config: {config.path or 'no [tool.behave_aitest] table: defaults'} is valid"))
+    for check in parsed:  # the config first, then what behave parsed
+        say(check)
+    if config is not None:
+        if features is not None:
+            from ..run.hooks import expand_model_flows
+
+            expand_model_flows(features, config.models)
+        for check in model_checks(config, features or []):
+            say(check)
+        for check in server_checks(config):
+            say(check)
+        if config.cassette == "replay" and features is not None:
+            for check in cassette_checks(config, features):
+                say(check)
+    failed = sum(1 for c in checks if c.status == FAIL)
+    warned = sum(1 for c in checks if c.status == WARN)
+    verdict = "all is well" if not failed else f"{failed} problem{'s' * (failed != 1)}"
+    print(f"doctor: {len(checks)} checks, {verdict}{f', {warned} warnings' if warned else ''}.", file=out, flush=True)
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- features
+
+
+def features_and_steps(behave_args: Sequence[str], say: Any) -> tuple[list[Any] | None, dict[str, Any]]:
+    """Parse the features and load the step modules as behave does (a dry run, in this
+    process, no hooks): parse errors and undefined steps, with their locations."""
+    from behave.configuration import Configuration
+    from behave.runner import Runner
+
+    try:
+        config = Configuration(["--dry-run", "--format", "null", "--no-summary", "--no-snippets", *behave_args])
+    except BaseException as exc:  # behave's own argparse exits on a bad option
+        say(Check(FAIL, f"behave options {' '.join(behave_args)!r}: {exc}"))
+        return None, {}
+    # A check writes nothing: [tool.behave]'s formatters (a report that would overwrite the
+    # last real one), their output files and the JUnit reporter are dropped.
+    config.format = ["null"]
+    config.outputs = []
+    config.reporters = []
+    config.junit = False
+    runner = Runner(config)
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            runner.run()
+    except Exception as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        say(Check(FAIL, f"features: {detail}"))
+        return None, dict(config.userdata)
+    features = list(runner.features)
+    scenarios = sum(1 for f in features for _ in f.walk_scenarios())
+    if not features:
+        say(Check(FAIL, f"features: none found in {', '.join(config.paths) or 'features/'}"))
+    else:
+        say(Check(OK, f"features: {len(features)} files, {scenarios} scenarios parse"))
+    undefined = list(dict.fromkeys((str(s.location), f"{s.keyword} {s.name}") for s in runner.undefined_steps))
+    if undefined:
+        listed = "; ".join(f"{where}: {step}" for where, step in undefined)
+        say(Check(FAIL, f"steps: {len(undefined)} undefined: {listed}"))
+    elif features:
+        say(Check(OK, "steps: every step has a definition"))
+    return features, dict(config.userdata)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def model_checks(config: Config, features: list[Any]) -> list[Check]:
+    """Each model: routable by litellm, its key in the environment, its price known."""
+    from ..run.hooks import models_named
+
+    models = models_named(features, config)
+    if config.judge_model:
+        models.setdefault(config.judge_model, "judge_model")
+    checks = []
+    for model, where in models.items():
+        if "<" in model:
+            continue  # an Outline placeholder: the rows name the real models
+        if is_scripted(model):
+            rules = f"rules in {config.scripted_rules}" if config.scripted_rules else "no scripted_rules file configured"
+            checks.append(Check(OK, f"model scripted ({where}): the built-in scripted model, no key needed ({rules})"))
+            continue
+        checks.append(model_check(model, where, config))
+    return checks
+
+
+def model_check(model: str, where: str, config: Config) -> Check:
+    from ..model.llm import litellm_module, missing_keys
+    from ..model.preflight import _has_api_base
+
+    litellm = litellm_module()
+    try:
+        provider = litellm.get_llm_provider(model)[1]
+    except Exception:
+        return Check(FAIL, f"model {model!r} ({where}): litellm cannot route it; write it as provider/model, e.g. openai/gpt-4.1-mini")
+    price = "price known" if model in config.prices or _price_known(litellm, model) else "price unknown (costs will show as unknown; add [tool.behave_aitest.prices])"
+    missing = missing_keys(model, has_api_base=_has_api_base(config, model))
+    if missing and config.cassette != "replay":
+        return Check(FAIL, f"model {model!r} ({where}): provider {provider}, {' / '.join(missing)} not set in the environment; {price}")
+    key = "key not needed in replay mode" if missing else "key set"
+    status = OK if "unknown" not in price else WARN
+    return Check(status, f"model {model!r} ({where}): provider {provider}, {key}, {price}")
+
+
+def _price_known(litellm: Any, model: str) -> bool:
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:
+        return False
+    return info.get("input_cost_per_token") is not None
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def server_checks(config: Config) -> list[Check]:
+    """Start (or reach) every server once, list its tools, stop it; never longer than its
+    ``startup_timeout_s`` (plus a little for stopping it). Then each agent's allowed_tools."""
+    import anyio
+
+    checks, listed = [], {}
+    with tempfile.TemporaryDirectory(prefix="aitest-doctor-") as folder:
+        for server in config.servers.values():
+            check, tools = anyio.run(_server_check, server, Path(folder) / f"{server.name}.log")
+            checks.append(check)
+            if tools is not None:
+                listed[server.name] = tools
+    return checks + allowed_tool_checks(config, listed)
+
+
+async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list[str] | None]:
+    import anyio
+
+    from ..mcp.connection import connect
+    from ..errors import ServerError
+
+    started = time.monotonic()
+    what = "server" if server.transport == "stdio" else f"server ({server.transport} {server.url})"
+    try:
+        with anyio.fail_after(server.startup_timeout_s + 5):  # connect has its own timeout; this is the backstop
+            async with connect(server, errlog) as connection:
+                tools = [t.name for t in connection.tools]
+                bad = [f"{t.name}: {t.schema_problem}" for t in connection.tools if t.schema_problem]
+    except TimeoutError:
+        return Check(FAIL, f"{what} {server.name!r}: did not start within {server.startup_timeout_s:g} s (startup_timeout_s)"), None
+    except (ServerError, ConfigError) as exc:
+        return Check(FAIL, f"{what} {server.name!r}: {' '.join(str(exc).split())}"), None
+    except Exception as exc:
+        return Check(FAIL, f"{what} {server.name!r}: {type(exc).__name__}: {' '.join(str(exc).split())}"), None
+    seconds = time.monotonic() - started
+    if bad:
+        return Check(FAIL, f"{what} {server.name!r}: started in {seconds:.1f} s, invalid tool schemas: {'; '.join(bad)}"), tools
+    return Check(OK, f"{what} {server.name!r}: started in {seconds:.1f} s, {len(tools)} tools: {', '.join(tools) or 'none'}"), tools
+
+
+def allowed_tool_checks(config: Config, listed: dict[str, list[str]]) -> list[Check]:
+    """Every agent's ``allowed_tools`` entry is offered by one of its servers (that started)."""
+    checks = []
+    for agent in config.agents.values():
+        if agent.allowed_tools is None or not all(s in listed for s in agent.servers):
+            continue
+        offered = {f"{s}.{t}" for s in agent.servers for t in listed[s]} | {t for s in agent.servers for t in listed[s]}
+        unknown = [t for t in agent.allowed_tools if t not in offered]
+        if unknown:
+            checks.append(Check(FAIL, f"agent {agent.name!r}: allowed_tools {', '.join(unknown)} not offered by its servers ({', '.join(agent.servers)})"))
+    return checks
+
+
+# --------------------------------------------------------------------------- cassettes
+
+
+def cassette_checks(config: Config, features: list[Any]) -> list[Check]:
+    """In replay mode: the conversations (scenarios, ``@session`` features) with no cassette."""
+    from ..record.cassettes import SESSION_NAME, CassetteLibrary, cassette_relpath, feature_key, flow_model, scenario_stem
+
+    library = CassetteLibrary(config)
+    missing, total = [], 0
+    for feature in features:
+        folder, _ = feature_key(feature.filename, library.directory, config.base_dir, library.cwd)
+        model = flow_model(feature)
+        if "session" in [str(t) for t in feature.tags]:
+            conversations = [(None, str(feature.location))]
+        else:
+            conversations = [(s, str(s.location)) for s in feature.walk_scenarios()]
+        for scenario, where in conversations:
+            total += 1
+            stem = SESSION_NAME if scenario is None else scenario_stem(feature, scenario)
+            if not (library.directory / cassette_relpath(folder, stem, model, 1)).is_file():
+                missing.append(where)
+    if missing:
+        return [Check(FAIL, f"cassettes: {len(missing)} of {total} conversations have none in {library.display(library.directory)}/: {', '.join(missing)}")]
+    return [Check(OK, f"cassettes: all {total} conversations have one in {library.display(library.directory)}/")]
+
+
+def add_doctor_command(subparsers: Any) -> None:
+    """``behave-aitest doctor [-D aitest.key=value] [--tags EXPR] [PATHS]``."""
+    parser = subparsers.add_parser(
+        "doctor", help="check config, models, keys, servers, features and steps without running a scenario",
+        description="Check everything a run needs without running a scenario, one line per check. "
+        "Exit 0 when all is well, 1 otherwise.",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="feature files or folders, as for behave (default: behave's)")
+    parser.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE", help="as behave's -D, e.g. -D aitest.cassette=replay")
+    parser.add_argument("-t", "--tags", action="append", default=[], metavar="EXPR", help="as behave's --tags")
+    parser.set_defaults(func=_main)
+
+
+def _main(args: Any) -> int:
+    import sys
+
+    behave_args = [*(a for d in args.define for a in ("-D", d)), *(a for t in args.tags for a in ("--tags", t)), *args.paths]
+    return run(behave_args, sys.stdout)

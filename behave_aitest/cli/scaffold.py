@@ -1,0 +1,220 @@
+"""``behave-aitest init [DIR]``: a project that passes at once, offline.
+
+It writes the two one-line behave files, a ``[tool.behave_aitest]`` table (appended to an
+existing pyproject.toml, byte for byte otherwise unchanged, or a new file), an example
+feature and the scripted model's rules for it, using the example bank server shipped with
+behave-aitest. It never overwrites a file: what exists is left alone and said so.
+
+``behave-aitest init --from-server NAME`` drafts ``features/<NAME>_tools.feature`` with one
+scenario per tool of a configured server (started once, within its ``startup_timeout_s``),
+for a product owner to rewrite in the user's words. The template files are package data
+(``behave_aitest/cli/templates/``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+# file in the project -> template in behave_aitest/cli/templates/
+FILES = (
+    ("features/environment.py", "environment.py.txt"),
+    ("features/steps/aitest.py", "steps.py.txt"),
+    ("features/example.feature", "example.feature.txt"),
+    ("features/scripted_model.toml", "scripted_model.toml.txt"),
+)
+
+
+class InitError(Exception):
+    """Something ``init`` cannot do, said in one line."""
+
+
+@dataclass
+class Outcome:
+    path: str
+    action: str  # "wrote", "added", "left alone"
+    why: str = ""
+
+    def line(self) -> str:
+        return f"{self.action:<10} {self.path}{f' ({self.why})' if self.why else ''}"
+
+
+def template(name: str) -> str:
+    return resources.files("behave_aitest.cli").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def init(root: Path) -> list[Outcome]:
+    """Write the project into ``root``; return what was done to each file."""
+    outcomes = [_write_new(root, relative, template(name)) for relative, name in FILES]
+    outcomes.insert(2, _add_table(root / "pyproject.toml"))
+    return outcomes
+
+
+def _write_new(root: Path, relative: str, text: str) -> Outcome:
+    target = root / relative
+    if target.exists():
+        return Outcome(relative, "left alone", "it exists")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("x", encoding="utf-8", newline="\n") as out:  # "x": never overwrite, even in a race
+            out.write(text)
+    except FileExistsError:
+        return Outcome(relative, "left alone", "it exists")
+    except OSError as exc:
+        raise InitError(f"{target}: cannot write it ({exc.strerror or exc}).") from None
+    return Outcome(relative, "wrote")
+
+
+def _add_table(path: Path) -> Outcome:
+    """The ``[tool.behave_aitest]`` table: appended to pyproject.toml, or a new file."""
+    table = template("table.toml.txt")
+    if not path.exists():
+        return _write_new(path.parent, path.name, table.lstrip("\n"))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InitError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc}).") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return Outcome(path.name, "left alone", f"it is not valid TOML ({exc}); add the table by hand")
+    if "behave_aitest" in data.get("tool", {}):
+        return Outcome(path.name, "left alone", "it already has [tool.behave_aitest]")
+    joined = text + ("" if text.endswith("\n") or not text else "\n") + table
+    try:
+        tomllib.loads(joined)
+    except tomllib.TOMLDecodeError:
+        return Outcome(path.name, "left alone", "the table cannot be appended to it as it is; add it by hand")
+    try:
+        with path.open("a", encoding="utf-8", newline="\n") as out:  # append: every existing byte kept
+            out.write(joined[len(text):])
+    except OSError as exc:
+        raise InitError(f"{path}: cannot write it ({exc.strerror or exc}).") from None
+    return Outcome(path.name, "added", "[tool.behave_aitest] at its end; nothing else changed")
+
+
+# --------------------------------------------------------------------------- --from-server
+
+
+def _gherkin_text(text: str, limit: int = 200) -> str:
+    """A server's text on one Gherkin line: no line breaks, no quotes that end a step's string."""
+    one = " ".join(str(text).split()).replace('"', "'")
+    return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def draft(server: str, tools: list[Any], agent: str | None) -> str:
+    """A feature with one scenario per tool (``tools``: servers.ToolSpec), to be rewritten."""
+    lines = [
+        "@draft",
+        f"Feature: What the {_gherkin_text(server)} tools are for (a draft written by behave-aitest init --from-server)",
+        "  One scenario per tool. Rewrite each request as a user would say it and add what must hold",
+        "  (the steps: behave --steps-catalog). Drop the @draft tag when it is done; until then",
+        '  leave it out of a run with --tags="not @draft".',
+        "",
+    ]
+    for tool in tools:
+        name = _gherkin_text(tool.name, 80)
+        lines.append(f"  Scenario: {name}")
+        if tool.description:
+            lines.append(f"    # What the server says it does: {_gherkin_text(tool.description)}")
+        params = _parameters(tool.input_schema)
+        if params:
+            lines.append(f"    # Parameters: {_gherkin_text(params)}")
+        if agent:
+            lines.append(f'    Given the agent "{agent}"')
+        lines.append(f'    When the user says "TODO: ask for something that needs {name}"')
+        lines.append(f'    Then the agent called tool "{name}"')
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _parameters(schema: Any) -> str:
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return ""
+    required = set(schema.get("required") or [])
+    parts = []
+    for key, spec in props.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        parts.append(f"{key}{f' ({kind})' if isinstance(kind, str) else ''}{' required' if key in required else ''}")
+    return ", ".join(parts)
+
+
+def from_server(root: Path, name: str) -> Outcome:
+    """Draft ``features/<name>_tools.feature`` from the tools the configured server lists."""
+    import tempfile
+
+    import anyio
+
+    from ..config import ConfigError, load_config, unknown_name
+
+    try:
+        config = load_config({}, cwd=root)
+        if name not in config.servers:
+            raise unknown_name("MCP server", name, config.servers, "servers", str(config.path or root / "pyproject.toml"))
+    except ConfigError as exc:
+        raise InitError(str(exc)) from None
+    server = config.servers[name]
+    with tempfile.TemporaryDirectory(prefix="aitest-init-") as folder:
+        tools = anyio.run(_list_tools, server, Path(folder) / "server.log")
+    agent = next((a.name for a in config.agents.values() if name in a.servers), None)
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "server"
+    return _write_new(root, f"features/{slug}_tools.feature", draft(name, tools, agent))
+
+
+async def _list_tools(server: Any, errlog: Path) -> list[Any]:
+    import anyio
+
+    from ..mcp.connection import connect
+    from ..errors import ServerError
+
+    try:
+        with anyio.fail_after(server.startup_timeout_s + 5):
+            async with connect(server, errlog) as connection:
+                return list(connection.tools)
+    except TimeoutError:
+        raise InitError(f"MCP server {server.name!r} did not start within {server.startup_timeout_s:g} s (startup_timeout_s).") from None
+    except ServerError as exc:
+        raise InitError(" ".join(str(exc).split())) from None
+
+
+def add_init_command(subparsers: Any) -> None:
+    """``behave-aitest init [DIR] [--from-server NAME]``."""
+    parser = subparsers.add_parser(
+        "init", help="start a behave-aitest project that passes at once, offline",
+        description="Write features/environment.py, features/steps/aitest.py, a [tool.behave_aitest] table, an example "
+        "feature and scripted-model rules into DIR (default: here). Never overwrites a file.",
+    )
+    parser.add_argument("directory", nargs="?", default=".", metavar="DIR")
+    parser.add_argument("--from-server", metavar="NAME", help="draft a feature with one scenario per tool of this configured server")
+    parser.set_defaults(func=_main)
+
+
+def _main(args: Any) -> int:
+    root = Path(args.directory)
+    try:
+        if root.exists() and not root.is_dir():
+            raise InitError(f"{root}: not a folder.")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InitError(f"{root}: cannot create the folder ({exc.strerror or exc}).") from None
+        outcomes = [from_server(root, args.from_server)] if args.from_server else init(root)
+    except InitError as exc:
+        print(f"behave-aitest init: {exc}", file=sys.stderr)
+        return 1
+    for outcome in outcomes:
+        print(outcome.line())
+    if not args.from_server:
+        where = "" if root.resolve() == Path.cwd().resolve() else f"cd {args.directory} && "
+        print(f"Next: {where}behave   (offline: the scripted model and the example bank server); then behave-aitest doctor")
+    return 0

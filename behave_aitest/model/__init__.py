@@ -1,0 +1,10 @@
+"""Reaching a model.
+
+``llm`` is the litellm boundary (the one call to ``litellm.acompletion``, with the reply and
+tool-request types the rest of the package reads); ``scripted`` is the built-in rules model and
+``fakellm`` the local OpenAI-compatible HTTP server that serves it (and scripts the tests);
+``limits`` shares model and server-start slots between the workers of a run; ``preflight``
+finds missing provider keys before the first scenario.
+
+May import: ``errors``, ``text``, ``config``. Nothing here knows about MCP, records or behave.
+"""

@@ -1,0 +1,13 @@
+"""``behave -j N``: conversations run in worker processes (pytest-xdist's split).
+
+``runner`` is the parent's side (``ParallelRunner``: plan, schedule, replay every outcome
+through behave's formatters); ``units`` are the units of work and their order; ``worker`` is a
+worker process; ``outcomes`` is what a worker sends back.
+
+May import every lower package, ``report`` included. Never ``cli``. ``behave_aitest.parallel:ParallelRunner``
+is the name behave's ``runner`` setting uses.
+"""
+
+from .runner import ParallelRunner
+
+__all__ = ["ParallelRunner"]

@@ -1,0 +1,10 @@
+"""One behave run.
+
+``hooks`` are behave's hooks as plain functions (config and feature checks, start and stop);
+``runtime`` holds what lives for the run (the event-loop portal, server scopes, live
+conversations); ``tags`` reads behave-aitest's own tags; ``reasons`` shapes step errors;
+``repeats`` handles repeated runs and pass rates; ``quirks`` works around behave 1.3.3.
+
+May import every lower package: ``errors``, ``text``, ``config``, ``model``, ``record``,
+``mcp``, ``agent``. Never ``report``, ``parallel`` or ``cli``.
+"""

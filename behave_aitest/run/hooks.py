@@ -1,0 +1,427 @@
+"""behave hooks, as plain functions a project calls from its own features/environment.py.
+
+A new project needs only ``from behave_aitest.environment import *``. A project with
+hooks of its own calls these from them, in the same-named hook::
+
+    from behave_aitest import hooks as aitest
+
+    def before_all(context):
+        aitest.before_all(context)
+        ...  # your set-up
+
+Every function is cheap when no AI step runs: servers start on the first
+"When the user says", litellm is imported on the first model call.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..config import Config, ConfigError, is_scripted, load_config, unknown_name
+from . import reasons, repeats
+from ..text.safetext import quiet_http_logs
+from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
+
+
+def _noted(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Keep a failing run-level hook's message on behave's config for the report formatters
+    (behave only prints it), so a report can say why the run stopped."""
+
+    @functools.wraps(hook)
+    def run(context: Any) -> None:
+        try:
+            hook(context)
+        except BaseException as exc:
+            errors = list(getattr(context.config, "aitest_hook_errors", []))
+            context.config.aitest_hook_errors = [*errors, f"HOOK-ERROR in {hook.__name__}: {type(exc).__name__}: {exc}"]
+            raise
+
+    return run
+
+
+class Interrupts:
+    """SIGINT and SIGTERM during a run: the first stops the run like Ctrl-C, later ones
+    cannot break the cleanup.
+
+    behave stops the run on a ``KeyboardInterrupt`` and still runs the after-hooks, which
+    stop the servers; a second Ctrl-C, or the SIGTERM a cancelled CI job sends 7.5 s after
+    its SIGINT (GitHub Actions), would otherwise interrupt that cleanup and leave servers
+    busy in a tool running. A SIGTERM is also turned into that clean stop; once everything
+    is stopped, :meth:`finish` hands it on (to the report formatters' handler, or the
+    default: the process ends as killed by SIGTERM, as CI expects).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.received: list[int] = []
+        self.stopping = False  # set once the run is being cleaned up: no more interrupts
+
+    def install(self) -> None:
+        """Handle both signals, except one that is ignored on purpose (``nohup``, a parallel
+        run's worker, whose parent owns the terminal and sends it one SIGTERM)."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may handle signals
+        for sig in self.SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous is not signal.SIG_IGN:
+                self.previous[sig] = previous
+                signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        if len(self.received) == 1 and not self.stopping:
+            raise KeyboardInterrupt  # behave stops the run, and the after-hooks stop the servers
+        print(
+            f"behave-aitest: {signal.Signals(signum).name} received again: still stopping the MCP servers "
+            "and writing the reports, this takes a few seconds.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def finish(self) -> None:
+        """Put the previous handlers back; then deliver a SIGTERM received during the run."""
+        self.stopping = True
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous.clear()
+        if signal.SIGTERM in self.received:
+            self.received.clear()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _close(context: Any, runtime: Runtime) -> None:
+    """Stop everything the run started; no signal interrupts this (see :class:`Interrupts`)."""
+    interrupts = getattr(context, "aitest_interrupts", None)
+    if interrupts is not None:
+        interrupts.stopping = True
+    try:
+        runtime.close()
+    finally:
+        if interrupts is not None:
+            interrupts.finish()
+
+
+@_noted
+def before_all(context: Any) -> None:
+    """Load and check the configuration, start the event loop, expand per-model flows."""
+    context.config.setup_logging()  # what behave's default before_all does
+    reasons.install(getattr(context, "_runner", None))  # a step error's reason first, a traceback only for a bug
+    quiet_http_logs()  # their request lines quote URLs with passwords and tokens
+    config = load_config(context.config.userdata, for_run=True)  # servers checked once, before any scenario
+    if config.shard is not None and not getattr(context.config, "aitest_worker", False):
+        raise ConfigError(
+            "-D aitest.shard needs behave-aitest's runner, or every shard would run everything: add "
+            'runner = "behave_aitest.parallel:ParallelRunner" under [tool.behave], or pass '
+            "--runner behave_aitest.parallel:ParallelRunner (docs/parallel.md)."
+        )
+    runtime = Runtime(config)
+    context.aitest = runtime
+    context.config.aitest_runtime = runtime  # formatters get behave's config, not the context
+    interrupts = Interrupts()
+    if not getattr(context.config, "aitest_worker", False):  # a parallel run's worker has its own handlers
+        interrupts.install()
+    context.aitest_interrupts = interrupts
+    runtime.start()
+    context.add_cleanup(_close, context, runtime)  # also runs when after_all is missing or fails
+    features = getattr(getattr(context, "_runner", None), "features", None)
+    if features is not None:
+        expand_model_flows(features, config.models)
+        unique_junit_names(getattr(context.config, "reporters", []) or [])
+    check_features(features or [], runtime)
+    if features is not None:
+        repeats.install(features, config.repeat, config.min_pass_rate, SESSION_TAG)
+    if not getattr(context.config, "aitest_worker", False):  # a parallel run's parent said it once
+        for line in banners(config, runtime.cassettes):
+            print(line)
+
+
+def banners(config: Config, cassettes: Any) -> list[str]:
+    """What the start of a run says: the cassette mode, and that the scripted model is no LLM."""
+    lines = [cassettes.describe()] if cassettes is not None else []
+    if is_scripted(config.model) and not config.model_override and not config.models:
+        rules = f"rules in {config.scripted_rules}" if config.scripted_rules else "but no scripted_rules file is configured: set one, or choose a model"
+        lines.append(
+            f"behave-aitest: the default model is the built-in SCRIPTED MODEL ({rules}), "
+            "not an LLM: no key, no network, no cost. Run live with -D aitest.model=<provider/model>."
+        )
+    return lines
+
+
+_MODEL_STEP = re.compile(r'the model "(.+)"')
+
+# Steps that name configured things, checked before the first scenario runs.
+_NAMED = (
+    (re.compile(r'the agent "(.+)"'), "agents", "agent", "agents"),
+    (re.compile(r'the MCP server "(.+)"'), "servers", "MCP server", "servers"),
+)
+
+
+def check_features(features: list[Any], runtime: Runtime) -> None:
+    """Fail before the first scenario on mistakes visible in the feature files."""
+    config = runtime.config
+    for feature in features:
+        for scenario in feature.walk_scenarios():
+            for step in scenario.all_steps:
+                for pattern, names, kind, table in _NAMED:
+                    found = pattern.fullmatch(step.name)
+                    if found and found.group(1) not in getattr(config, names):
+                        raise unknown_name(
+                            kind, found.group(1), getattr(config, names), table, str(config.path or "pyproject.toml"), str(step.location)
+                        )
+    models = models_named(features, config)
+    where = str(config.path or "pyproject.toml")
+    if config.cassette != "replay":  # a replay never calls a provider; a model without a cassette is a miss
+        check_models(models)
+        check_scripted_models(models, config)
+        from ..model.preflight import check_keys
+
+        judge = {config.judge_model: f"{where} [tool.behave_aitest] judge_model"} if config.judge_model else {}
+        check_keys({**judge, **models}, config)  # a missing key: once, before the first scenario
+
+
+def models_named(features: list[Any], config: Config) -> dict[str, str]:
+    """Every model the run may call (model -> where it is named): feature and scenario tags,
+    ``Given the model`` steps, the config (``-D aitest.model`` replaces them all), and the
+    simulated users' models (which ``-D aitest.model`` does not replace)."""
+    models: dict[str, str] = {}
+    user_models: dict[str, str] = {}
+    for feature in features:
+        for model in [getattr(feature, "aitest_model", None), *model_tags(feature.tags)]:
+            if model:
+                models.setdefault(model, str(feature.location))
+        for scenario in feature.walk_scenarios():
+            model = scenario_model(scenario)
+            if model:
+                models.setdefault(model, str(scenario.location))
+            for step in scenario.all_steps:
+                simulated_user_model(scenario, step, config, user_models)
+                named = _MODEL_STEP.fullmatch(step.name)
+                if named:
+                    models.setdefault(named.group(1), str(step.location))
+    where = str(config.path or "pyproject.toml")
+    for model in (config.model, *config.models, *(a.model for a in config.agents.values() if a.model)):
+        models.setdefault(model, f"{where} [tool.behave_aitest]")
+    if config.model_override:
+        models = {config.model_override: "-D aitest.model"}  # it replaces every other choice
+    for model, named_at in user_models.items():
+        models.setdefault(model, named_at)
+    return models
+
+
+def simulated_user_model(scenario: Any, step: Any, config: Config, models: dict[str, str]) -> None:
+    """A simulated-user step's limits and doc string, and the model that will play the user
+    (added to ``models`` to be checked like the others): mistakes stop the run before the
+    first scenario (docs/simulated-user.md)."""
+    from .runtime import JUDGE_TAG, USER_MODEL_TAG, own_tags
+    from ..agent.simulator import LimitsError, step_limits
+
+    try:
+        if step_limits(step.name) is None:
+            return
+    except LimitsError as exc:
+        raise ConfigError(f"{step.location}: {exc}") from None
+    if not (getattr(step, "text", None) or "").strip():
+        raise ConfigError(f"{step.location}: a simulated user needs its persona and goal in a doc string (\"\"\"...\"\"\") below the step.")
+    feature_tags = [str(t) for t in scenario.feature.tags]
+    tags = [*own_tags(scenario), *feature_tags]
+    chosen = [t[len(USER_MODEL_TAG):].strip() for t in tags if t.startswith(USER_MODEL_TAG)]
+    if chosen and not chosen[0]:
+        raise ConfigError(f"{scenario.location}: the @user_model: tag names no model; write e.g. @user_model:openai/gpt-4.1-mini.")
+    judges = [t[len(JUDGE_TAG):] for t in tags if t.startswith(JUDGE_TAG)]
+    agent = config.model_override or scenario_model(scenario) or getattr(scenario.feature, "aitest_model", None) or config.model
+    model = (chosen or [None])[0] or config.user_model or (judges or [None])[0] or config.judge_model or agent
+    if is_scripted(model) and config.scripted_rules is None and config.cassette != "replay":
+        raise ConfigError(
+            f"{step.location}: no model can play the simulated user: it would be the scripted model {model!r}, "
+            f"but no scripted_rules file is configured. Set user_model (or -D aitest.user_model=<provider/model>, "
+            f"or a @user_model:... tag), or scripted_rules in {config.path or 'pyproject.toml'}."
+        )
+    models.setdefault(model, str(step.location))
+
+
+def check_models(models: dict[str, str]) -> None:
+    """Every model litellm cannot route is reported before any call (litellm is imported
+    only when some model is not the scripted one)."""
+    real = {m: w for m, w in models.items() if not is_scripted(m) and "<" not in m}
+    if not real:
+        return
+    from ..model.llm import litellm_module
+
+    litellm = litellm_module()
+    for model, where in real.items():
+        try:
+            litellm.get_llm_provider(model)
+        except Exception:
+            raise ConfigError(
+                f"{where}: litellm does not know which provider serves model {model!r}. "
+                "Write it as provider/model, e.g. openai/gpt-4.1-mini, anthropic/claude-sonnet-4-5, "
+                "azure/<deployment>, ollama/llama3 (see https://docs.litellm.ai/docs/providers)."
+            ) from None
+
+
+def check_scripted_models(models: dict[str, str], config: Config) -> None:
+    """Named scripted models (``scripted/<name>``) the rules file does not define, reported
+    before the first scenario (plain ``scripted`` is checked when first used, as before)."""
+    named = {m: w for m, w in models.items() if is_scripted(m) and "/" in m and "<" not in m}
+    if not named:
+        return
+    model, where = next(iter(named.items()))
+    if config.scripted_rules is None:
+        raise ConfigError(
+            f"{where}: {model!r} is a named scripted model but no rules file is configured: "
+            f"set scripted_rules in {config.path or 'pyproject.toml'} (docs/scripted-model.md)."
+        )
+    from ..model.scripted import RulesError, read_models, undefined_model
+
+    try:
+        defined = read_models(config.scripted_rules)
+    except RulesError as exc:
+        raise ConfigError(str(exc)) from None
+    for model, where in named.items():
+        if model not in defined:
+            raise ConfigError(f"{where}: {undefined_model(model, defined, config.scripted_rules)}")
+
+
+def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) -> None:
+    """Replace each feature that names several models by one copy per model.
+
+    A ``@session`` feature with ``@model:a @model:b`` (or any feature in a run with
+    ``-D aitest.models=a,b``) becomes the features ``Title [a]`` and ``Title [b]``: each
+    its own conversation, history and servers, run one after the other.
+    """
+    index = 0
+    while index < len(features):
+        feature = features[index]
+        models = list(run_models) or model_tags(feature.tags)
+        if getattr(feature, "aitest_flow", False):  # already one model's copy (expanded once per run)
+            index += 1
+            continue
+        if len(models) <= 1:
+            if models:
+                feature.aitest_model = models[0]
+            index += 1
+            continue
+        from behave.parser import parse_file
+
+        copies = []
+        for model in models:
+            # A fresh parse, not a deepcopy: behave's model objects do not support copying.
+            flow = parse_file(feature.filename, language=getattr(feature, "language", None))
+            flow.name = f"{feature.name} [{model}]"
+            flow.aitest_model = model
+            flow.aitest_flow = True
+            keep_selection(feature, flow)
+            copies.append(flow)
+        features[index:index + 1] = copies
+        index += len(copies)
+
+
+def unique_junit_names(reporters: list[Any]) -> None:
+    """``--junit`` names its file after the feature file, so the copies of a feature run once
+    per model would overwrite each other: each model's copy gets ``TESTS-<file>.<model>.xml``."""
+    for reporter in reporters:
+        name_of = getattr(reporter, "make_feature_filename", None)
+        if name_of is None or getattr(name_of, "aitest_flows", False):
+            continue
+
+        def named(feature: Any, _name_of: Any = name_of) -> str:
+            model = getattr(feature, "aitest_model", None) if getattr(feature, "aitest_flow", False) else None
+            return _name_of(feature) + (f".{re.sub(r'[^A-Za-z0-9_-]+', '-', model).strip('-')}" if model else "")
+
+        named.aitest_flows = True  # type: ignore[attr-defined]
+        reporter.make_feature_filename = named
+
+
+def keep_selection(original: Any, copy: Any) -> None:
+    """Carry behave's selection (``file.feature:LINE``, which marks the other scenarios as
+    skipped) over to a freshly parsed per-model copy: "run this scenario" must not run them all."""
+    if getattr(original, "should_skip", False):
+        copy.should_skip = True
+    for mine, theirs in zip(original.walk_scenarios(), copy.walk_scenarios()):
+        if getattr(mine, "should_skip", False):
+            theirs.should_skip = True
+
+
+def before_feature(context: Any, feature: Any) -> None:
+    """Open the feature's scope; a ``@session`` feature opens its one conversation here."""
+    runtime_of(context).begin_feature(feature)
+
+
+def after_feature(context: Any, feature: Any) -> None:
+    """Stop the servers of the feature's session and of ``scope = "feature"``."""
+    runtime_of(context).end_feature(feature)
+
+
+def before_scenario(context: Any, scenario: Any) -> None:
+    """Start a new conversation (or continue the feature's session) and hang its record on the scenario."""
+    runtime_of(context).begin_scenario(scenario)
+
+
+def after_scenario(context: Any, scenario: Any) -> None:
+    """End the scenario's conversation and stop its servers (unless it is part of a session)."""
+    runtime_of(context).end_scenario(scenario)
+
+
+def before_step(context: Any, step: Any) -> None:
+    """Remember the running step, so a turn can be recorded on it (behave has no context.step)."""
+    runtime_of(context).current_step = step
+
+
+class ModelGateFailed(Exception):
+    """A model's pass rate over the run is below min_pass_rate."""
+
+
+@_noted
+def after_all(context: Any) -> None:
+    """Stop everything still running; fail the run when a model's pass rate is too low."""
+    runtime = getattr(context, "aitest", None)
+    if isinstance(runtime, Runtime):
+        _close(context, runtime)
+        features = getattr(getattr(context, "_runner", None), "features", None) or []
+        if not getattr(context.config, "aitest_worker", False):  # the parallel parent exports the whole run
+            export_telemetry(features, runtime.config)
+        below = repeats.model_gate(features, runtime.config.min_pass_rate)
+        runtime.models_below_gate = below
+        short = coverage_gate(context, runtime.config, features)
+        if below and runtime.config.min_pass_rate < 1:
+            raise ModelGateFailed("; ".join([*below, *([short] if short else [])]))
+        if short:
+            raise CoverageGateFailed(short)
+
+
+class CoverageGateFailed(Exception):
+    """The run's tool coverage is below min_tool_coverage."""
+
+
+def coverage_gate(context: Any, config: Config, features: list[Any]) -> str | None:
+    """The tool-coverage gate's message, or None. A shard or a parallel run's worker sees
+    only part of the run: ``report merge`` applies the gate to the merged report instead."""
+    if config.min_tool_coverage is None or config.shard is not None or getattr(context.config, "aitest_worker", False):
+        return None
+    from ..record.coverage import run_gate
+
+    return run_gate(features, config.min_tool_coverage)
+
+
+def export_telemetry(features: list[Any], config: Config) -> None:
+    """``-D aitest.otel``: the run's spans (behave_aitest.telemetry). A failed export is said in
+    one line and does not fail the run: the tests ran, only their telemetry is missing."""
+    if not config.otel:
+        return
+    from ..record.telemetry import export_run
+
+    try:
+        said = export_run(features, config)
+    except Exception as exc:
+        said = f"behave-aitest: the OpenTelemetry export to {config.otel} failed: {type(exc).__name__}: {exc}"
+    if said:
+        print(said, file=sys.stderr)

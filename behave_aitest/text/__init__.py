@@ -1,0 +1,6 @@
+"""Text that is safe to show: the bottom of the house.
+
+``safetext`` escapes and caps untrusted text (model, tool and agent output) for every place it
+is shown and makes report data encodable; ``redact`` is the one rule that keeps secrets out of
+every output. Both import only the standard library, so every other package may use them.
+"""
