@@ -6,6 +6,6 @@ in :mod:`behave_aitest.record.cassettes`, their command in :mod:`behave_aitest.c
 if __name__ == "__main__":
     import sys
 
-    from .record.cassettes import main
+    from .cli.cassettes import main
 
     sys.exit(main())

@@ -41,10 +41,11 @@ from typing import Any
 from behave.formatter.base import Formatter
 
 from . import config as _config
-from .report import render, document as report
-from .text.redact import Redactor
-from .text.files import write_atomic
+from . import report
+from .report import render
 from .run.quirks import one_catalog
+from .text.files import write_atomic
+from .text.redact import Redactor
 
 OPTIONS = _config.REPORT_OPTIONS  # also -D aitest.report_<option>
 

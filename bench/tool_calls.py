@@ -52,7 +52,8 @@ async def _measure(bench: Bench, url: str) -> list[Row]:
     import anyio
 
     from behave_aitest.config import ServerConfig
-    from behave_aitest.agent.loop import ToolBox, TurnSettings, run_tool, run_turn
+    from behave_aitest.agent.toolbox import ToolBox, run_tool
+    from behave_aitest.agent.loop import TurnSettings, run_turn
     from behave_aitest.model.llm import ToolRequest, complete
     from behave_aitest.mcp.connection import connect
 

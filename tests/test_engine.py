@@ -13,7 +13,8 @@ import pytest
 
 from behave_aitest.model import llm
 from behave_aitest.config import ServerConfig
-from behave_aitest.agent.loop import AgentSetupError, ToolBox, TurnSettings, provider_name, run_turn
+from behave_aitest.agent.toolbox import AgentSetupError, ToolBox, provider_name
+from behave_aitest.agent.loop import TurnSettings, run_turn
 from behave_aitest.model.fakellm import FakeOpenAI
 from behave_aitest.record.records import Turn
 from behave_aitest.mcp.connection import ServerConnection, connect

@@ -127,7 +127,7 @@ def test_the_scripted_model_doc_names_every_key_and_quotes_the_example_rules() -
 def test_an_outline_with_model_in_its_title_gives_one_matrix_row_per_examples_row(project: Project) -> None:
     """The rows of ``Say <word> with <model>`` differ by their title, but a row per model is
     one line of the matrix: the Outline and the row's other values, not the title, group them."""
-    from behave_aitest.report import document as report
+    from behave_aitest import report
 
     def brain(request: dict) -> dict:
         return {"content": "fig" if request["model"] == "model-b" else "kiwi"}

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import BANK, Project, llm_config
 
-from behave_aitest.report import document as report
+from behave_aitest import report
 from behave_aitest.text import safetext
 from behave_aitest.config import ConfigError, load_config
 from behave_aitest.model.fakellm import FakeOpenAI

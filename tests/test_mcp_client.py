@@ -22,7 +22,7 @@ from conftest import Project, llm_config
 from behave_aitest.config import ServerConfig
 from behave_aitest.mcp.content import block_view
 from behave_aitest.mcp.elicitation import ElicitationPlan, answer, parse_value
-from behave_aitest.agent.loop import AgentSetupError, ToolBox
+from behave_aitest.agent.toolbox import AgentSetupError, ToolBox
 from behave_aitest.model.fakellm import FakeOpenAI
 from behave_aitest.mcp.connection import ServerConnection, connect
 from behave_aitest.errors import ServerError

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import BANK, Project, llm_config
 
-from behave_aitest.report import document as report
+from behave_aitest import report
 from behave_aitest.model.fakellm import FakeOpenAI
 
 HTML = "behave_aitest.formatter:HTMLFormatter"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from behave_aitest.record import coverage, telemetry
-from behave_aitest.report import diff, document as report
+from behave_aitest import report
+from behave_aitest.report import diff
 from behave_aitest.model import llm
 from behave_aitest.record.records import JudgeCall, ModelCall, ScenarioRecord, ToolCall, Turn
 

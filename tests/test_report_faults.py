@@ -14,7 +14,7 @@ import pytest
 from conftest import Project, llm_config
 from test_report import HTML, JSONF, MD
 
-from behave_aitest.report import document as report
+from behave_aitest import report
 from behave_aitest.model.fakellm import FakeOpenAI
 
 

@@ -17,7 +17,8 @@ import pytest
 from behave.model_type import Status
 from behave.parser import parse_feature
 
-from behave_aitest.report import render, document as report
+from behave_aitest import report
+from behave_aitest.report import render
 from behave_aitest.record.records import Conversation, ModelCall, ScenarioRecord, ToolCall, Turn
 from behave_aitest.text.redact import Redactor
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from behave_aitest.report import document as report
+from behave_aitest import report
 from behave_aitest.config import is_scripted
 from behave_aitest.model.scripted import RulesError, ScriptedModels, parse_models, read_models
 from conftest import BANK, Project

@@ -178,7 +178,7 @@ def test_which_double_answers_a_call() -> None:
 
 def test_the_server_folder_goes_into_command_env_and_cwd(tmp_path: object) -> None:
     from behave_aitest.config import ServerConfig
-    from behave_aitest.mcp.connection import resolve_command, server_cwd, server_environment
+    from behave_aitest.mcp.launch import resolve_command, server_cwd, server_environment
 
     config = ServerConfig(
         "notes",
@@ -226,7 +226,7 @@ def test_a_delay_counts_against_tool_timeout() -> None:
 
 
 def test_the_html_cuts_a_long_result_of_the_tests_own_call() -> None:
-    from behave_aitest.report.document import clip_texts
+    from behave_aitest.report import clip_texts
 
     doc = {"features": [{"name": "F", "scenarios": [{"name": "S", "direct_calls": [{"name": "get_balance", "result": "x" * 5000}]}]}]}
     cut = clip_texts(doc, 100)["features"][0]["scenarios"][0]["direct_calls"][0]

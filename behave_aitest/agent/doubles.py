@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checks import ArgumentCheck, arguments_hold
 from ..errors import StepUsageError
 from ..record.records import ToolOutcome
+from .checks import ArgumentCheck, arguments_hold
 
 RETURNS, FAILS, DELAY = "returns", "fails", "delay"
 KINDS = (RETURNS, FAILS, DELAY)

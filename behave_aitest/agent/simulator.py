@@ -27,9 +27,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from .loop import TurnSettings, _complete_with_retries
 from ..model.llm import ModelReply
 from ..record.records import Simulation, SimulatorCall, Turn
+from .loop import TurnSettings, _complete_with_retries
 
 Completer = Callable[..., Awaitable[ModelReply]]
 

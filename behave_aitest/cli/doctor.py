@@ -188,8 +188,8 @@ def server_checks(config: Config) -> list[Check]:
 async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list[str] | None]:
     import anyio
 
-    from ..mcp.connection import connect
     from ..errors import ServerError
+    from ..mcp.connection import connect
 
     started = time.monotonic()
     what = "server" if server.transport == "stdio" else f"server ({server.transport} {server.url})"
@@ -228,7 +228,14 @@ def allowed_tool_checks(config: Config, listed: dict[str, list[str]]) -> list[Ch
 
 def cassette_checks(config: Config, features: list[Any]) -> list[Check]:
     """In replay mode: the conversations (scenarios, ``@session`` features) with no cassette."""
-    from ..record.cassettes import SESSION_NAME, CassetteLibrary, cassette_relpath, feature_key, flow_model, scenario_stem
+    from ..record.cassettes import (
+        SESSION_NAME,
+        CassetteLibrary,
+        cassette_relpath,
+        feature_key,
+        flow_model,
+        scenario_stem,
+    )
 
     library = CassetteLibrary(config)
     missing, total = [], 0

@@ -23,10 +23,10 @@ from typing import Any
 
 # "module:function" adding one group of subcommands to an argparse subparsers object.
 COMMANDS: tuple[str, ...] = (
-    "behave_aitest.cli:add_report_commands",
-    "behave_aitest.cassettes:add_cassette_commands",
-    "behave_aitest.doctor:add_doctor_command",
-    "behave_aitest.scaffold:add_init_command",
+    "behave_aitest.cli.main:add_report_commands",
+    "behave_aitest.cli.cassettes:add_cassette_commands",
+    "behave_aitest.cli.doctor:add_doctor_command",
+    "behave_aitest.cli.scaffold:add_init_command",
 )
 
 FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".md": "md", ".markdown": "md"}
@@ -37,7 +37,8 @@ def write_report(doc: dict[str, Any], output: str, fmt: str | None, max_text: in
 
     HTML and Markdown cut texts longer than ``max_text`` with a note; JSON keeps them whole.
     """
-    from ..report import render, document as report
+    from .. import report
+    from ..report import render
 
     kind = fmt or FORMATS.get(Path(output).suffix.lower())
     if kind is None:
@@ -55,7 +56,7 @@ def write_report(doc: dict[str, Any], output: str, fmt: str | None, max_text: in
 def _malformed(names: Sequence[str], exc: Exception) -> Exception:
     """A report that passed :func:`report.shape_problem` but still broke the rendering (a field
     of the wrong type deep inside): one line naming the file(s), not a traceback."""
-    from ..report.document import ReportError
+    from ..report import ReportError
 
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return ReportError(f"{', '.join(names)}: malformed report, cannot render it ({detail}).")
@@ -66,7 +67,7 @@ _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
 def _render(args: argparse.Namespace) -> int:
-    from ..report import document as report
+    from .. import report
 
     doc = report.load(args.input)
     if args.title:
@@ -85,8 +86,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from ..report import document as report
-
+    from .. import report
     from ..record import coverage
 
     docs = [report.load(path) for path in args.inputs]
@@ -111,7 +111,8 @@ def _merge(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     """``report diff``: exit 1 on any regression (see behave_aitest.diff)."""
-    from ..report import diff, document as report
+    from .. import report
+    from ..report import diff
 
     base, new = diff.load_pair(args.base, args.new)
     thresholds = {m: v for m, v in (("cost_usd", args.max_cost_increase), ("tokens", args.max_token_increase), ("latency_s", args.max_latency_increase)) if v is not None}
@@ -236,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..report.document import ReportError
+    from ..report import ReportError
 
     args = build_parser().parse_args(argv)
     try:

@@ -174,8 +174,8 @@ def from_server(root: Path, name: str) -> Outcome:
 async def _list_tools(server: Any, errlog: Path) -> list[Any]:
     import anyio
 
-    from ..mcp.connection import connect
     from ..errors import ServerError
+    from ..mcp.connection import connect
 
     try:
         with anyio.fail_after(server.startup_timeout_s + 5):

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .elicitation import ElicitationPlan, answer
 from ..record.records import SamplingCall
+from .elicitation import ElicitationPlan, answer
 from .sampling import Sampler, sample
 
 log = logging.getLogger("behave_aitest.mcp")

@@ -9,9 +9,7 @@ is imported inside the functions: a ``behave --dry-run`` never pays for it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
@@ -21,16 +19,10 @@ from typing import Any
 
 from ..config import ConfigError, ServerConfig, expand_env
 from ..errors import ServerError
-from ..record.records import ToolOutcome, ToolSpec
 from ..model.limits import start_slot
-
-# What every stdio server gets from our environment; everything else must be listed in
-# the server's ``env`` table, so API keys never reach a server by accident.
-BASE_ENV = (
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TMPDIR", "TZ",
-    "LANG", "LC_ALL", "LC_CTYPE",
-    "SYSTEMROOT", "SYSTEMDRIVE", "USERPROFILE", "APPDATA", "LOCALAPPDATA", "TEMP", "TMP", "COMSPEC", "PATHEXT",
-)
+from ..record.records import ToolOutcome, ToolSpec
+from .launch import new_server_dir, resolve_command, server_cwd, server_environment
+from .processes import _children, _new_group, stop_group
 
 
 def schema_problem(schema: Any) -> str | None:
@@ -244,55 +236,6 @@ def _tail_text(path: Path | None) -> str:
     return f"\n--- server stderr (last lines) ---\n{tail}" if tail else " (the server wrote nothing to stderr)"
 
 
-# Every stdio server process gets its own new, empty folder, named by ${AITEST_SERVER_DIR} in its
-# command, env and cwd (and set in its environment), removed when the process has ended: a server
-# that keeps state in a file starts clean in every conversation (per scope; docs/sessions.md).
-SERVER_DIR_VAR = "AITEST_SERVER_DIR"
-_SERVER_DIR = "${" + SERVER_DIR_VAR + "}"
-
-
-def with_server_dir(text: str, folder: str | None) -> str:
-    """``text`` with ``${AITEST_SERVER_DIR}`` replaced by the process's own folder."""
-    return text.replace(_SERVER_DIR, folder) if folder is not None else text
-
-
-def server_environment(config: ServerConfig, environ: Mapping[str, str] | None = None, server_dir: str | None = None) -> dict[str, str]:
-    """The minimal base environment plus the server's own ``env`` table, ``${VAR}`` expanded
-    (``${AITEST_SERVER_DIR}`` first, when the process has its folder)."""
-    source = os.environ if environ is None else environ
-    env = {k: source[k] for k in BASE_ENV if k in source}
-    if server_dir is not None:
-        env[SERVER_DIR_VAR] = server_dir
-    for key, value in config.env.items():
-        env[key] = expand_env(with_server_dir(value, server_dir), f"{config.where} env.{key}", source)
-    return env
-
-
-def server_cwd(config: ServerConfig, server_dir: str | None) -> str | None:
-    """The server's working directory; one inside its own folder is created first."""
-    if config.cwd is None or server_dir is None or _SERVER_DIR not in config.cwd:
-        return config.cwd
-    folder = with_server_dir(config.cwd, server_dir)
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def new_server_dir(config: ServerConfig) -> str:
-    """A new, empty folder for one stdio server process (see :data:`SERVER_DIR_VAR`)."""
-    import re
-    import tempfile
-
-    return tempfile.mkdtemp(prefix=f"aitest-{re.sub(r'[^A-Za-z0-9_-]', '_', config.name)[:40]}-")
-
-
-def resolve_command(command: tuple[str, ...], server_dir: str | None = None) -> tuple[str, list[str]]:
-    """``python``/``python3`` mean the interpreter running behave, so a venv needs no activation."""
-    program, *args = (with_server_dir(part, server_dir) for part in command)
-    if program in ("python", "python3"):
-        program = sys.executable
-    return program, args
-
-
 @asynccontextmanager
 async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerConnection]:
     """Start (stdio) or reach (HTTP) the server, initialise, list tools; stop it on exit.
@@ -366,107 +309,6 @@ def _client(read: Any, write: Any, client: Any, config: ServerConfig) -> Any:
 # Process groups of the stdio servers still running (their leader's pid) -> the process that
 # started them, for a last-resort stop when the run ends abnormally (see stop_all_groups);
 # a forked worker of a parallel run must never stop its parent's servers.
-_GROUPS: dict[int, int] = {}
-# A parallel run's worker also notes its servers' groups as files in this folder, so that
-# the parent can stop them when the worker itself is killed (behave_aitest.parallel).
-GROUPS_DIR_ENV = "BEHAVE_AITEST_SERVER_GROUPS"
-
-
-def _note_group(group: int, running: bool) -> None:
-    folder = os.environ.get(GROUPS_DIR_ENV)
-    if not folder:
-        return
-    try:
-        if running:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            (Path(folder) / str(group)).touch()
-        else:
-            (Path(folder) / str(group)).unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
-def _children() -> set[int]:
-    """Process ids of this process's children (Linux ``/proc``; empty where there is none)."""
-    me, found = os.getpid(), set()
-    try:
-        for task in Path(f"/proc/{me}/task").iterdir():
-            found.update(int(pid) for pid in (task / "children").read_text().split())
-        return found
-    except OSError:
-        pass
-    try:
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                try:
-                    stat = (proc / "stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-                    found.add(int(proc.name))
-    except OSError:
-        pass
-    return found
-
-
-def _new_group(before: set[int]) -> int | None:
-    """The process group of the server just started: the SDK starts each stdio server in
-    its own session, so it is the new child that leads its own group."""
-    for pid in sorted(_children() - before):
-        try:
-            if os.getpgid(pid) == pid:
-                _GROUPS[pid] = os.getpid()
-                _note_group(pid, True)
-                return pid
-        except OSError:
-            continue
-    return None
-
-
-def _signal_group(group: int, sig: int) -> bool:
-    """Send ``sig`` to the group; False when no process of it is left."""
-    try:
-        os.killpg(group, sig)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # EPERM: something is left that we may not signal
-    return True
-
-
-async def stop_group(group: int | None) -> None:
-    """Stop what is left of a server's process group (helpers it started) once the server
-    has ended: SIGTERM, up to a second's grace, then SIGKILL."""
-    import anyio
-    import signal
-
-    if group is None:
-        return
-    _GROUPS.pop(group, None)
-    if not _signal_group(group, signal.SIGTERM):
-        _note_group(group, False)
-        return
-    with anyio.CancelScope(shield=True):  # also when the run is being interrupted
-        with anyio.move_on_after(1.0):
-            while _signal_group(group, 0):
-                await anyio.sleep(0.05)
-            _note_group(group, False)
-            return
-        _signal_group(group, signal.SIGKILL)
-        _note_group(group, False)
-
-
-def stop_all_groups() -> None:
-    """SIGKILL every server process group not stopped the ordinary way (an interrupted
-    cleanup): no server or helper outlives the run."""
-    import signal
-
-    me = os.getpid()
-    for group, owner in list(_GROUPS.items()):
-        if owner == me:
-            del _GROUPS[group]
-            _signal_group(group, signal.SIGKILL)
-            _note_group(group, False)
 
 
 def start_failure(config: ServerConfig, exc: BaseException, errlog: Path, statuses: list[int] | None = None) -> ServerError:

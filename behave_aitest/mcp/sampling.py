@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .content import block_view
 from ..record.records import SamplingCall
+from .content import block_view
 
 
 @dataclass

@@ -11,3 +11,6 @@ is the name behave's ``runner`` setting uses.
 from .runner import ParallelRunner
 
 __all__ = ["ParallelRunner"]
+
+# The public name (behave prints it: "USING RUNNER: behave_aitest.parallel:ParallelRunner"), as httpx does.
+ParallelRunner.__module__ = __name__

@@ -22,8 +22,8 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
-import signal
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -40,31 +40,26 @@ from behave.model_type import Status
 from behave.runner import Context, Runner, the_step_registry
 from behave.runner_util import parse_features
 
-from . import outcomes, units
 from ..config import ConfigError, load_config
+from ..mcp.connection import stderr_tail
 from ..model.limits import SLOTS_ENV, START_SLOTS_ENV
 from ..run.quirks import one_catalog
-from ..mcp.connection import stderr_tail
-from .worker import DONE, READY
 from ..run.repeats import RepeatStats, settle
+from . import outcomes, units
+from .processes import (
+    STOP_GRACE_S,
+    _fingerprint,
+    _kill,
+    _sigterm_as_interrupt,
+    _start_method,
+    _Worker,
+)
+from .worker import DONE, READY
 
-# How long workers get to stop their servers after Ctrl-C / SIGTERM before they are killed.
-STOP_GRACE_S = 10.0
 _CONSOLE_FORMATTERS = ("pretty", "plain", "progress", "progress2", "progress3", "rerun", "tags", "steps", "sphinx.steps")
 _RUN_FAILED_STATUSES = ("failed", "error", "hook_error", "cleanup_error", "undefined", "pending")
 
 
-@dataclass
-class _Worker:
-    index: int
-    process: Any
-    conn: Any
-    log: Path
-    ready: bool = False
-    unit: units.Unit | None = None
-    done: bool = False  # sent its last message
-    started_at: float = 0.0
-    shown: int = 0  # bytes of its log already shown
 
 
 @dataclass
@@ -446,7 +441,7 @@ class ParallelRunner(Runner):
     # ----------------------------------------------------------------- the replay
 
     def _finish(self, run: _Run, config: Any) -> bool:
-        from ..report import document as _report  # noqa: F401 - the formatters need it anyway
+        from .. import report as _report  # noqa: F401 - the formatters need it anyway
 
         conversations = outcomes.renumber(list(run.results.values()))
         view = SimpleNamespace(config=config, conversations=conversations, models_below_gate=[])
@@ -631,24 +626,25 @@ def _keep_only(container: Any, keep: set[int]) -> None:
         container.scenarios[:] = [s for s in container.scenarios if s in items]
 
 
-def _start_method() -> str:
-    """fork where it is safe (Linux, no thread running), else spawn; BEHAVE_AITEST_START_METHOD decides."""
-    import threading
-
-    chosen = os.environ.get("BEHAVE_AITEST_START_METHOD")
-    if chosen:
-        return chosen
-    if "fork" not in multiprocessing.get_all_start_methods() or sys.platform == "darwin":
-        return "spawn"
-    if threading.active_count() > 1:  # e.g. an SDK started by environment.py: forking it is unsafe
-        print("behave-aitest -j: threads are running in this process, so workers are spawned (slower start) instead of forked.")
-        return "spawn"
-    return "fork"
+def _merge_errors(into: list[str], new: list[str]) -> None:
+    for error in new:
+        if error not in into:
+            into.append(error)
 
 
-def _fingerprint(features: list[Any]) -> list[tuple[str, str, int]]:
-    """What a spawned worker must parse to the same units: file, name and scenario count per feature."""
-    return [(str(f.filename), str(f.name), len(f.walk_scenarios())) for f in features]
+def _first_failure(outcome: outcomes.UnitOutcome) -> list[str]:
+    """The first failure's message, without the Python traceback behave puts before an error's reason."""
+    for scenario in outcome.scenarios:
+        texts = [(s.error_message, f"{s.status}") for s in scenario.steps if s.status in _RUN_FAILED_STATUSES and s.error_message]
+        if not texts and scenario.status in _RUN_FAILED_STATUSES and scenario.error_message:
+            texts = [(scenario.error_message, scenario.status)]
+        if texts:
+            lines = str(texts[0][0]).strip().splitlines()
+            if lines and lines[0].startswith("Traceback (most recent call last)"):
+                reason = next((i for i, line in enumerate(lines[1:], 1) if line and not line[0].isspace()), 0)
+                lines = lines[reason:]
+            return lines
+    return []
 
 
 def _spawned(argv: list[str], cwd: str, index: int, conn: Any, log: str, temp: str, fingerprint: list[tuple[str, str, int]]) -> None:
@@ -673,49 +669,3 @@ def _spawned(argv: list[str], cwd: str, index: int, conn: Any, log: str, temp: s
     if _fingerprint(runner.features) != fingerprint:
         raise RuntimeError(f"worker {index}: spawned from {argv!r} it parsed other features than the parent; use fork")
     serve(runner, list(runner.features), index, conn, log, temp, [])
-
-
-def _merge_errors(into: list[str], new: list[str]) -> None:
-    for error in new:
-        if error not in into:
-            into.append(error)
-
-
-def _first_failure(outcome: outcomes.UnitOutcome) -> list[str]:
-    """The first failure's message, without the Python traceback behave puts before an error's reason."""
-    for scenario in outcome.scenarios:
-        texts = [(s.error_message, f"{s.status}") for s in scenario.steps if s.status in _RUN_FAILED_STATUSES and s.error_message]
-        if not texts and scenario.status in _RUN_FAILED_STATUSES and scenario.error_message:
-            texts = [(scenario.error_message, scenario.status)]
-        if texts:
-            lines = str(texts[0][0]).strip().splitlines()
-            if lines and lines[0].startswith("Traceback (most recent call last)"):
-                reason = next((i for i, line in enumerate(lines[1:], 1) if line and not line[0].isspace()), 0)
-                lines = lines[reason:]
-            return lines
-    return []
-
-
-def _kill(worker: _Worker) -> None:
-    """A worker still there after the run (or its stop grace): killed with its process group
-    (the servers it started); then nothing of it is left."""
-    process = worker.process
-    if process.is_alive():
-        process.join(timeout=0.5)
-    groups = [process.pid] if process.pid is not None else []
-    folder = worker.log.with_name(f"worker-{worker.index}.tmp") / "server-groups"
-    if folder.is_dir():  # its servers lead groups of their own (the MCP SDK starts them so)
-        groups += [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
-    for group in groups:
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    process.join(timeout=5)
-    worker.conn.close()
-
-
-def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM (a CI cancel) is the first Ctrl-C: stop the workers, write the partial report."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt

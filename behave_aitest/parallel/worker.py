@@ -23,8 +23,8 @@ import time
 import traceback
 from typing import Any, NoReturn
 
+from ..mcp.processes import GROUPS_DIR_ENV
 from .outcomes import UnitOutcome, capture
-from ..mcp.connection import GROUPS_DIR_ENV
 from .units import Unit
 
 READY = "ready"  # ("ready", ok, hook error messages, hook failures): before_all has run

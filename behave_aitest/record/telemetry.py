@@ -250,8 +250,8 @@ def export_run(features: Iterable[Any], config: Any) -> str | None:
     target = getattr(config, "otel", None)
     if not target:
         return None
-    from .coverage import scenario_records
     from ..text.redact import Redactor
+    from .coverage import scenario_records
 
     redactor = Redactor.from_environment(config)
     run_id = secrets.token_hex(8)

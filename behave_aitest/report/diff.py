@@ -22,8 +22,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .document import ReportError, base_title, load, shape_problem
 from ..text.safetext import dumps
+from .schema import ReportError
+from .stats import base_title
+from .store import load, shape_problem
 
 Doc = dict[str, Any]
 

@@ -23,10 +23,12 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from ..text import safetext
 from ..config import is_scripted as config_is_scripted
-from .document import DEFAULT_MAX_TEXT, Doc, base_title, clip_texts, matrix
+from ..text import safetext
 from ..text.safetext import plural
+from .document import clip_texts
+from .schema import DEFAULT_MAX_TEXT, Doc
+from .stats import base_title, matrix
 
 MD_ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "untested": "⚪"}
 

@@ -25,9 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Config, ConfigError, is_scripted, load_config, unknown_name
-from . import reasons, repeats
 from ..text.safetext import quiet_http_logs
-from .runtime import SESSION_TAG, Runtime, model_tags, runtime_of, scenario_model
+from . import reasons, repeats
+from .runtime import Runtime, runtime_of
+from .tags import SESSION_TAG, model_tags, scenario_model
 
 
 def _noted(hook: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -221,8 +222,8 @@ def simulated_user_model(scenario: Any, step: Any, config: Config, models: dict[
     """A simulated-user step's limits and doc string, and the model that will play the user
     (added to ``models`` to be checked like the others): mistakes stop the run before the
     first scenario (docs/simulated-user.md)."""
-    from .runtime import JUDGE_TAG, USER_MODEL_TAG, own_tags
     from ..agent.simulator import LimitsError, step_limits
+    from .tags import JUDGE_TAG, USER_MODEL_TAG, own_tags
 
     try:
         if step_limits(step.name) is None:

@@ -15,100 +15,41 @@ import shutil
 import sys
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..agent.doubles import Double, tool_list
+from ..agent.loop import TurnSettings, run_turn
+from ..agent.toolbox import call_directly
 from ..config import (
-    SCRIPTED_MODEL,
-    AgentConfig,
     Config,
     ConfigError,
-    is_scripted,
     unknown_name,
 )
-from ..agent.doubles import Double, Doubles, tool_list
-from ..agent.loop import AgentSetupError, ToolBox, TurnSettings, call_directly, run_turn
 from ..errors import StepUsageError
-from ..model.limits import ModelLimiter
+from ..mcp.connection import first_leaf
 from ..record.records import Conversation, ScenarioRecord, ToolCall, Turn
 from ..text.redact import Redactor
-from ..mcp.connection import ServerConnection, first_leaf
-
-from .tags import JUDGE_TAG, MODEL_TAG, SESSION_TAG, USER_MODEL_TAG, model_tags, own_tags, scenario_model  # noqa: F401 - the run's names
-
-
-class Scope:
-    """Resources that live exactly as long as a run, a feature or a conversation."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.stack = ExitStack()
-        self.servers: dict[str, ServerConnection] = {}
-        self.closed = False
-
-    def close(self) -> None:
-        """Stop the scope's servers (each stop is bounded by the SDK's kill escalation); idempotent."""
-        self.closed = True
-        self.servers.clear()
-        self.stack.close()
+from .conversation import (
+    AgentState,
+    CassetteNotWritten,
+    LiveConversation,
+    elicitation_error,
+)
+from .models import ModelChoice
+from .scopes import Scope, ServerScopes
+from .tags import (  # noqa: F401 - the run's names
+    JUDGE_TAG,
+    MODEL_TAG,
+    SESSION_TAG,
+    USER_MODEL_TAG,
+    model_tags,
+    own_tags,
+    scenario_model,
+)
 
 
-class CassetteNotWritten(Exception):
-    """A finished recording could not be written: an error of its scenario (or session feature)."""
-
-
-@dataclass
-class AgentState:
-    """The agent as the scenario has set it up so far (a copy: steps may change it)."""
-
-    name: str | None = None
-    servers: list[str] = field(default_factory=list)
-    system_prompt: str | None = None
-    allowed_tools: list[str] | None = None
-    model: str | None = None  # set by "Given the model"
-    config_model: str | None = None  # the agent's own model in the config
-    temperature: float | None = None
-    max_tokens: int | None = None
-    api_base: str | None = None
-    vision: bool | None = None  # MCP client features (docs/mcp.md)
-    resources: bool = False
-
-    @classmethod
-    def from_config(cls, agent: AgentConfig) -> AgentState:
-        return cls(
-            name=agent.name,
-            servers=list(agent.servers),
-            system_prompt=agent.system_prompt,
-            allowed_tools=list(agent.allowed_tools) if agent.allowed_tools is not None else None,
-            config_model=agent.model,
-            temperature=agent.temperature,
-            max_tokens=agent.max_tokens,
-            api_base=agent.api_base,
-            vision=agent.vision,
-            resources=agent.resources,
-        )
-
-
-@dataclass
-class LiveConversation:
-    """A conversation in progress: its record plus what it needs while it runs."""
-
-    record: Conversation
-    scope: Scope
-    agent: AgentState
-    feature_model: str | None = None
-    scenario_model: str | None = None
-    scenario: ScenarioRecord | None = None
-    last_turns: list[Turn] = field(default_factory=list)  # since the last "When the user says"
-    cassette: Any = None  # its cassettes.Cassette, unless cassette = "off"
-    doubles: Doubles = field(default_factory=Doubles)  # tool doubles of the current scenario only
-    elicitation: Any = None  # elicitation.ElicitationPlan: how the user answers servers' questions
-    attachments: list[str] = field(default_factory=list)  # resources for the next user message (texts)
-    broken: str | None = None  # a @session whose turn errored: why its later scenarios are skipped
-
-
-class Runtime:
+class Runtime(ModelChoice, ServerScopes):
     """Everything behave-aitest holds for one behave run."""
 
     def __init__(self, config: Config) -> None:
@@ -155,7 +96,7 @@ class Runtime:
         rest. Then the loop is stopped cancelling whatever is left, the process group of
         any server not stopped the ordinary way is killed, and the log folder removed.
         """
-        from ..mcp.connection import stop_all_groups
+        from ..mcp.processes import stop_all_groups
 
         live = [self.current.scope if self.current else None, self.session.scope if self.session else None, self.feature_scope]
         self.current = self.session = None
@@ -178,12 +119,6 @@ class Runtime:
             self._scripted = None
         shutil.rmtree(self.log_dir, ignore_errors=True)
 
-    def _scope(self, name: str) -> Scope:
-        """A new feature or conversation scope, remembered until closed (see :meth:`close`)."""
-        self._scopes = [s for s in self._scopes if not s.closed]
-        scope = Scope(name)
-        self._scopes.append(scope)
-        return scope
 
     def begin_feature(self, feature: Any) -> None:
         self.feature_scope = self._scope(f"feature {feature.name}")
@@ -333,81 +268,9 @@ class Runtime:
             )
         return self.current
 
-    def model_for(self, live: LiveConversation) -> str:
-        """-D aitest.model > Given the model > scenario @model > feature @model > agent > config."""
-        return (
-            self.config.model_override
-            or live.agent.model
-            or live.scenario_model
-            or live.feature_model
-            or live.agent.config_model
-            or self.config.model
-        )
-
-    def model_request(self, model: str, agent: AgentState) -> dict[str, Any]:
-        """litellm keyword arguments that pick and reach ``model`` (no sampling parameters)."""
-        if is_scripted(model):
-            return {"model": f"openai/{model}", "api_base": self.scripted_base_url(model), "api_key": "scripted-needs-no-key"}
-        request: dict[str, Any] = {"model": model}
-        api_base = agent.api_base or self.config.api_base
-        if api_base:
-            request["api_base"] = api_base
-        return request
-
-    def turn_settings(self, live: LiveConversation) -> TurnSettings:
-        model = self.model_for(live)
-        request = self.model_request(model, live.agent)
-        if live.agent.temperature is not None:
-            request["temperature"] = live.agent.temperature
-        if live.agent.max_tokens is not None:
-            request["max_tokens"] = live.agent.max_tokens
-        return TurnSettings(
-            model=model,
-            request=request,
-            max_turns=self.config.max_turns,
-            timeout_s=self.config.timeout_s,
-            retries=self.config.retries,
-            retry_backoff_s=self.config.retry_backoff_s,
-            vision=self._vision(model, live.agent),
-        )
-
-    @staticmethod
-    def _vision(model: str, agent: AgentState) -> bool:
-        """The agent's ``vision`` setting, else whether litellm says the model sees images."""
-        if agent.vision is not None:
-            return agent.vision
-        if is_scripted(model):
-            return False
-        try:
-            from ..model.llm import litellm_module
-
-            return bool(litellm_module().supports_vision(model=model))
-        except Exception:  # a model litellm does not know: keep the text placeholder
-            return False
-
-    def judge_model_for(self, live: LiveConversation, scenario: Any = None) -> str:
-        """@judge:... on the scenario > on the feature > judge_model (config, -D) > the agent's model."""
-        for tags in (own_tags(scenario) if scenario is not None else [], [str(t) for t in getattr(getattr(scenario, "feature", None), "tags", [])]):
-            judges = [t[len(JUDGE_TAG):] for t in tags if t.startswith(JUDGE_TAG)]
-            if judges:
-                return judges[0]
-        return self.config.judge_model or self.model_for(live)
-
-    def judge_settings(self, live: LiveConversation, scenario: Any = None) -> TurnSettings:
-        """How judge calls are made: the judge model, through the same completer as the agent."""
-        model = self.judge_model_for(live, scenario)
-        return TurnSettings(model=model, request=self.model_request(model, live.agent), timeout_s=self.config.timeout_s)
 
     # ----------------------------------------------------------------- the simulated user
 
-    def user_model_for(self, live: LiveConversation, scenario: Any = None) -> str:
-        """@user_model:... on the scenario > on the feature > user_model (config, -D) > the judge's model
-        (which falls back to the agent's)."""
-        for tags in (own_tags(scenario) if scenario is not None else [], [str(t) for t in getattr(getattr(scenario, "feature", None), "tags", [])]):
-            models = [t[len(USER_MODEL_TAG):] for t in tags if t.startswith(USER_MODEL_TAG)]
-            if models:
-                return models[0]
-        return self.config.user_model or self.judge_model_for(live, scenario)
 
     def simulate(self, persona: str, min_turns: int, max_turns: int, say: Any, where: str = "") -> Any:
         """Let a simulated user talk to the agent (docs/simulated-user.md); ``say(text)`` runs one
@@ -462,56 +325,9 @@ class Runtime:
             future.cancel()
             raise
 
-    def scripted_base_url(self, model: str = SCRIPTED_MODEL) -> str:
-        """Start the built-in scripted model (a local OpenAI-compatible server) on first use;
-        one server plays every named scripted model (``scripted/<name>``) of the rules file."""
-        if self._scripted is None:
-            from ..model.fakellm import FakeOpenAI
-            from ..model.scripted import ScriptedModels
-
-            if self.config.scripted_rules is None:
-                raise ConfigError(
-                    f"The model is {model!r} (the built-in scripted model) but no rules file is configured: "
-                    f'set scripted_rules = "features/scripted_model.toml" in {self._config_name()}, '
-                    "or choose a real model with -D aitest.model=<provider/model>."
-                )
-            self._scripted = FakeOpenAI(brain=ScriptedModels.from_file(self.config.scripted_rules))
-            self._scripted.start()
-        if model not in self._scripted.brain.brains:
-            from ..model.scripted import undefined_model
-
-            raise ConfigError(undefined_model(model, self._scripted.brain.brains, self.config.scripted_rules))
-        return str(self._scripted.base_url)
 
     # ----------------------------------------------------------------- servers and turns
 
-    def _scope_for(self, live: LiveConversation, scope: str) -> Scope:
-        if scope == "run":
-            return self.run_scope
-        if scope == "feature" and self.feature_scope is not None:
-            return self.feature_scope
-        return live.scope
-
-    def connections(self, live: LiveConversation) -> list[ServerConnection]:
-        """Live connections to the agent's servers, started on first use in their scope."""
-        from ..mcp.connection import connect
-
-        found = []
-        for name in live.agent.servers:
-            server = self.config.servers.get(name)
-            if server is None:
-                raise unknown_name("MCP server", name, self.config.servers, "servers", self._config_name())
-            scope = self._scope_for(live, server.scope)
-            conn = scope.servers.get(name)
-            if conn is None or not conn.alive:
-                errlog = self.log_dir / f"{name}-{next(self._ids)}.stderr.log"
-                try:
-                    conn = scope.stack.enter_context(self.portal.wrap_async_context_manager(connect(server, errlog)))
-                except BaseException as exc:  # anyio wraps start-up failures in exception groups
-                    raise first_leaf(exc) from None
-                scope.servers[name] = conn
-            found.append(conn)
-        return found
 
     def say(self, text: str, user_messages: list[dict[str, Any]] | None = None, simulated: bool = False) -> Turn:
         """Run one user message (or a prompt's messages) through the agent and record the
@@ -555,14 +371,6 @@ class Runtime:
             live.cassette.note_doubled(turn)
         return turn
 
-    def toolbox(self, live: LiveConversation, connections: list[Any] | None = None) -> ToolBox:
-        """The tools the agent may use now, its servers started on first use."""
-        if connections is None:
-            connections = self._tool_connections(live)
-        try:
-            return ToolBox(connections, live.agent.allowed_tools, resources=live.agent.resources)
-        except AgentSetupError as exc:
-            raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
 
     def _agent_tool(self, live: LiveConversation, name: str, step: str) -> Any:
         """``(connection, spec)`` of the agent's tool ``name``; a ValueError listing its tools."""
@@ -610,33 +418,6 @@ class Runtime:
         return call
     # ----------------------------------------------------------------- MCP client features (docs/mcp.md)
 
-    def _warn_once(self, live: LiveConversation, warnings: list[str]) -> None:
-        """Tools not offered: on every conversation's record (the report), printed once per run."""
-        for warning in warnings:
-            if warning not in live.record.warnings:
-                live.record.warnings.append(warning)
-                if live.scenario is not None:
-                    live.scenario.warnings.append(warning)
-            if warning not in self._printed:
-                self._printed.add(warning)
-                print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
-
-    def _client_sides(self, live: LiveConversation, connections: list[Any], settings: TurnSettings, complete: Any) -> None:
-        """Tell each server's client side how this turn answers questions and sampling."""
-        from ..mcp.elicitation import ElicitationPlan
-        from ..mcp.sampling import Sampler
-
-        for conn in connections:
-            side = getattr(conn, "client", None) or getattr(getattr(conn, "connection", None), "client", None)
-            if side is None:
-                continue
-            side.plan = live.elicitation or ElicitationPlan()
-            if side.sampling in ("agent", "off"):
-                side.sampler = Sampler(complete, settings)
-            else:
-                request = self.model_request(side.sampling, live.agent)
-                sampling_settings = TurnSettings(model=side.sampling, request=request, timeout_s=self.config.timeout_s)
-                side.sampler = Sampler(self._completer(sampling_settings), sampling_settings)
 
     def _with_attachments(self, live: LiveConversation, text: str, user_messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
         """Resources attached with ``Given the resource … is attached`` join the next user message."""
@@ -706,17 +487,6 @@ class Runtime:
 
         return self.call(get)
 
-    def _completer(self, settings: TurnSettings) -> Any:
-        """The completer for one turn or judgement: priced, and through the conversation's cassette."""
-        complete = self._priced_completer(settings)
-        cassette = self.current.cassette if self.current is not None else None
-        return cassette.completer(complete, settings) if cassette is not None else complete
-
-    def _tool_connections(self, live: LiveConversation) -> list[Any]:
-        """The agent's servers; with cassette_tools = "record", recorded or replayed by the cassette."""
-        if live.cassette is None:
-            return self.connections(live)
-        return live.cassette.tool_connections(lambda: self.connections(live), live.agent.servers)
 
     def _open_cassette(self, live: LiveConversation, feature: Any, scenario: Any) -> None:
         """Open the cassette of a conversation that starts: a scenario, or a @session feature (scenario None)."""
@@ -739,61 +509,6 @@ class Runtime:
         if warning:
             live.record.warnings.append(warning)
             print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
-
-    @functools.cached_property
-    def model_limiter(self) -> ModelLimiter:
-        """``max_model_concurrency`` slots, shared with the other workers of a parallel run."""
-        return ModelLimiter.for_run(self.config.max_model_concurrency)
-
-    def _limited(self, complete: Any, model: str) -> Any:
-        """``complete`` holding one of the model's slots per call (when a limit is set)."""
-        if self.config.max_model_concurrency is None:
-            return complete
-        limiter = self.model_limiter
-
-        async def limited(request: dict[str, Any], *, timeout_s: float | None = None) -> Any:
-            async with limiter.slot(model):
-                return await complete(request, timeout_s=timeout_s)
-
-        return limited
-
-    def _priced_completer(self, settings: TurnSettings) -> Any:
-        from ..model import llm
-
-        complete = self._limited(llm.complete, settings.model)
-        price = self.config.prices.get(settings.model)
-        if not is_scripted(settings.model) and price is None:
-            return complete
-
-        async def priced(request: dict[str, Any], *, timeout_s: float | None = None) -> llm.ModelReply:
-            reply = await complete(request, timeout_s=timeout_s)
-            if price is not None:  # the user's price beats litellm's table
-                reply.cost_usd = price.cost(reply.input_tokens, reply.output_tokens)
-            elif is_scripted(settings.model):
-                reply.cost_usd = 0.0  # the scripted model costs nothing, and we know it
-            return reply
-
-        return priced
-
-    def drop_dead_servers(self) -> None:
-        """Forget crashed servers so the next conversation starts them again."""
-        for scope in (self.run_scope, self.feature_scope, self.current.scope if self.current else None):
-            if scope is not None:
-                for name in [n for n, c in scope.servers.items() if not c.alive]:
-                    del scope.servers[name]
-
-
-def elicitation_error(turn: Turn) -> str | None:
-    """``elicitation: …`` when the scenario's answers did not fit a server's question."""
-    for call in turn.tool_calls:
-        for question in call.elicitations:
-            if question.get("problems"):
-                return (
-                    f"elicitation: the answers given with \"Given the user will answer the server's questions with\" "
-                    f"do not fit the question of {call.qualified_name} ({question.get('message')!r}): "
-                    + "; ".join(question["problems"])
-                )
-    return None
 
 
 class HooksMissing(RuntimeError):

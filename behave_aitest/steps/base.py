@@ -38,12 +38,12 @@ def _redacting(step: Callable[..., None]) -> Callable[..., None]:
         try:
             step(context, *args, **kwargs)
         except Exception as exc:
+            from ..mcp.connection import first_leaf
             from ..run.reasons import MARK, install, is_reason
             from ..text.redact import Redactor
             from ..text.safetext import (
                 message,  # escaped (no ANSI, no CI commands, valid XML) and capped
             )
-            from ..mcp.connection import first_leaf
 
             redactor = getattr(getattr(context, "aitest", None), "redactor", None) or Redactor.from_environment()
             leaf = first_leaf(exc)

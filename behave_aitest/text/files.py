@@ -12,6 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
+
 def write_atomic(path: str | Path, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` (temporary file, fsync, rename), creating folders.
 

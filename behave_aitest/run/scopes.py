@@ -1,0 +1,132 @@
+"""Servers in their scopes: an MCP server lives for the run, a feature or one conversation
+(``scope`` in its config), started on first use inside its scope's ``ExitStack`` so that no
+server process outlives it; crashed servers are forgotten so the next conversation starts
+them again. A mixin of :class:`~behave_aitest.run.runtime.Runtime`.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from ..agent.loop import TurnSettings
+from ..agent.toolbox import AgentSetupError, ToolBox
+from ..config import (
+    Config,
+    ConfigError,
+    unknown_name,
+)
+from ..mcp.connection import ServerConnection, first_leaf
+
+if TYPE_CHECKING:
+    from .conversation import LiveConversation
+
+
+
+class Scope:
+    """Resources that live exactly as long as a run, a feature or a conversation."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stack = ExitStack()
+        self.servers: dict[str, ServerConnection] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Stop the scope's servers (each stop is bounded by the SDK's kill escalation); idempotent."""
+        self.closed = True
+        self.servers.clear()
+        self.stack.close()
+
+
+class ServerScopes:
+    """The runtime's servers, per scope."""
+
+    config: Config
+    current: Any
+
+    def _scope(self, name: str) -> Scope:
+        """A new feature or conversation scope, remembered until closed (see :meth:`close`)."""
+        self._scopes = [s for s in self._scopes if not s.closed]
+        scope = Scope(name)
+        self._scopes.append(scope)
+        return scope
+
+    def _scope_for(self, live: LiveConversation, scope: str) -> Scope:
+        if scope == "run":
+            return self.run_scope
+        if scope == "feature" and self.feature_scope is not None:
+            return self.feature_scope
+        return live.scope
+
+    def connections(self, live: LiveConversation) -> list[ServerConnection]:
+        """Live connections to the agent's servers, started on first use in their scope."""
+        from ..mcp.connection import connect
+
+        found = []
+        for name in live.agent.servers:
+            server = self.config.servers.get(name)
+            if server is None:
+                raise unknown_name("MCP server", name, self.config.servers, "servers", self._config_name())
+            scope = self._scope_for(live, server.scope)
+            conn = scope.servers.get(name)
+            if conn is None or not conn.alive:
+                errlog = self.log_dir / f"{name}-{next(self._ids)}.stderr.log"
+                try:
+                    conn = scope.stack.enter_context(self.portal.wrap_async_context_manager(connect(server, errlog)))
+                except BaseException as exc:  # anyio wraps start-up failures in exception groups
+                    raise first_leaf(exc) from None
+                scope.servers[name] = conn
+            found.append(conn)
+        return found
+
+    def toolbox(self, live: LiveConversation, connections: list[Any] | None = None) -> ToolBox:
+        """The tools the agent may use now, its servers started on first use."""
+        if connections is None:
+            connections = self._tool_connections(live)
+        try:
+            return ToolBox(connections, live.agent.allowed_tools, resources=live.agent.resources)
+        except AgentSetupError as exc:
+            raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
+
+    def _tool_connections(self, live: LiveConversation) -> list[Any]:
+        """The agent's servers; with cassette_tools = "record", recorded or replayed by the cassette."""
+        if live.cassette is None:
+            return self.connections(live)
+        return live.cassette.tool_connections(lambda: self.connections(live), live.agent.servers)
+
+    def _client_sides(self, live: LiveConversation, connections: list[Any], settings: TurnSettings, complete: Any) -> None:
+        """Tell each server's client side how this turn answers questions and sampling."""
+        from ..mcp.elicitation import ElicitationPlan
+        from ..mcp.sampling import Sampler
+
+        for conn in connections:
+            side = getattr(conn, "client", None) or getattr(getattr(conn, "connection", None), "client", None)
+            if side is None:
+                continue
+            side.plan = live.elicitation or ElicitationPlan()
+            if side.sampling in ("agent", "off"):
+                side.sampler = Sampler(complete, settings)
+            else:
+                request = self.model_request(side.sampling, live.agent)
+                sampling_settings = TurnSettings(model=side.sampling, request=request, timeout_s=self.config.timeout_s)
+                side.sampler = Sampler(self._completer(sampling_settings), sampling_settings)
+
+    def _warn_once(self, live: LiveConversation, warnings: list[str]) -> None:
+        """Tools not offered: on every conversation's record (the report), printed once per run."""
+        for warning in warnings:
+            if warning not in live.record.warnings:
+                live.record.warnings.append(warning)
+                if live.scenario is not None:
+                    live.scenario.warnings.append(warning)
+            if warning not in self._printed:
+                self._printed.add(warning)
+                print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
+
+    def drop_dead_servers(self) -> None:
+        """Forget crashed servers so the next conversation starts them again."""
+        for scope in (self.run_scope, self.feature_scope, self.current.scope if self.current else None):
+            if scope is not None:
+                for name in [n for n, c in scope.servers.items() if not c.alive]:
+                    del scope.servers[name]
