@@ -301,7 +301,7 @@ def test_command_line(tmp_path: Path) -> None:
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps([{"content": "from the file"}]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "behave_aitest.fakellm", "--replies", str(replies)],
+        [sys.executable, "-m", "behave_aitest.model.fakellm", "--replies", str(replies)],
         stdout=subprocess.PIPE,
         text=True,
     )

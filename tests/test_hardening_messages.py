@@ -292,7 +292,7 @@ MALFORMED = {
 def test_malformed_reports_give_one_line_naming_file_and_field(tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]) -> None:
     from test_report_unit import build, session_feature
 
-    from behave_aitest.cli import main as cli
+    from behave_aitest import cli
 
     good = tmp_path / "good.json"
     good.write_text(report.dumps(build(session_feature())), encoding="utf-8")
@@ -318,7 +318,7 @@ def test_the_cli_says_malformed_in_one_line_without_a_traceback(tmp_path: Path) 
 def test_a_field_of_the_wrong_type_deep_inside_is_one_line_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from test_report_unit import build, session_feature
 
-    from behave_aitest.cli import main as cli
+    from behave_aitest import cli
 
     doc = build(session_feature())
     doc["features"][0]["scenarios"][1]["first_failure"] = "a string, not an object"

@@ -26,7 +26,7 @@ Feature: Hello
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``behave-aitest ARGS`` as a user types it (``python -m behave_aitest.cli.main``)."""
+    """``behave-aitest ARGS`` as a user types it (``python -m behave_aitest.cli``)."""
     full = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     full.update(env or {})
     return subprocess.run(

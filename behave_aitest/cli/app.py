@@ -23,7 +23,7 @@ from typing import Any
 
 # "module:function" adding one group of subcommands to an argparse subparsers object.
 COMMANDS: tuple[str, ...] = (
-    "behave_aitest.cli.main:add_report_commands",
+    "behave_aitest.cli.app:add_report_commands",
     "behave_aitest.cli.cassettes:add_cassette_commands",
     "behave_aitest.cli.doctor:add_doctor_command",
     "behave_aitest.cli.scaffold:add_init_command",
@@ -245,7 +245,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportError as exc:
         print(f"behave-aitest: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
