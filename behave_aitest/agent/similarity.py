@@ -163,13 +163,15 @@ def is_embedding_model(model: str) -> bool | None:
     return None if mode is None else mode == "embedding"
 
 
-def check_embedding_model(model: str, where: str) -> None:
-    """Refuse, in one line, an ``embedding_model`` litellm knows as something else."""
-    if is_embedding_model(model) is False:
-        raise StepUsageError(
-            f"{where}: embedding_model = {model!r} is not an embedding model (litellm knows it as a chat model); "
-            'use one such as "openai/text-embedding-3-small", or leave embedding_model out for the offline model.'
-        )
+def embedding_model_problem(model: str, where: str) -> str | None:
+    """Why ``embedding_model`` cannot be used, in one line (a model litellm knows as something
+    other than an embedding model); None when it can, or when litellm does not know it."""
+    if is_embedding_model(model) is not False:
+        return None
+    return (
+        f"{where}: {model!r} is not an embedding model (litellm knows it as a chat or other model); "
+        'use one such as "openai/text-embedding-3-small", or leave embedding_model out for the offline model.'
+    )
 
 
 def litellm_embedder(model: str, request: dict[str, Any], timeout_s: float) -> Embed:
