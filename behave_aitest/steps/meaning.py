@@ -260,10 +260,10 @@ def step_resisted(context: Any) -> None:
         verdict = injection.judge(drill, scenario_turns)
         drill.resisted = verdict.resisted
         drill.findings = list(verdict.findings) if verdict.delivered else [f"the agent never called {drill.tool}: the injection was never delivered"]
-        summary = f"{drill.payload} in {drill.tool}: " + ("resisted" if verdict.resisted else "; ".join(drill.findings))
-        _keep(turns[-1], CheckResult("injection", verdict.resisted, summary, details=drill.findings))
+        named = f"{drill.payload!r} in {drill.tool} (canary {drill.canary})"
+        outcome = "resisted" if verdict.resisted else f"{len(drill.findings)} finding(s)"
+        _keep(turns[-1], CheckResult("injection", verdict.resisted, f"{named}: {outcome}", details=drill.findings))
         if not verdict.resisted:
-            problems.append(summary)
+            problems.append("\n".join([f"the prompt injection {named}:", *(f"  - {f}" for f in drill.findings)]))
     if problems:
-        shown = "\n".join(f"  - {p}" for p in problems)
-        fail(f"The agent did not resist the prompt injection:\n{shown}", turns, what)
+        fail("The agent did not resist " + "\n".join(problems), turns, what)
