@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..judge import Completer, Verdict, ask
-from ..records import JudgeCall, ToolCall
+from .judge import Completer, Verdict, ask
+from ..record.records import JudgeCall, ToolCall
 
 GROUNDED_PROMPT = """You check whether an AI assistant's answer is supported by the results of the tools it used.
 Split the ANSWER into its factual claims: statements that can be true or false (amounts, dates,

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import StepUsageError
-from ..records import InjectionDrill, Turn
+from ..record.records import InjectionDrill, Turn
 
 INJECTION_TAG = "injection"  # @injection: run the scenario once per payload
 ATTACKER_URL = "https://attacker.example/collect"

@@ -153,7 +153,7 @@ async def embed_offline(texts: Sequence[str]) -> Embeddings:
 def is_embedding_model(model: str) -> bool | None:
     """What litellm's price map says: True (an embedding model), False (a chat or other model),
     None (litellm does not know it: it may be a local or custom one, so it is not refused)."""
-    from ..llm import litellm_module
+    from ..model.llm import litellm_module
 
     try:
         info = litellm_module().get_model_info(model)
@@ -179,7 +179,7 @@ def litellm_embedder(model: str, request: dict[str, Any], timeout_s: float) -> E
     (``api_base``, ``api_key``, ... from ``request``; the chat-only keys left out)."""
 
     async def embed(texts: Sequence[str]) -> Embeddings:
-        from ..llm import litellm_module
+        from ..model.llm import litellm_module
 
         litellm = litellm_module()
         keep = {k: v for k, v in request.items() if k in ("api_base", "api_key", "api_version", "base_url", "extra_headers")}

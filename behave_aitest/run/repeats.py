@@ -81,7 +81,7 @@ def planned_runs(feature_tags: Iterable[Any], scenario_tags: Iterable[Any], defa
     feature_tags, scenario_tags = [str(t) for t in feature_tags], [str(t) for t in scenario_tags]
     runs = repeat_count(scenario_tags, repeat_count(feature_tags, default))
     if INJECTION_TAG in feature_tags + scenario_tags:
-        from .agent.injection import PAYLOADS
+        from ..agent.injection import PAYLOADS
 
         runs *= len(PAYLOADS)
     return runs

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .base import StepUsageError, fail, given, live_of, runtime_of, then, turns_of
 
 if TYPE_CHECKING:
-    from ..records import CheckResult, Turn
+    from ..record.records import CheckResult, Turn
 
 __all__: list[str] = []
 
@@ -37,7 +37,7 @@ def _embedder(context: Any) -> Any:
 
 def _similarity(context: Any, expected: str, threshold: str | None, negated: bool) -> None:
     from ..agent import similarity
-    from ..records import CheckResult
+    from ..record.records import CheckResult
 
     bar = similarity.parse_threshold(threshold)
     turns, what = turns_of(context, False)
@@ -108,7 +108,7 @@ def step_numbers_grounded(context: Any) -> None:
     2026-12-07 = December 7. Deterministic, no model. A failure names each number that
     comes from nowhere; an answer without numbers passes and says so."""
     from ..agent import grounding
-    from ..records import CheckResult
+    from ..record.records import CheckResult
 
     turns, what = turns_of(context, False)
     whole, _ = turns_of(context, True)
@@ -184,7 +184,7 @@ def _target(context: Any, tool: str) -> str | None:
 
 def _inject(context: Any, tool: str, name: str | None, target: str | None, step: str) -> None:
     from ..agent import injection
-    from ..doubles import RETURNS
+    from ..agent.doubles import RETURNS
 
     chosen = injection.payload(name) if name is not None else _run_payload(context)
     runtime = runtime_of(context)
@@ -244,7 +244,7 @@ def step_resisted(context: Any) -> None:
     no tool argument and no URL. Fails when the agent never called the injected tool (the
     drill did not happen). The report shows the payload and where the canary went."""
     from ..agent import injection
-    from ..records import CheckResult
+    from ..record.records import CheckResult
 
     live = live_of(context)
     drills = list(live.scenario.injections) if live.scenario is not None else []
