@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import BANK, Project, llm_config
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 INBOX = '[tool.behave_aitest.servers.inbox]\ncommand = ["python", "-m", "behave_aitest.testing.inbox_server"]\n'
 MAIL = '[tool.behave_aitest.agents.mail]\nservers = ["inbox"]\nsystem_prompt = "You are an e-mail assistant."\n'
@@ -115,6 +115,27 @@ def test_an_embedding_model_through_litellm(project: Project, fake_llm: FakeOpen
     assert result.returncode == 0, result.output
     assert "similarity 1.00 (at least 0.99 needed; openai/text-embedding-fake)" in result.output
     assert fake_llm.embedding_requests[0]["input"] == ["You have 1500 in checking", "you have 1500 in checking"]
+
+
+def test_embedding_calls_are_recorded_in_and_replayed_from_the_cassette(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add({"content": "You have 1500 in checking"})
+    project.config(llm_config(fake_llm, embedding_model="openai/text-embedding-fake"))
+    scenario(project, 'When the user says "hi"', 'Then the response is similar to "you have 1500 in checking" (at least 0.99)')
+    assert project.run("-D", "aitest.cassette=record").returncode == 0
+    cassette = json.loads(next((project.root / "features" / "cassettes").rglob("*.json")).read_text())
+    assert cassette["embeddings"][0]["model"] == "openai/text-embedding-fake"
+    assert cassette["embeddings"][0]["input"] == ["You have 1500 in checking", "you have 1500 in checking"]
+    served = len(fake_llm.embedding_requests)
+    result = project.run("-D", "aitest.cassette=replay")
+    assert result.returncode == 0, result.output
+    assert "similarity 1.00 (at least 0.99 needed; openai/text-embedding-fake)" in result.output
+    assert len(fake_llm.embedding_requests) == served  # replayed, not asked again
+
+    scenario(project, 'When the user says "hi"', 'Then the response is similar to "something else entirely" (at least 0.99)')
+    result = project.run("-D", "aitest.cassette=replay")
+    assert result.returncode == 1
+    assert "The similarity could not be scored: replay: the embedding call of 'openai/text-embedding-fake'" in result.output
+    assert "matches no recorded embedding" in result.output
 
 
 def test_a_chat_model_as_embedding_model_stops_the_run_before_the_first_scenario(project: Project, fake_llm: FakeOpenAI) -> None:

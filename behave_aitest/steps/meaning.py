@@ -23,28 +23,19 @@ def _keep(turn: Turn, result: CheckResult) -> None:
 # --------------------------------------------------------------------------- Then: similarity
 
 
-def _embedder(context: Any) -> Any:
-    """The run's embedder: ``embedding_model`` through litellm, else the offline model."""
-    from ..agent import similarity
-
-    runtime = runtime_of(context)
-    model = getattr(runtime.config, "embedding_model", None)
-    if not model:
-        return similarity.embed_offline
-    request = runtime.model_request(model, live_of(context).agent)
-    return similarity.litellm_embedder(model, request, runtime.config.timeout_s)
-
-
 def _similarity(context: Any, expected: str, threshold: str | None, negated: bool) -> None:
     from ..agent import similarity
+    from ..errors import TurnFailure
+    from ..model.embeddings import EmbeddingError
     from ..record.records import CheckResult
 
     bar = similarity.parse_threshold(threshold)
     turns, what = turns_of(context, False)
-    embed = _embedder(context)
+    runtime = runtime_of(context)
+    embed = runtime.embedder(live_of(context))
     try:
-        found, _ = runtime_of(context).call(similarity.compare, embed, turns[-1].response, expected, bar, negated)
-    except similarity.EmbeddingError as exc:
+        found, _ = runtime.call(similarity.compare, embed, turns[-1].response, expected, bar, negated)
+    except (EmbeddingError, TurnFailure) as exc:  # provider trouble; a cassette miss
         raise SimilarityError(f"The similarity could not be scored: {exc}") from None
     kind = "not similar" if negated else "similar"
     _keep(turns[-1], CheckResult(kind, found.ok, found.summary(), found.score, bar, found.model, [expected]))
