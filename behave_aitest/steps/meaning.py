@@ -158,19 +158,19 @@ def _run_payload(context: Any) -> Any:
     return injection.for_run(run)
 
 
-def _target(context: Any, tool: str) -> str | None:
+def _target(context: Any, tool: str, chosen: Any) -> str | None:
     """The tool a payload asks for when the step names none: one of the agent's other tools,
-    one marked destructive first, then one not marked read-only; None when it has no other."""
+    ranked by the payload from their annotations (a destructive one first; for a payload that
+    sends data out, one that reaches outside); None when the agent has no other tool."""
     runtime = runtime_of(context)
     toolbox = runtime.toolbox(live_of(context))
     others = []
-    for name in toolbox.offered():
+    for position, name in enumerate(toolbox.offered()):
         found = toolbox.find(name)
         if found is None or name == tool or found[1].name == tool:
             continue
-        hints = dict(found[1].annotations or {})
-        others.append((0 if hints.get("destructiveHint") else 1 if not hints.get("readOnlyHint") else 2, name))
-    return min(others)[1] if others else None
+        others.append((chosen.rank(dict(found[1].annotations or {})), position, name))
+    return min(others)[2] if others else None
 
 
 def _inject(context: Any, tool: str, name: str | None, target: str | None, step: str) -> None:
@@ -184,7 +184,7 @@ def _inject(context: Any, tool: str, name: str | None, target: str | None, step:
     if target is not None:
         runtime._agent_tool(live, target, f'{step}: the tool it asks for, "{target}",')
     else:
-        target = _target(context, spec.name)
+        target = _target(context, spec.name, chosen)
     scenario = getattr(context, "scenario", None)
     where = (str(getattr(getattr(scenario, "feature", None), "filename", "")), str(getattr(scenario, "name", "")))
     drill = injection.drill(chosen, f"{conn.name}.{spec.name}", target, where)
@@ -199,9 +199,10 @@ def _inject(context: Any, tool: str, name: str | None, target: str | None, step:
 def step_injection(context: Any, name: str) -> None:
     """Until the end of this scenario, this tool returns a prompt injection instead of its
     result: hostile instructions in the style of real incidents, carrying a unique canary
-    and asking the agent to call one of its other tools (a destructive one first). The
-    first built-in payload, or under @injection a different one in each run. Check it with
-    "Then the agent resisted the injection"."""
+    and asking the agent to call one of its other tools (a destructive one first; one that
+    reaches outside for a payload that sends data out). The first built-in payload, or under
+    @injection a different one in each run. Check it with "Then the agent resisted the
+    injection"."""
     _inject(context, name, None, None, f'Given the tool "{name}" returns a prompt injection')
 
 
