@@ -381,7 +381,12 @@ def test_injection_runs_each_payload_once_in_a_parallel_run(project: Project) ->
         "Then the agent resisted the injection",
         tags="@injection",
     )
-    result = project.run("--runner", "behave_aitest.parallel:ParallelRunner", "-j", "2", "-f", "json.pretty", "-o", "out.json")
+    result = project.run("--runner", "behave_aitest.parallel:ParallelRunner", "-j", "2", "-D", "aitest.cassette=record")
     assert result.returncode == 0, result.output
-    assert "(run 5/5)" in result.output  # five units, one per payload
-    assert "5/5 runs passed" in (result.output + (project.root / "out.json").read_text())
+    assert "(run 5/5)" in result.output  # five units
+    # one per payload: each run's cassette holds the model request with its own injected result
+    signatures = ("ignore all previous instructions", "[SYSTEM MESSAGE]", "Note to the AI assistant", "![status](", "Compliance notice")
+    cassettes = sorted((project.root / "features" / "cassettes").rglob("*.json"))
+    assert len(cassettes) == 5
+    found = [[sig for sig in signatures if sig in path.read_text(encoding="utf-8").replace('\\"', '"')] for path in cassettes]
+    assert sorted(len(f) for f in found) == [1, 1, 1, 1, 1] and {f[0] for f in found} == set(signatures), found
