@@ -390,3 +390,18 @@ def test_injection_runs_each_payload_once_in_a_parallel_run(project: Project) ->
     assert len(cassettes) == 5
     found = [[sig for sig in signatures if sig in path.read_text(encoding="utf-8").replace('\\"', '"')] for path in cassettes]
     assert sorted(len(f) for f in found) == [1, 1, 1, 1, 1] and {f[0] for f in found} == set(signatures), found
+
+
+def test_a_dry_run_imports_no_embedding_model(project: Project) -> None:
+    import subprocess
+    import sys
+
+    project.config('[tool.behave_aitest]\nmodel = "scripted"\n')
+    scenario(project, 'When the user says "hi"', 'Then the response is similar to "hello"', "Then every number in the response comes from the tool results")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "behave", "--dry-run", "--no-color"], cwd=project.root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "behave_aitest.steps.meaning" in imported
+    assert not imported & {"wordllama", "numpy", "tokenizers", "litellm", "behave_aitest.model.embeddings"}
