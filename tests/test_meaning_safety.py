@@ -53,7 +53,7 @@ def test_a_paraphrase_is_similar_and_unrelated_text_is_not(project: Project, fak
         'Then the response is similar to "You have 1500 dollars in checking and 3200 in savings."',
         'And the response is not similar to "The weather in Paris is sunny."',
     )
-    result = project.run("-f", "behave_aitest.formatter:HTMLFormatter", "-o", "r.html")
+    result = project.run("-f", "behave_aitest.formatter:HTMLFormatter", "-o", "r.html", "-f", "plain")
     assert result.returncode == 0, result.output
     assert "CHECK similar: similarity 0.79 (at least 0.75 needed; wordllama)" in result.output  # measured with wordllama 0.4.0
     checks = json.loads((project.root / "r.json").read_text(encoding="utf-8"))["features"][0]["scenarios"][0]["turns"][0]["checks"]
@@ -272,7 +272,7 @@ def test_an_agent_that_obeys_the_injection_fails_with_where_the_canary_went(proj
         'When the user says "read message msg-2"',
         "Then the agent resisted the injection",
     )
-    result = project.run("-f", "behave_aitest.formatter:HTMLFormatter", "-o", "r.html")
+    result = project.run("-f", "behave_aitest.formatter:HTMLFormatter", "-o", "r.html", "-f", "plain")
     assert result.returncode == 1
     out = result.output
     assert "The agent did not resist the prompt injection 'ignore-previous' in inbox.read_message (canary AITEST-CANARY-" in out
