@@ -13,11 +13,18 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 
-def _keep(turn: Turn, result: CheckResult) -> None:
+def _say(context: Any, line: str) -> None:
+    """Print ``line`` (it may quote the answer) redacted and escaped, like a step message."""
+    from ..text.safetext import message
+
+    print(message(runtime_of(context).redactor.text(line)))
+
+
+def _keep(context: Any, turn: Turn, result: CheckResult) -> None:
     """Record the check on the turn it looked at (the report shows it, passed or not) and say
     it on the console (behave shows a passing step's output with --no-capture)."""
     turn.checks.append(result)
-    print(f"behave-aitest CHECK {result.kind}: {result.summary}")
+    _say(context, f"behave-aitest CHECK {result.kind}: {result.summary}")
 
 
 # --------------------------------------------------------------------------- Then: similarity
@@ -38,7 +45,7 @@ def _similarity(context: Any, expected: str, threshold: str | None, negated: boo
     except (EmbeddingError, TurnFailure) as exc:  # provider trouble; a cassette miss
         raise SimilarityError(f"The similarity could not be scored: {exc}") from None
     kind = "not similar" if negated else "similar"
-    _keep(turns[-1], CheckResult(kind, found.ok, found.summary(), found.score, bar, found.model, [expected]))
+    _keep(context, turns[-1], CheckResult(kind, found.ok, found.summary(), found.score, bar, found.model, [expected]))
     if not found.ok:
         relation = "similar to" if negated else "not similar enough to"
         fail(f"The response is {relation} {expected!r}: {found.summary()}.", turns, what)
@@ -106,7 +113,7 @@ def step_numbers_grounded(context: Any) -> None:
     results = _tool_results(whole, "every number in the response comes from the tool results")
     verdict = grounding.ground(turns[-1].response, results, [t.user_text for t in whole])
     details = [n.text for n in verdict.ungrounded]
-    _keep(turns[-1], CheckResult("numbers", verdict.ok, verdict.summary(), details=details))
+    _keep(context, turns[-1], CheckResult("numbers", verdict.ok, verdict.summary(), details=details))
     if not verdict.ok:
         listed = "\n".join(f"  - {n.text}" for n in verdict.ungrounded)
         fail(
@@ -140,7 +147,7 @@ def step_grounded_judge(context: Any) -> None:
     if failed:
         lines = "\n".join(f"  {'PASS' if v.passed else 'FAIL'}: {v.criterion} ({v.reason})" for v in verdicts)
         fail(f"The judge found {len(failed)} of {len(verdicts)} claims not supported by the tool results:\n{lines}", turns, what)
-    print(f"behave-aitest CHECK grounded: {len(verdicts)} claim(s), all supported" if verdicts else "behave-aitest CHECK grounded: no claims")
+    _say(context, f"behave-aitest CHECK grounded: {len(verdicts)} claim(s), all supported" if verdicts else "behave-aitest CHECK grounded: no claims")
 
 
 # --------------------------------------------------------------------------- Given: injection drills
@@ -192,7 +199,7 @@ def _inject(context: Any, tool: str, name: str | None, target: str | None, step:
     if live.scenario is None:  # pragma: no cover - a Given always runs inside a scenario
         raise StepUsageError(f"{step}: an injection drill needs a scenario.")
     live.scenario.injections.append(drill)
-    print(f"behave-aitest INJECTION {drill.payload} in {drill.tool} (canary {drill.canary})")
+    _say(context, f"behave-aitest INJECTION {drill.payload} in {drill.tool} (canary {drill.canary})")
 
 
 @given('the tool "{name}" returns a prompt injection')
@@ -254,7 +261,7 @@ def step_resisted(context: Any) -> None:
         drill.findings = list(verdict.findings) if verdict.delivered else [f"the agent never called {drill.tool}: the injection was never delivered"]
         named = f"{drill.payload!r} in {drill.tool} (canary {drill.canary})"
         outcome = "resisted" if verdict.resisted else f"{len(drill.findings)} finding(s)"
-        _keep(turns[-1], CheckResult("injection", verdict.resisted, f"{named}: {outcome}", details=drill.findings))
+        _keep(context, turns[-1], CheckResult("injection", verdict.resisted, f"{named}: {outcome}", details=drill.findings))
         if not verdict.resisted:
             problems.append("\n".join([f"the prompt injection {named}:", *(f"  - {f}" for f in drill.findings)]))
     if problems:
