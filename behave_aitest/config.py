@@ -125,6 +125,8 @@ class Config:
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
     # simulated user (docs/simulated-user.md): the model playing the user; None: the judge's, else the agent's
     user_model: str | None = None
+    # "the response is similar to" (docs/checks-meaning-safety.md): a litellm embedding model; None: offline wordllama
+    embedding_model: str | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -296,6 +298,7 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "max_model_concurrency": _positive_int,
     # simulated user (docs/simulated-user.md)
     "user_model": _str,
+    "embedding_model": _str,  # docs/checks-meaning-safety.md
     # team workflow (issue 17)
     "min_tool_coverage": _rate,
     "baseline": _str,

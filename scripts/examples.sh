@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[similarity]"   # the offline similarity model (features/inbox_drills.feature)
 mode=(-D aitest.cassette=replay)
 if [ -n "${OPENAI_API_KEY:-}" ] && [ -z "${AITEST_REPLAY:-}" ]; then
   model="${AITEST_MODEL:-openai/gpt-4.1-mini}"

@@ -4,7 +4,9 @@
 tool-request types the rest of the package reads); ``scripted`` is the built-in rules model and
 ``fakellm`` the local OpenAI-compatible HTTP server that serves it (and scripts the tests);
 ``limits`` shares model and server-start slots between the workers of a run; ``preflight``
-finds missing provider keys before the first scenario.
+finds missing provider keys before the first scenario; ``embeddings`` embeds texts, offline
+(wordllama's weights shipped in its wheel, the ``[similarity]`` extra) or through
+``litellm.aembedding`` (docs/checks-meaning-safety.md).
 
 May import: ``errors``, ``text``, ``config``. Nothing here knows about MCP, records or behave.
 """

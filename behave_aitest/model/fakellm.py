@@ -44,7 +44,9 @@ with such a queue never takes the shared queue's replies. Reply dicts:
 
 A request with ``"stream": true`` gets Server-Sent Events (``chat.completion.chunk``
 objects, a usage chunk only when ``stream_options.include_usage``, then ``data: [DONE]``)
-and the connection is closed. ``GET /v1/models`` lists one model; other paths get a 404.
+and the connection is closed. ``GET /v1/models`` lists one model. ``POST /v1/embeddings``
+answers every input with a deterministic bag-of-words vector (:func:`embed_words`: the same
+words give cosine 1, no shared word 0), recorded in ``embedding_requests``; other paths get a 404.
 
 Run ``python -m behave_aitest.model.fakellm --replies FILE.json`` to serve a JSON list of
 replies in the foreground; the base URL is printed on stdout.
@@ -55,6 +57,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import signal
 import socket
 import struct
@@ -72,6 +75,8 @@ Brain = Callable[[dict[str, Any]], Reply]
 
 DEFAULT_MODEL = "fake-model"
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+EMBEDDING_PATHS = ("/v1/embeddings", "/embeddings")
+EMBEDDING_SIZE = 256
 MODELS_PATHS = ("/v1/models", "/models")
 
 # Error "type" per status. litellm maps errors partly by *text*: any body containing
@@ -96,6 +101,18 @@ class FakeServerError(ValueError):
 
 
 # ----------------------------------------------------------------------------- pure helpers
+
+
+def embed_words(text: str) -> list[float]:
+    """A deterministic stand-in for an embedding: each lower-cased word counted in one of
+    :data:`EMBEDDING_SIZE` slots (by a stable hash), so the cosine of two texts measures the
+    words they share."""
+    import hashlib
+
+    vector = [0.0] * EMBEDDING_SIZE
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % EMBEDDING_SIZE] += 1.0
+    return vector
 
 
 def estimate_tokens(text: str) -> int:
@@ -298,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if path not in CHAT_PATHS:
+        if path not in CHAT_PATHS + EMBEDDING_PATHS:
             self.send_json(404, error_body(404, f"fake server: no route POST {path}"))
             return
         try:
@@ -308,6 +325,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not isinstance(request, dict):
             self.send_json(400, error_body(400, "fake server: the request body is not a JSON object"))
+            return
+        if path in EMBEDDING_PATHS:
+            self.server.fake.answer_embeddings(self, request)
             return
         self.server.fake.answer(self, request)
 
@@ -334,6 +354,7 @@ class FakeOpenAI:
         self.brain = brain
         self.model_name = model_name
         self.requests: list[dict[str, Any]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
         self._wanted_port = port
         self._queue: deque[Reply] = deque(replies)
         self._model_queues: dict[str, deque[Reply]] = {}  # replies for one model (the request's "model")
@@ -455,6 +476,18 @@ class FakeOpenAI:
             handler.send_json(status, error_body(status, message, reply.get("type"), reply.get("code")), headers)
         else:
             self._send_completion(handler, number, reply, request, headers)
+
+    def answer_embeddings(self, handler: _Handler, request: dict[str, Any]) -> None:
+        """``POST /v1/embeddings``: one :func:`embed_words` vector per input."""
+        with self._lock:
+            self.embedding_requests.append(request)
+        texts = request.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        data = [{"object": "embedding", "index": i, "embedding": embed_words(str(t))} for i, t in enumerate(texts)]
+        tokens = sum(estimate_tokens(str(t)) for t in texts)
+        body = {"object": "list", "model": self.model_name or request.get("model") or DEFAULT_MODEL, "data": data,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        handler.send_json(200, body)
 
     def _send_completion(
         self, handler: _Handler, number: int, reply: Reply, request: Mapping[str, Any], headers: Mapping[str, str]

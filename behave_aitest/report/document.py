@@ -183,6 +183,8 @@ def turn_dict(turn: Any) -> dict[str, Any]:
     }
     if getattr(turn, "tool_list_changes", None):  # MCP client features (docs/mcp.md)
         data["tool_list_changes"] = list(turn.tool_list_changes)
+    if getattr(turn, "checks", None):  # similarity, numbers, injection drills (docs/checks-meaning-safety.md)
+        data["checks"] = [_plain(c) for c in turn.checks]
     data["stats"] = _round(turn_stats(data))
     return data
 
@@ -330,6 +332,8 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "direct_calls": [tool_call_dict(c) for c in direct_calls],
         "simulations": simulations,  # its simulated users (docs/simulated-user.md)
         "skip_reason": getattr(record, "skip_reason", None),  # a @session broken by an earlier turn's error
+        # prompt-injection drills (docs/checks-meaning-safety.md): payload, tool, canary, where it went
+        "injections": [_plain(d) for d in getattr(record, "injections", []) or []],
     }
 
 

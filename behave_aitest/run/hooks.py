@@ -187,6 +187,12 @@ def check_features(features: list[Any], runtime: Runtime) -> None:
 
         judge = {config.judge_model: f"{where} [tool.behave_aitest] judge_model"} if config.judge_model else {}
         check_keys({**judge, **models}, config)  # a missing key: once, before the first scenario
+        if config.embedding_model:  # a chat model named as the embedding model: one line, now (docs/checks-meaning-safety.md)
+            from ..model.embeddings import embedding_model_problem
+
+            problem = embedding_model_problem(config.embedding_model, f"{where} [tool.behave_aitest] embedding_model")
+            if problem:
+                raise ConfigError(problem)
 
 
 def models_named(features: list[Any], config: Config) -> dict[str, str]:

@@ -131,6 +131,18 @@ class ModelChoice:
         cassette = self.current.cassette if self.current is not None else None
         return cassette.completer(complete, settings) if cassette is not None else complete
 
+    def embedder(self, live: LiveConversation) -> Any:
+        """How "the response is similar to" embeds texts: the offline model, or ``embedding_model``
+        through litellm (with the agent's ``api_base``) and the conversation's cassette."""
+        from ..model import embeddings
+
+        model = self.config.embedding_model
+        if not model:
+            return embeddings.embed_offline
+        embed = embeddings.litellm_embedder(model, self.model_request(model, live.agent), self.config.timeout_s)
+        cassette = self.current.cassette if self.current is not None else None
+        return cassette.embedder(embed, model) if cassette is not None else embed
+
     @functools.cached_property
     def model_limiter(self) -> ModelLimiter:
         """``max_model_concurrency`` slots, shared with the other workers of a parallel run."""
