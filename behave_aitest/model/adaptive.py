@@ -63,6 +63,7 @@ DECREASE = 0.8  # a 429 episode leaves this share of the calls that were in flig
 BACKOFF_S = 1.0  # the first wait after a 429 that names no wait; doubles per 429 of the same call
 MAX_BACKOFF_S = 30.0
 MAX_PAUSE_S = 300.0  # a longer wait asked for is cut here (the turn's timeout_s cuts it anyway)
+PROBE_ROUNDS = 8  # rounds of successes before the limit grows back to where a 429 episode began
 COOLDOWN_S = 2.0  # no growth for this long after a pause ends
 WINDOW_S = 60.0  # the "minute" of requests_per_minute and tokens_per_minute
 POLL_S = 0.05  # how often a call waiting for a slot looks again (plus jitter)
@@ -105,6 +106,7 @@ class ModelState:
     throttled: int = 0  # 429 answers
     episodes: int = 0  # cuts
     lowest: int = 0  # the lowest limit the run has used (0: never cut)
+    refused_at: int = 0  # the calls in flight when the last episode began: growing back there is a probe
     window: list[list[float]] = field(default_factory=list)  # [started_at, tokens] of the last minute's calls
 
     @classmethod
@@ -140,6 +142,7 @@ def on_throttled(state: ModelState, now: float, generation: int, in_flight: int,
         new.generation = state.generation + 1
         new.episodes = state.episodes + 1
         new.lowest = int(new.limit) if not state.lowest else min(state.lowest, int(new.limit))
+        new.refused_at = int(base)
     if pause_s is not None and pause_s > 0:
         new.pause_until = max(state.pause_until, now + pause_s)
     new.grow_after = max(state.grow_after, new.pause_until + COOLDOWN_S, now + COOLDOWN_S)
@@ -150,7 +153,9 @@ def on_success(state: ModelState, now: float, generation: int, pause_s: float | 
     """A call admitted at ``generation`` was answered; ``pause_s``: the answer's headers said no
     more calls are left before a reset that far away.
 
-    One round of successes (as many as the limit) outside the cooldown grows the limit by one.
+    One round of successes (as many as the limit) outside the cooldown grows the limit by one;
+    growing back to where the last episode began takes :data:`PROBE_ROUNDS` rounds, because
+    each such probe costs a 429 and the provider's pause for every worker.
     Successes of calls admitted before the last cut say nothing about the new limit.
     """
     new = dataclasses.replace(state)
@@ -159,7 +164,8 @@ def on_success(state: ModelState, now: float, generation: int, pause_s: float | 
     if not adaptive or generation != state.generation:
         return new
     new.successes = state.successes + 1
-    if new.successes >= state.slots and now >= state.grow_after and state.limit < state.ceiling:
+    rounds = PROBE_ROUNDS if state.refused_at and state.slots + 1 >= state.refused_at else 1
+    if new.successes >= state.slots * rounds and now >= state.grow_after and state.limit < state.ceiling:
         new.limit = min(float(state.ceiling), math.floor(state.limit) + 1.0)
         new.successes = 0
     return new
