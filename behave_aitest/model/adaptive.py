@@ -607,6 +607,8 @@ class AdaptiveLimiter:
                             spent(s, started, real) if real and s.window else s, time.time(), generation, hints.pause_s(), limits.adaptive
                         )
                     )
+                    if hasattr(reply, "throttled"):
+                        reply.throttled = int(spent_here["throttled"])  # counted in the call's attempts
                     return reply
             finally:
                 _release(fd)

@@ -90,6 +90,7 @@ class ModelReply:
     recorded_cost_usd: float | None = None  # a replayed answer's cost when it was recorded
     # the provider's rate-limit headers (x-ratelimit-*, retry-after*), read by model.adaptive
     headers: dict[str, str] = field(default_factory=dict)
+    throttled: int = 0  # 429s the rate limiter waited out before this answer (model.adaptive)
 
 
 class ModelError(Exception):

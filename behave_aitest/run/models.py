@@ -19,7 +19,7 @@ from ..config import (
     ConfigError,
     is_scripted,
 )
-from ..model.limits import ModelLimiter
+from ..model.adaptive import AdaptiveLimiter, Limits, Usage
 from .conversation import AgentState, LiveConversation
 from .tags import JUDGE_TAG, USER_MODEL_TAG, own_tags
 
@@ -132,19 +132,37 @@ class ModelChoice:
         return cassette.completer(complete, settings) if cassette is not None else complete
 
     @functools.cached_property
-    def model_limiter(self) -> ModelLimiter:
-        """``max_model_concurrency`` slots, shared with the other workers of a parallel run."""
-        return ModelLimiter.for_run(self.config.max_model_concurrency)
+    def model_limiter(self) -> AdaptiveLimiter:
+        """Every model's rate limits (adaptive concurrency, per-minute windows), shared with the
+        other workers of a parallel run (docs/rate-limits.md)."""
+        return AdaptiveLimiter.for_run(self.model_limits)
+
+    def model_limits(self, model: str) -> Limits:
+        """``model``'s limits from the configuration: its [rate_limits] table, else the run's keys."""
+        found = self.config.rate_limit(model)
+        return Limits(
+            max_concurrency=found.max_concurrency,
+            requests_per_minute=found.requests_per_minute,
+            tokens_per_minute=found.tokens_per_minute,
+            adaptive=self.config.adaptive_concurrency,
+        )
 
     def _limited(self, complete: Any, model: str) -> Any:
-        """``complete`` holding one of the model's slots per call (when a limit is set)."""
-        if self.config.max_model_concurrency is None:
+        """``complete`` within the model's limits: a slot of its adaptive concurrency, its
+        per-minute windows, a provider's 429 waited out until the turn's deadline. The built-in
+        scripted model (local, it never refuses) is limited only when the user set a limit."""
+        limits = self.model_limits(model)
+        if is_scripted(model) and limits == Limits(adaptive=limits.adaptive):
             return complete
         limiter = self.model_limiter
+        live = self.current
 
         async def limited(request: dict[str, Any], *, timeout_s: float | None = None) -> Any:
-            async with limiter.slot(model):
-                return await complete(request, timeout_s=timeout_s)
+            usage = Usage()
+            try:
+                return await limiter.call(complete, request, model=model, timeout_s=timeout_s, usage=usage)
+            finally:
+                note_usage(live, model, usage)
 
         return limited
 
@@ -165,3 +183,15 @@ class ModelChoice:
             return reply
 
         return priced
+
+
+def note_usage(live: LiveConversation | None, model: str, usage: Usage) -> None:
+    """Add one call's limiter use to the running scenario's record (the report's run totals)."""
+    record = getattr(live, "scenario", None) if live is not None else None
+    if record is None:
+        return
+    entry = record.rate_limits.setdefault(model, {"throttled": 0, "wait_s": 0.0, "limit": None, "at": 0.0})
+    entry["throttled"] += usage.throttled
+    entry["wait_s"] = round(entry["wait_s"] + usage.wait_s, 3)
+    if usage.limit is not None and usage.at >= entry["at"]:
+        entry["limit"], entry["at"] = usage.limit, usage.at
