@@ -584,9 +584,11 @@ class AdaptiveLimiter:
                 fd, generation, started, waited = await self._admit(store, limits, tokens, deadline, waits)
             except Throttled as exc:
                 spent_here["wait_s"] += exc.wait_s
-                exc.throttled = spent_here["throttled"]
-                exc.wait_s = spent_here["wait_s"]
-                raise
+                raise Throttled(
+                    _gave_up(model, spent_here["throttled"], spent_here["wait_s"], getattr(exc, "reason", ""), getattr(exc, "next_in", None)),
+                    throttled=spent_here["throttled"],
+                    wait_s=spent_here["wait_s"],
+                ) from None
             spent_here["wait_s"] += waited
             try:
                 try:
@@ -619,7 +621,7 @@ class AdaptiveLimiter:
             left = deadline - time.monotonic() - MARGIN_S
             if wait > left:
                 raise Throttled(
-                    _refused(model, spent_here["throttled"], pause, left),
+                    _gave_up(model, spent_here["throttled"], spent_here["wait_s"], "the provider's pause after a 429", wait),
                     throttled=spent_here["throttled"],
                     wait_s=spent_here["wait_s"],
                 )
@@ -675,9 +677,9 @@ class AdaptiveLimiter:
             if wait > POLL_S:
                 reason = "the provider's pause" if state.pause_until > now else "the per-minute limits"
                 if wait > left:
-                    raise Throttled(_kept_waiting(reason, wait, left), wait_s=time.monotonic() - began)
+                    raise _waiting(reason, wait, time.monotonic() - began)
             elif left <= 0:
-                raise Throttled(_kept_waiting(reason, wait, left), wait_s=time.monotonic() - began)
+                raise _waiting(reason, None, time.monotonic() - began)
             waits.waiting = reason
             try:
                 await anyio.sleep(jittered(min(wait, max(left, 0.0)), self._rng))
@@ -693,16 +695,21 @@ def _deadline(timeout_s: float | None) -> float:
     return time.monotonic() + (timeout_s if timeout_s is not None else 600.0)
 
 
-def _refused(model: str, count: int, pause: float | None, left: float) -> str:
-    asked = f", the last asking to wait {pause:g} s" if pause is not None else ""
-    return (
-        f"the provider kept refusing model {model!r} with 429 (rate limit): {count} refusal{'s' if count != 1 else ''}{asked}; "
-        f"{max(left, 0.0):.1f} s of the turn's timeout_s were left, not enough to wait again."
-    )
+def _waiting(reason: str, next_in: float | None, waited: float) -> Throttled:
+    """What :meth:`AdaptiveLimiter._admit` raises; :meth:`AdaptiveLimiter._call` words it."""
+    exc = Throttled(f"still waiting for {reason}", wait_s=waited)
+    exc.reason, exc.next_in = reason, next_in  # type: ignore[attr-defined]
+    return exc
 
 
-def _kept_waiting(reason: str, wait: float, left: float) -> str:
+def _gave_up(model: str, refusals: int, waited: float, reason: str, next_in: float | None) -> str:
+    """The message of a call the limits kept from the model until the turn's deadline."""
+    if refusals:
+        head = f"the provider kept refusing model {model!r} with 429 (rate limit): {refusals} refusal{'s' * (refusals != 1)}"
+    else:
+        head = f"model {model!r} could not be called"
+    later = f"; the next call could start in {next_in:.1f} s" if next_in is not None else ""
     return (
-        f"still waiting for {reason} when the turn's timeout_s ran out "
-        f"(the next call could start in {wait:.1f} s, {max(left, 0.0):.1f} s were left)."
+        f"{head} before the turn's timeout_s ran out, {waited:.1f} s spent waiting for its rate limits "
+        f"(last waiting for {reason or 'a free slot'}{later})."
     )
