@@ -147,11 +147,11 @@ def test_report_diff_never_calls_throttling_a_regression(project: Project, fake_
         configure(project, refusing, "timeout_s = 1\n")
         assert project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "new.json").returncode == 1
     diff = subprocess.run(
-        [sys.executable, "-m", "behave_aitest.cli", "report", "diff", "base.json", "new.json", "-o", "diff.md"],
+        [sys.executable, "-m", "behave_aitest.cli", "report", "diff", "base.json", "new.json"],
         cwd=project.root, capture_output=True, text=True, timeout=60,
     )
     assert diff.returncode == 0, diff.stdout + diff.stderr
-    text = (project.root / "diff.md").read_text(encoding="utf-8")
+    text = diff.stdout
     assert "0 regressions" in text and "throttled by the provider" in text
 
 
