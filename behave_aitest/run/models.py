@@ -20,6 +20,7 @@ from ..config import (
     is_scripted,
 )
 from ..model.adaptive import AdaptiveLimiter, Limits, Usage
+from ..model.spend import SpendMeter
 from .conversation import AgentState, LiveConversation
 from .tags import JUDGE_TAG, USER_MODEL_TAG, own_tags
 
@@ -166,7 +167,28 @@ class ModelChoice:
 
         return limited
 
+    @functools.cached_property
+    def spend_meter(self) -> SpendMeter:
+        """The run's known cost, shared with the other workers (``max_run_cost_usd``)."""
+        return SpendMeter.for_run()
+
+    def _metered(self, complete: Any) -> Any:
+        """``complete`` adding each answer's known cost to the run's spend (when a cap is set)."""
+        if self.config.max_run_cost_usd is None:
+            return complete
+        meter = self.spend_meter
+
+        async def metered(request: dict[str, Any], *, timeout_s: float | None = None) -> Any:
+            reply = await complete(request, timeout_s=timeout_s)
+            meter.add(reply.cost_usd)
+            return reply
+
+        return metered
+
     def _priced_completer(self, settings: TurnSettings) -> Any:
+        return self._metered(self._priced(settings))
+
+    def _priced(self, settings: TurnSettings) -> Any:
         from ..model import llm
 
         complete = self._limited(llm.complete, settings.model)
