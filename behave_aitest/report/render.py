@@ -30,6 +30,7 @@ from .document import clip_texts
 from .schema import DEFAULT_MAX_TEXT, Doc
 from .stats import base_title, matrix
 
+SPEND_SKIP = "Skipped: the run's known cost"  # the start of run.runtime's max_run_cost_usd skip reason
 MD_ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "throttled": "🚦", "skipped": "⏭️", "untested": "⚪"}
 
 
@@ -311,10 +312,13 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
     if isinstance(baseline, Mapping):
         said = baseline.get("error") or baseline.get("headline")
         lines += [f"Compared with the baseline {code(baseline.get('file'))}: {md(said)}", ""]
-    broken = [(f, s) for f in doc["features"] for s in f["scenarios"] if s.get("skip_reason")]
-    if broken:  # scenarios of a @session skipped after an earlier turn's error
-        lines += [f"## Skipped after a session broke ({len(broken)})", ""]
-        lines += [f"- {md(f['name'])} › {md(s['name'])}: {md(s['skip_reason'])}" for f, s in broken] + [""]
+    skipped = [(f, s) for f in doc["features"] for s in f["scenarios"] if s.get("skip_reason")]
+    spent = [(f, s) for f, s in skipped if str(s["skip_reason"]).startswith(SPEND_SKIP)]
+    broken = [(f, s) for f, s in skipped if (f, s) not in spent]
+    for title, items in (("Skipped after a session broke", broken), ("Skipped: the spend cap was reached", spent)):
+        if items:  # a @session skipped after an earlier turn's error; max_run_cost_usd (docs/rate-limits.md)
+            lines += [f"## {title} ({len(items)})", ""]
+            lines += [f"- {md(f['name'])} › {md(s['name'])}: {md(s['skip_reason'])}" for f, s in items] + [""]
     warnings = [(f, w) for f in doc["features"] for w in f.get("warnings", [])]
     if warnings:
         lines += ["## Warnings", ""] + [f"- {md(f['name'])}: {md(w)}" for f, w in warnings] + [""]
