@@ -314,7 +314,7 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
         lines += [f"Compared with the baseline {code(baseline.get('file'))}: {md(said)}", ""]
     skipped = [(f, s) for f in doc["features"] for s in f["scenarios"] if s.get("skip_reason")]
     spent = [(f, s) for f, s in skipped if str(s["skip_reason"]).startswith(SPEND_SKIP)]
-    broken = [(f, s) for f, s in skipped if (f, s) not in spent]
+    broken = [(f, s) for f, s in skipped if not str(s["skip_reason"]).startswith(SPEND_SKIP)]
     for title, items in (("Skipped after a session broke", broken), ("Skipped: the spend cap was reached", spent)):
         if items:  # a @session skipped after an earlier turn's error; max_run_cost_usd (docs/rate-limits.md)
             lines += [f"## {title} ({len(items)})", ""]
