@@ -222,6 +222,9 @@ def test_a_spend_cap_stops_starting_conversations(project: Project, fake_llm: Fa
     assert statuses(doc) == ["passed", "passed", "skipped", "skipped"]
     assert "max_run_cost_usd" in result.output
     assert len(fake_llm.requests) == 2
+    skipped = [s for s in doc["features"][0]["scenarios"] if s["status"] == "skipped"]
+    assert all("max_run_cost_usd" in s["skip_reason"] for s in skipped)
+    assert "## Skipped: the spend cap was reached (2)" in (project.root / "r.md").read_text(encoding="utf-8")
 
 
 def test_a_spend_cap_with_unknown_prices_says_it_cannot_be_enforced(project: Project, fake_llm: FakeOpenAI) -> None:
