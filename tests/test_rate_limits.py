@@ -227,6 +227,21 @@ def test_a_spend_cap_stops_starting_conversations(project: Project, fake_llm: Fa
     assert "## Skipped: the spend cap was reached (2)" in (project.root / "r.md").read_text(encoding="utf-8")
 
 
+def test_a_spend_cap_holds_across_workers(project: Project, fake_llm: FakeOpenAI) -> None:
+    """-j 2: the spend is shared by the workers; once it passes the cap no worker starts another
+    conversation (those already running may finish), and the run fails."""
+    fake_llm.brain = lambda request: {"content": "fine", "usage": {"prompt_tokens": 10000, "completion_tokens": 0}}
+    configure(
+        project, fake_llm,
+        f'max_run_cost_usd = 0.015\n[tool.behave_aitest.prices."{MODEL}"]\ninput_per_million = 1.0\noutput_per_million = 1.0\n',
+    )
+    project.feature("busy.feature", conversations(6, turns=1))
+    result = project.run(*RUNNER, "-j", "2", *REPORTS)
+    assert result.returncode == 1, result.output
+    found = statuses(report(project))
+    assert found.count("skipped") >= 3 and found.count("passed") == len(fake_llm.requests) <= 3, found
+
+
 def test_a_spend_cap_with_unknown_prices_says_it_cannot_be_enforced(project: Project, fake_llm: FakeOpenAI) -> None:
     fake_llm.brain = answer_after(0)
     configure(project, fake_llm, "max_run_cost_usd = 5\n")
