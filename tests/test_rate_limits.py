@@ -59,26 +59,27 @@ def answer_after(seconds: float) -> Any:
     return lambda request: {"content": "fine", "delay": seconds}
 
 
-def test_parallel_run_against_a_quota_of_four_with_nothing_tuned_loses_no_conversation(project: Project) -> None:
-    """The issue's scenario, smaller: 12 conversations x 2 turns, -j 6, a provider allowing 4
+def test_parallel_run_against_a_small_quota_with_nothing_tuned_loses_no_conversation(project: Project) -> None:
+    """The issue's scenario, smaller: 12 conversations x 2 turns, -j 6, a provider allowing 2
     calls in flight (429 + Retry-After: 1 above), no limit configured: every conversation passes,
-    and the report says the provider throttled and which limit the run settled on."""
+    and the report says the provider throttled and which limit the run settled on. (A quota of
+    2 rather than 4: on a busy machine six workers do not always have five calls in flight.)"""
     project.feature("busy.feature", conversations(12))
-    with FakeOpenAI(brain=answer_after(0.4), quota=Quota(concurrent=4, retry_after_s=1)) as server:
+    with FakeOpenAI(brain=answer_after(0.6), quota=Quota(concurrent=2, retry_after_s=1)) as server:
         configure(project, server)
         result = project.run(*RUNNER, "-j", "6", *REPORTS)
         refused, peak = server.refused, server.peak
     assert result.returncode == 0, result.output
     doc = report(project)
     assert statuses(doc) == ["passed"] * 12
-    assert refused > 0 and peak <= 4  # the provider did refuse; the run found its limit by itself
+    assert refused > 0 and peak <= 2  # the provider did refuse; the run found its limit by itself
     limits = doc["totals"]["rate_limits"][MODEL]
     assert limits["throttled"] == refused
-    assert 1 <= limits["limit"] <= 5 and limits["wait_s"] > 0
+    assert 1 <= limits["limit"] <= 3 and limits["wait_s"] > 0
     markdown = (project.root / "r.md").read_text(encoding="utf-8")
-    assert "throttled" in markdown.lower() and MODEL in markdown
+    assert "## 🚦 Rate limits" in markdown and MODEL in markdown
     html = (project.root / "r.html").read_text(encoding="utf-8")
-    assert "Rate limits" in html and f"{refused}" in html
+    assert 'id="rate-limits"' in html and f"{refused} throttled" in html
 
 
 def test_a_429_waits_and_is_sent_again_beyond_the_retries_honouring_retry_after(project: Project, fake_llm: FakeOpenAI) -> None:
