@@ -527,9 +527,11 @@ class AdaptiveLimiter:
         self._rng = rng or random.Random()
 
     @classmethod
-    def for_run(cls, limits: Callable[[str], Limits]) -> AdaptiveLimiter:
+    def for_run(cls, limits: Callable[[str], Limits], alone: Path | None = None) -> AdaptiveLimiter:
+        """The run's limiter: in the parallel runner's folder for the run (every worker), else in
+        ``alone`` (a folder the caller removes, e.g. the runtime's own), else a temporary one."""
         folder = os.environ.get(SLOTS_ENV)
-        return cls(limits, Path(folder) / "adaptive" if folder else None)
+        return cls(limits, Path(folder) / "adaptive" if folder else alone)
 
     def store(self, key: str, model: str) -> _Store:
         store = self._stores.get(key)

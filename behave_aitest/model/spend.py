@@ -32,9 +32,10 @@ class SpendMeter:
         self._lock = folder / "spend.lock"
 
     @classmethod
-    def for_run(cls) -> SpendMeter:
+    def for_run(cls, alone: Path | None = None) -> SpendMeter:
+        """The run's meter: in the parallel runner's folder (every worker), else in ``alone``."""
         folder = os.environ.get(SLOTS_ENV)
-        return cls(Path(folder) if folder else None)
+        return cls(Path(folder) if folder else alone)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

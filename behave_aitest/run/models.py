@@ -30,6 +30,7 @@ class ModelChoice:
 
     config: Config
     current: Any
+    log_dir: Any  # the runtime's temporary folder (removed when the run ends)
 
     def model_for(self, live: LiveConversation) -> str:
         """-D aitest.model > Given the model > scenario @model > feature @model > agent > config."""
@@ -136,7 +137,7 @@ class ModelChoice:
     def model_limiter(self) -> AdaptiveLimiter:
         """Every model's rate limits (adaptive concurrency, per-minute windows), shared with the
         other workers of a parallel run (docs/rate-limits.md)."""
-        return AdaptiveLimiter.for_run(self.model_limits)
+        return AdaptiveLimiter.for_run(self.model_limits, self.log_dir / "limits")  # log_dir: removed at the end
 
     def model_limits(self, model: str) -> Limits:
         """``model``'s limits from the configuration: its [rate_limits] table, else the run's keys."""
@@ -170,7 +171,7 @@ class ModelChoice:
     @functools.cached_property
     def spend_meter(self) -> SpendMeter:
         """The run's known cost, shared with the other workers (``max_run_cost_usd``)."""
-        return SpendMeter.for_run()
+        return SpendMeter.for_run(self.log_dir / "spend")
 
     def _metered(self, complete: Any) -> Any:
         """``complete`` adding each answer's known cost to the run's spend (when a cap is set)."""
