@@ -254,6 +254,9 @@ class Simulation:
         return None if unknown else known
 
 
+THROTTLED_PREFIX = "throttled:"  # a Turn.error of this kind: the provider's rate limit, not the agent
+
+
 @dataclass
 class ScenarioRecord:
     """The part of a conversation one behave scenario ran, hung on ``scenario.aitest``."""
@@ -271,6 +274,14 @@ class ScenarioRecord:
     tools_offered: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     skip_reason: str | None = None  # not run: an earlier turn of its @session errored (issue 18)
     injections: list[InjectionDrill] = field(default_factory=list)  # prompt-injection drills set in this scenario
+    # the providers' rate limits met by its model calls, per model (docs/rate-limits.md):
+    # {model: {"throttled": 429s, "wait_s": seconds waited for the limits, "limit": calls at once, "at": epoch s}}
+    rate_limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def throttled(self) -> bool:
+        """A turn could not finish because the provider kept refusing (the outcome "throttled")."""
+        return any((turn.error or "").startswith(THROTTLED_PREFIX) for turn in self.turns)
 
 
 @dataclass

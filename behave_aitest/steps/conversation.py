@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..agent import checks
-from .base import AgentError, StepUsageError, given, live_of, runtime_of, when
+from .base import AgentError, StepUsageError, ThrottledError, given, live_of, runtime_of, when
 
 __all__: list[str] = []
 
@@ -67,6 +67,7 @@ TURN_ERRORS = {
     "server": "MCP server error",
     "unexpected": "unexpected error",
     "elicitation": "the scenario's answers do not fit a server's question",
+    "throttled": "throttled by the provider's rate limit",
 }
 
 
@@ -89,6 +90,8 @@ def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = N
         if kind in ("max_turns", "elicitation"):
             raise AssertionError(message)  # the agent misbehaved: a failure, not an error
         runtime.break_session(f"the turn did not finish ({label})")
+        if kind == "throttled":
+            raise ThrottledError(message)
         raise AgentError(message)
     return turn
 

@@ -302,6 +302,7 @@
     if (state.status === "failed" && st !== "failed") return false;
     if (state.status === "error" && st !== "error") return false;
     if (state.status === "passed" && st !== "passed") return false;
+    if (state.status === "throttled" && st !== "throttled") return false;
     if (state.status === "skipped" && st !== "skipped" && st !== "untested") return false;
     if (state.model && s.model !== state.model) return false;
     if (state.tag && s.tags.indexOf(state.tag) < 0 && f.tags.indexOf(state.tag) < 0) return false;
@@ -342,7 +343,7 @@
     timer = setTimeout(function () { state.text = search.value.trim().toLowerCase(); apply(); }, 150);
   });
   document.getElementById("expand-failed").addEventListener("click", function () {
-    rows.forEach(function (a) { var st = a.getAttribute("data-status"); if (!a.hidden && (st === "failed" || st === "error")) setOpen(a, true); });
+    rows.forEach(function (a) { var st = a.getAttribute("data-status"); if (!a.hidden && (st === "failed" || st === "error" || st === "throttled")) setOpen(a, true); });
   });
   document.getElementById("collapse-all").addEventListener("click", function () {
     rows.forEach(function (a) { if (a.classList.contains("open")) setOpen(a, false); });
