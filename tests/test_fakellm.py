@@ -275,7 +275,7 @@ def test_models_list_and_unknown_paths() -> None:
     with FakeOpenAI(model_name="scripted") as srv:
         status, _, body = http(srv, "/v1/models")
         assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == ["scripted"]
-        status, _, body = http(srv, "/v1/embeddings", {"input": "x"})
+        status, _, body = http(srv, "/v1/audio/speech", {"input": "x"})
         assert status == 404 and "no route" in json.loads(body)["error"]["message"]
         status, _, body = http(srv, "/nope")
         assert status == 404
