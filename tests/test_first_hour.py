@@ -115,7 +115,7 @@ def test_the_scripted_model_doc_names_every_key_and_quotes_the_example_rules() -
     doc = (REPO / "docs" / "scripted-model.md").read_text(encoding="utf-8")
     for key in ("`when`", "`recall`", "`call`", "`reply`", "`tool`", "`arguments`", "`{result}`", "`{results[0]}`"):
         assert key in doc, key
-    example = doc.split("```toml\n")[2].split("```")[0]
+    example = doc.split("## A worked example")[1].split("```toml\n")[1].split("```")[0]  # quoted from the example file
     assert example.strip() in (REPO / "features" / "scripted_model.toml").read_text(encoding="utf-8")
     assert "(scripted-model.md)" in (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert "(docs/scripted-model.md)" in (REPO / "README.md").read_text(encoding="utf-8")
