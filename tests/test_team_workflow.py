@@ -211,7 +211,7 @@ def test_report_diff_and_inline_baseline(project: Project, fake_llm: FakeOpenAI)
     for out in ("diff.html", "diff.json"):
         assert cli("report", "diff", "base.json", "new.json", "-o", out, cwd=project.root).returncode == 1
     data = json.loads((project.root / "diff.json").read_text())
-    assert data["summary"] == {"regressed": 1, "improved": 0, "tool_changes": 1, "added": 1, "removed": 1, "compared": 2}
+    assert data["summary"] == {"regressed": 1, "improved": 0, "throttled": 0, "tool_changes": 1, "added": 1, "removed": 1, "compared": 2}
     page = (project.root / "diff.html").read_text()
     assert "Goodbye &lt;b&gt;bold&lt;/b&gt;" in page and "passed → failed" in page
     # the other way round is an improvement with a lower cost: exit 0, even with a threshold
