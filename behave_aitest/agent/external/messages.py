@@ -44,7 +44,7 @@ def _shape(value: Any) -> str:
         return f"a dict without a valid 'role' (keys: {', '.join(sorted(map(str, value))[:8]) or 'none'})"
     if isinstance(value, list):
         return "a list with an item that is not an OpenAI message"
-    return f"a {type(value).__name__}"
+    return f"a value of type {type(value).__name__}"
 
 
 def normalize(value: Any, where: str, sent: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
