@@ -122,7 +122,7 @@ def test_an_agent_without_a_model_call_gets_a_warning(tmp_path: Path) -> None:
         turns, _, _ = run_turns(agent, fake, tmp_path, ["hello"])
     assert turns[0].error is None and turns[0].response == "You said: hello"
     assert turns[0].warnings == [NO_MODEL_CALL]
-    assert "http://127.0.0.1:" in turns[0].__dict__["no_tool_reached"]
+    assert "http://127.0.0.1:" in (turns[0].tools_unreached or "")
 
 
 @pytest.mark.parametrize(

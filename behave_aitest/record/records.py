@@ -197,6 +197,7 @@ class Turn:
     simulated: bool = False  # the user message came from the simulated user (docs/simulated-user.md)
     agent_kind: str | None = None  # "python", "service", "command": an external agent ran it (docs/agents.md)
     warnings: list[str] = field(default_factory=list)  # e.g. an external agent that made no model call through the endpoint
+    tools_unreached: str | None = None  # an external agent's turn where no tool call reached the MCP endpoints (their URLs)
 
     @property
     def input_tokens(self) -> int:

@@ -92,7 +92,7 @@ async def run_external_turn(
     if turn.error is None and not turn.model_calls:
         turn.warnings.append(NO_MODEL_CALL)
     if endpoints.mcp and not any(not c.reported for c in turn.tool_calls):
-        turn.__dict__["no_tool_reached"] = _no_tool_reached(endpoints)  # a failing tool step names the URLs
+        turn.tools_unreached = _no_tool_reached(endpoints)  # a failing tool step names the URLs
     turn.duration_s = time.monotonic() - started
     return turn
 
