@@ -207,7 +207,7 @@ def test_a_failing_service_is_an_agent_error(project: Project, fake_llm: FakeOpe
     )
     result = run_bad(project, fake_llm, table)
     one_reason(result, expected)
-    assert "agent: the agent service at" in result.output
+    assert "The agent did not finish the turn (agent): the agent service at" in result.output
     assert processes_in(project.root) == []
 
 
