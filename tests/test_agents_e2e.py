@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import BANK, Project, Result, llm_config, processes_in
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 FEATURE = '''
 Feature: An external agent at the bank

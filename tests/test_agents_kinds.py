@@ -13,17 +13,18 @@ import anyio
 import httpx
 import pytest
 
-from behave_aitest import llm
+from behave_aitest.model import llm
 from behave_aitest.agent.external.command import CommandAgent
 from behave_aitest.agent.external.python import PythonAgent
 from behave_aitest.agent.external.service import ServiceAgent
 from behave_aitest.agent.external.turn import NO_MODEL_CALL, run_external_turn
 from behave_aitest.agent.external.wire import AgentWires
 from behave_aitest.config import ServerConfig
-from behave_aitest.engine import ToolBox, TurnSettings
-from behave_aitest.fakellm import FakeOpenAI
-from behave_aitest.records import Turn
-from behave_aitest.servers import connect
+from behave_aitest.agent.loop import TurnSettings
+from behave_aitest.agent.toolbox import ToolBox
+from behave_aitest.model.fakellm import FakeOpenAI
+from behave_aitest.record.records import Turn
+from behave_aitest.mcp.connection import connect
 
 BANK = ServerConfig(name="bank", command=("python", "-m", "behave_aitest.testing.bank_server"))
 SCRIPT = [{"tool_calls": [("get_balance", {"account": "checking"})]}, {"content": "Checking holds $1,500.00."}]

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, unquote
 
-from behave_aitest.model.localhttp import LocalHTTPServer, Request, Response, json_response
+from ..model.localhttp import LocalHTTPServer, Request, Response, json_response
 
 THREAD_HEADER = "x-aitest-thread"
 PROTOCOL_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")

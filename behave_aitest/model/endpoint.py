@@ -23,9 +23,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from behave_aitest.fakellm import stream_chunks
-from behave_aitest.llm import ModelReply
-from behave_aitest.model.localhttp import LocalHTTPServer, Request, Response, json_response
+from .fakellm import stream_chunks
+from .llm import ModelReply
+from .localhttp import LocalHTTPServer, Request, Response, json_response
 
 THREAD_HEADER = "x-aitest-thread"  # a shared service forwards the thread it was asked about
 

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from behave_aitest.agent.external.base import AgentError, AgentInput, Endpoints, agent_environment
-from behave_aitest.agent.external.service import resolve_program
+from .base import AgentError, AgentInput, Endpoints, agent_environment
+from .service import resolve_program
 
 
 class CommandAgent:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from behave_aitest.agent.external.base import AgentError
-from behave_aitest.records import ToolCall
+from .base import AgentError
+from ...record.records import ToolCall
 
 SHAPES = (
     "a string, one assistant message ({'role': 'assistant', 'content': '...'}), "

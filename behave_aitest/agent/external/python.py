@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from behave_aitest.agent.external.base import AgentError, AgentInput, Endpoints
+from .base import AgentError, AgentInput, Endpoints
 
 
 def load_callable(spec: str, base_dir: Path, where: str) -> Callable[..., Any]:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from behave_aitest.agent.external.base import AgentError, AgentInput, Endpoints, agent_environment
+from .base import AgentError, AgentInput, Endpoints, agent_environment
 
 STARTUP_TIMEOUT_S = 30.0
 

@@ -14,15 +14,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from behave_aitest.agent.external.base import AgentError, AgentKind
-from behave_aitest.agent.external.command import CommandAgent
-from behave_aitest.agent.external.python import PythonAgent
-from behave_aitest.agent.external.service import ServiceAgent
-from behave_aitest.agent.external.turn import run_external_turn
-from behave_aitest.agent.external.wire import AgentWires
-from behave_aitest.config import AgentConfig, Config, ConfigError
-from behave_aitest.engine import Completer, ToolBox, TurnSettings
-from behave_aitest.records import Turn
+from .base import AgentError, AgentKind
+from .command import CommandAgent
+from .python import PythonAgent
+from .service import ServiceAgent
+from .turn import run_external_turn
+from .wire import AgentWires
+from ...config import AgentConfig, Config, ConfigError
+from ..loop import Completer, TurnSettings
+from ..toolbox import ToolBox
+from ...record.records import Turn
 
 
 def build(agent: AgentConfig, base_dir: Path, log_dir: Path, model: str) -> AgentKind:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from behave_aitest.agent.external.base import AgentError, AgentInput, AgentKind, Endpoints
-from behave_aitest.agent.external.messages import final_text, normalize, reported_calls
-from behave_aitest.agent.external.wire import AgentWires, TurnInFlight
-from behave_aitest.engine import Completer, ToolBox, TurnSettings, first_leaf
-from behave_aitest.records import Turn
+from .base import AgentError, AgentInput, AgentKind, Endpoints
+from .messages import final_text, normalize, reported_calls
+from .wire import AgentWires, TurnInFlight
+from ...mcp.connection import first_leaf
+from ..loop import Completer, TurnSettings
+from ..toolbox import ToolBox
+from ...record.records import Turn
 
 NO_MODEL_CALL = (
     "the agent answered without any model call through behave-aitest's model endpoint: no cost, no tokens and "

@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from behave_aitest.agent.external.base import Endpoints, McpAccess, write_mcp_config
-from behave_aitest.engine import Completer, ToolBox, TurnFailure, TurnSettings, _complete_with_retries, requested_call, run_tool
-from behave_aitest.llm import ModelError, ModelReply, ToolRequest
-from behave_aitest.mcp.endpoint import McpEndpoint, ToolCallRefused
-from behave_aitest.model.endpoint import ChatRequest, ModelEndpoint, ModelRefused
-from behave_aitest.model.localhttp import LocalHTTPServer, Request
-from behave_aitest.records import ModelCall, Turn
+from .base import Endpoints, McpAccess, write_mcp_config
+from ...errors import TurnFailure
+from ..loop import Completer, TurnSettings, _complete_with_retries
+from ..toolbox import ToolBox, requested_call, run_tool
+from ...model.llm import ModelError, ModelReply, ToolRequest
+from ...mcp.endpoint import McpEndpoint, ToolCallRefused
+from ...model.endpoint import ChatRequest, ModelEndpoint, ModelRefused
+from ...model.localhttp import LocalHTTPServer, Request
+from ...record.records import ModelCall, Turn
 
 
 @dataclass
