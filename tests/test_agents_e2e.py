@@ -220,3 +220,18 @@ def test_no_model_call_is_a_warning_and_a_tool_step_names_the_endpoint(project: 
     result = run_bad(project, fake_llm, 'python = "behave_aitest.testing.agents.python_agent:no_model_agent"\n', feature)
     one_reason(result, "no tool call reached behave-aitest's MCP endpoints in this turn (the agent's MCP URLs: bank: http://127.0.0.1:")
     assert "the agent answered without any model call through behave-aitest's model endpoint" in result.output
+
+
+def test_doctor_checks_that_a_python_agent_imports(project: Project, fake_llm: FakeOpenAI) -> None:
+    import subprocess
+    import sys
+
+    project.config(llm_config(fake_llm) + '[tool.behave_aitest.agents.good]\npython = "behave_aitest.testing.agents.python_agent:agent"\n'
+                   '[tool.behave_aitest.agents.bad]\npython = "behave_aitest.testing.agents.python_agent:agnet"\n'
+                   '[tool.behave_aitest.agents.cli]\ncommand = ["my-agent"]\n')
+    project.feature("x.feature", BAD_AGENT_FEATURE)
+    done = subprocess.run([sys.executable, "-m", "behave_aitest.cli", "doctor"], cwd=project.root, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[ok] agent 'good': python agent behave_aitest.testing.agents.python_agent:agent imports" in done.stdout
+    assert "[FAIL] agent 'bad': " in done.stdout and "Did you mean 'agent'?" in done.stdout
+    assert "[ok] agent 'cli': CLI agent my-agent, run once per turn" in done.stdout

@@ -8,9 +8,9 @@ replay, prices, tokens, retries, ``max_model_concurrency`` and budgets all apply
 model the agent *asks for* is mapped to the scenario's model, never trusted.
 
 Served: ``POST /v1/chat/completions`` (non-streaming, and streaming: the answer, live or
-replayed, is sent back as ``chat.completion.chunk`` events), ``GET /v1/models``.
-``POST /v1/responses`` (the OpenAI Responses API) is refused with one line saying how to
-switch the agent to chat completions. The key check is the HTTP server's
+replayed, is sent back as ``chat.completion.chunk`` events), ``POST /v1/responses`` (the
+OpenAI Responses API, translated by :mod:`.responses`; a request that continues a stored
+response is refused with one line), ``GET /v1/models``. The key check is the HTTP server's
 (:mod:`behave_aitest.model.localhttp`).
 """
 
@@ -36,13 +36,6 @@ FORWARDED = (
     "messages", "tools", "tool_choice", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop",
     "response_format", "parallel_tool_calls", "seed", "presence_penalty", "frequency_penalty", "reasoning_effort",
 )
-
-RESPONSES_REFUSAL = (
-    "behave-aitest's model endpoint serves chat completions, not the Responses API (/v1/responses): switch the agent "
-    "to chat completions (OpenAI Agents SDK: set_default_openai_api(\"chat_completions\"), or "
-    "OpenAIChatCompletionsModel(model=os.environ[\"AITEST_MODEL\"], openai_client=AsyncOpenAI()); see docs/agents.md)."
-)
-
 
 @dataclass
 class ChatRequest:
@@ -108,8 +101,8 @@ class ModelEndpoint:
             return json_response(200, {"object": "list", "data": [model]})
         if path.startswith("/v1/models/") and request.method == "GET":
             return json_response(200, {"id": path[len("/v1/models/"):], "object": "model", "created": 0, "owned_by": "behave-aitest"})
-        if path == "/v1/responses":
-            return error(400, RESPONSES_REFUSAL, "invalid_request_error")
+        if path == "/v1/responses" and request.method == "POST":
+            return await self._responses(request)
         if path != "/v1/chat/completions":
             return error(404, f"behave-aitest: the model endpoint serves /v1/chat/completions and /v1/models, not {request.path}", "not_found_error")
         if request.method != "POST":
@@ -145,6 +138,35 @@ class ModelEndpoint:
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}], "usage": usage,
         }
         return json_response(200, answer)
+
+
+    async def _responses(self, request: Request) -> Response:
+        """``POST /v1/responses``: translated to a chat request, the reply translated back."""
+        from .responses import ResponsesRefusal, chat_request, response_object, sse, stream_events
+
+        try:
+            body = request.json()
+            if not isinstance(body, dict):
+                raise ResponsesRefusal("behave-aitest: the request body must be a JSON object")
+            chat = ChatRequest(chat_request(body), str(body.get("model") or ""), request.headers.get(THREAD_HEADER) or None,
+                               bool(body.get("stream")))
+        except ValueError as exc:  # also ResponsesRefusal
+            return error(400, str(exc), "invalid_request_error")
+        self.requests += 1
+        try:
+            reply = await self.serve(chat)
+        except ModelRefused as exc:
+            return error(exc.status, str(exc), exc.kind)
+        response = response_object(reply, chat.asked_model or self.model_name, body)
+        if chat.stream:
+            return Response(200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+                            stream=_each(sse(stream_events(response))))
+        return json_response(200, response)
+
+
+async def _each(pieces: Any) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
 
 
 async def _sse(chunks: Any) -> AsyncIterator[bytes]:

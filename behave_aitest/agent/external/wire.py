@@ -17,7 +17,6 @@ import itertools
 import json
 import secrets
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +74,8 @@ class TurnInFlight:
         return None
 
     async def list_tools(self, server: str) -> list[dict[str, Any]]:
+        if self.toolbox.changed():  # notifications/tools/list_changed: list again, as the built-in loop does
+            self.turn.tool_list_changes += await self.toolbox.refresh()
         tools = []
         for conn, spec in self.toolbox._by_provider.values():
             if conn.name != server:
@@ -188,10 +189,3 @@ class AgentWires:
                 flight.turn.warnings.append(line)
         print(f"behave-aitest WARNING: {line}", file=sys.stderr)
 
-
-def new_thread(conversation_id: str, run_token: str) -> str:
-    return f"{conversation_id}-{run_token}"
-
-
-def now() -> float:
-    return time.monotonic()
