@@ -156,7 +156,11 @@ Feature: The agent's own tool
 ''')
     result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "report.json", "-f", "plain")
     assert result.returncode == 0, result.output
-    assert '"reported": true' in (project.root / "report.json").read_text(encoding="utf-8")
+    report = json.loads((project.root / "report.json").read_text(encoding="utf-8"))
+    turns = [t for f in report["features"] for s in f["scenarios"] for t in s["turns"]]
+    calls = [c for t in turns for c in t["tool_calls"]]
+    assert [(c["name"], c.get("reported")) for c in calls] == [("local_clock", True)]
+    assert turns[0]["agent_kind"] == "python"
 
 
 BAD_AGENT_FEATURE = '''

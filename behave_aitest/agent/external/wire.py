@@ -68,18 +68,13 @@ class TurnInFlight:
         return reply
 
     def _provider_name(self, server: str, tool: str) -> str | None:
-        for pname, (conn, spec) in self.toolbox._by_provider.items():
-            if conn.name == server and spec.name == tool:
-                return pname
-        return None
+        return next((pname for pname, spec in self.toolbox.on_server(server) if spec.name == tool), None)
 
     async def list_tools(self, server: str) -> list[dict[str, Any]]:
         if self.toolbox.changed():  # notifications/tools/list_changed: list again, as the built-in loop does
             self.turn.tool_list_changes += await self.toolbox.refresh()
         tools = []
-        for conn, spec in self.toolbox._by_provider.values():
-            if conn.name != server:
-                continue
+        for _, spec in self.toolbox.on_server(server):
             tool: dict[str, Any] = {"name": spec.name, "description": spec.description, "inputSchema": dict(spec.input_schema)}
             if spec.title:
                 tool["title"] = spec.title
