@@ -239,3 +239,28 @@ def test_doctor_checks_that_a_python_agent_imports(project: Project, fake_llm: F
     assert re.search(r"\[ok\]\s+agent 'good': python agent behave_aitest.testing.agents.python_agent:agent imports\n", done.stdout)
     assert re.search(r"\[FAIL\]\s+agent 'bad': .* has no 'agnet'. Did you mean 'agent'\?\n", done.stdout), done.stdout
     assert re.search(r"\[ok\]\s+agent 'cli': CLI agent my-agent, run once per turn\n", done.stdout)
+
+
+def test_models_compared_and_a_session_carried_for_an_external_agent(project: Project, fake_llm: FakeOpenAI) -> None:
+    configure(project, fake_llm, "python")
+    project.feature("session.feature", '''
+@session
+Feature: A session with an external agent
+  Background:
+    Given the agent "banker"
+
+  Scenario: Ask
+    When the user says "What is the balance of checking?"
+    Then the agent called tool "get_balance"
+
+  Scenario: Go on
+    When the user says "Thanks"
+    Then the response mentions "How can I help?"
+''')
+    result = project.run("-D", "aitest.models=openai/fake-model,openai/fake-other")
+    assert result.returncode == 0, result.output
+    assert "4 scenarios passed, 0 failed" in result.output
+    asked = [r["model"] for r in fake_llm.requests if r["model"] in ("fake-model", "fake-other")]
+    assert sorted(set(asked)) == ["fake-model", "fake-other"]  # the agent asked for neither: the flow's model answered
+    last = [r for r in fake_llm.requests if r["model"] == "fake-other"][-1]
+    assert [m["role"] for m in last["messages"]] == ["user", "assistant", "tool", "assistant", "user"]  # the session's history

@@ -211,3 +211,38 @@ def test_requests_without_the_key_are_refused_and_logged(tmp_path: Path) -> None
     model, mcp, refusals = anyio.run(main)
     assert (model, mcp) == (401, 401)
     assert len(refusals) == 2 and "/mcp/bank" in refusals[1]
+
+
+def test_a_stateful_agent_gets_only_the_new_message_and_the_thread(tmp_path: Path) -> None:
+    with FakeOpenAI() as fake:
+        agent = PythonAgent("behave_aitest.testing.agents.python_agent:stateful_agent", tmp_path, "here", stateful=True)
+        turns, _, history = run_turns(agent, fake, tmp_path, ["one", "two"])
+    assert turns[1].response == "I got 1 message(s) of thread c1-test: two"
+    assert len(history) == 4  # behave-aitest still keeps the whole conversation
+
+
+def test_a_service_that_is_too_slow_times_out_and_is_stopped(tmp_path: Path) -> None:
+    port = free_port()
+    with FakeOpenAI() as fake:
+        agent = ServiceAgent(f"http://127.0.0.1:{port}/v1/chat/completions", "here",
+                             command=("python", "-m", "behave_aitest.testing.agents.service", "--port", str(port), "--delay", "30"),
+                             ready_url=f"http://127.0.0.1:{port}/health")
+        history: list[dict[str, Any]] = []
+
+        async def main() -> Turn:
+            async with connect(BANK, tmp_path / "bank.log") as conn:
+                wires = AgentWires(["bank"], "m", tmp_path)
+                await wires.start()
+                try:
+                    await agent.start(wires.endpoints)
+                    settings = TurnSettings(model="openai/fake-model", timeout_s=1, retries=0, request={"model": "openai/fake-model", "api_base": fake.base_url})
+                    return await run_external_turn(agent, wires, thread="t", complete=llm.complete, toolbox=ToolBox([conn]),
+                                                   history=history, user_text="hello", settings=settings, index=0)
+                finally:
+                    await agent.close()
+                    await wires.close()
+
+        turn = anyio.run(main)
+    assert turn.error == "timeout: the agent did not answer within 1 s (timeout_s)."
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)

@@ -42,6 +42,11 @@ async def local_tool_agent(given: Any) -> list[dict[str, Any]]:
                        mcp=_servers(given), thread=given.thread_id, local_tool=True)
 
 
+def stateful_agent(given: Any) -> str:
+    """Says what it was given (for ``stateful = true``: only the new messages and the thread)."""
+    return f"I got {len(given.messages)} message(s) of thread {given.thread_id}: {given.text}"
+
+
 def no_model_agent(given: Any) -> str:
     """Answers without asking any model (a warning on the turn: no cost, no cassette)."""
     return f"You said: {given.text}"

@@ -6,7 +6,7 @@ reaches the model and the MCP servers through the variables behave-aitest gives 
 it starts (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``AITEST_MODEL``, ``AITEST_MCP_CONFIG``),
 and forwards the thread header into its own requests, as a shared service must.
 ``--fail STATUS`` answers every chat request with that status; ``--malformed`` with a body
-that is not JSON. Standard library, httpx and the MCP client only.
+that is not JSON; ``--delay S`` waits S seconds first. Standard library, httpx and the MCP client only.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -42,6 +43,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if self.options.delay:
+            time.sleep(self.options.delay)
         if self.options.fail:
             self._send(self.options.fail, b'{"error": "the service is failing on purpose"}')
             return
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fail", type=int, default=0)
     parser.add_argument("--malformed", action="store_true")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering a chat request")
     Handler.options = parser.parse_args(argv)
     server = ThreadingHTTPServer(("127.0.0.1", Handler.options.port), Handler)
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", file=sys.stderr, flush=True)
