@@ -191,10 +191,11 @@ class LocalHTTPServer:
             headers["Transfer-Encoding"] = "chunked"
         headers["Connection"] = "keep-alive" if keep else "close"
         head += [f"{k}: {v}" for k, v in headers.items()]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         if response.stream is None:
-            writer.write(response.body)
+            writer.write(data + response.body)  # one write: a head sent alone waits for a delayed ACK
         else:
+            writer.write(data)
             async for piece in response.stream:
                 if piece:
                     writer.write(b"%x\r\n%b\r\n" % (len(piece), piece))
