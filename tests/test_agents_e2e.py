@@ -264,3 +264,26 @@ Feature: A session with an external agent
     assert sorted(set(asked)) == ["fake-model", "fake-other"]  # the agent asked for neither: the flow's model answered
     last = [r for r in fake_llm.requests if r["model"] == "fake-other"][-1]
     assert [m["role"] for m in last["messages"]] == ["user", "assistant", "tool", "assistant", "user"]  # the session's history
+
+
+def test_a_servers_question_is_answered_by_the_scenario_for_an_external_agent(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add({"tool_calls": [("start_design", {})]}, {"content": "Started."})
+    project.config(
+        llm_config(fake_llm, retries=0)
+        + '[tool.behave_aitest.servers.studio]\ncommand = ["python", "-m", "behave_aitest.testing.studio_server"]\n'
+        + '[tool.behave_aitest.agents.designer]\nservers = ["studio"]\npython = "behave_aitest.testing.agents.python_agent:agent"\n'
+    )
+    project.feature("studio.feature", '''
+Feature: Elicitation behind an external agent
+  Scenario: answered
+    Given the user will answer the server's questions with:
+      | field   | value |
+      | client  | ACME  |
+      | colours | 3     |
+    When the user says "start a design"
+    Then the server asked the user for "client"
+    And the result of tool "start_design" mentions "ACME in 3 colours"
+''')
+    result = project.run()
+    assert result.returncode == 0, result.output
+    assert "1 scenario passed, 0 failed" in result.output
