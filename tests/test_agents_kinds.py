@@ -5,7 +5,6 @@ model endpoint, the MCP endpoints, and the test agents of behave_aitest/testing/
 from __future__ import annotations
 
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 

@@ -128,16 +128,6 @@ class AgentWires:
     async def close(self) -> None:
         await self.http.close()
 
-    def add_servers(self, servers: list[str]) -> None:
-        """Serve more server names (an agent of the run that uses other servers)."""
-        for name in servers:
-            if name not in self.mcp_endpoint.servers:
-                self.mcp_endpoint.servers.append(name)
-        if self.endpoints is not None:
-            headers = {"Authorization": f"Bearer {self.key}"}
-            mcp = {name: McpAccess(self.mcp_endpoint.url(name), headers) for name in self.mcp_endpoint.servers}
-            self.endpoints = write_mcp_config(Endpoints(self.model_endpoint.url, self.key, mcp), self.folder)
-
     def begin(self, flight: TurnInFlight) -> None:
         self.in_flight[flight.thread] = flight
 
