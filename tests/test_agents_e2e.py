@@ -118,7 +118,7 @@ def test_each_kind_records_then_replays_offline(project: Project, fake_llm: Fake
     report = json.loads((project.root / "report.json").read_text(encoding="utf-8"))
     text = json.dumps(report)
     assert "get_balance" in text
-    assert not re.search(r"aitest-[A-Za-z0-9_-]{32}", text)  # the per-run key is never written
+    assert not re.search(r"sk-aitest-[A-Za-z0-9_-]{32}", text)  # the per-run key is never written
 
     fake_llm.stop()
     result = project.run("-D", "aitest.cassette=replay", env={"OPENAI_API_KEY": ""})

@@ -205,10 +205,13 @@ def test_requests_without_the_key_are_refused_and_logged(tmp_path: Path) -> None
                                         headers={"Authorization": "Bearer wrong"})
         finally:
             await wires.close()
-        return model.status_code, mcp.status_code, wires.refusals
+        return model.status_code, mcp.status_code, wires.refusals, wires.key
 
-    model, mcp, refusals = anyio.run(main)
+    model, mcp, refusals, key = anyio.run(main)
     assert (model, mcp) == (401, 401)
+    from behave_aitest.text.redact import Redactor
+
+    assert Redactor.from_environment().text(f"the agent printed OPENAI_API_KEY={key} on stderr") == "the agent printed OPENAI_API_KEY=[REDACTED] on stderr"
     assert len(refusals) == 2 and "/mcp/bank" in refusals[1]
 
 

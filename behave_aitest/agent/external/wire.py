@@ -108,7 +108,8 @@ class AgentWires:
     """The worker's endpoints; :meth:`begin`/:meth:`end` bracket each external turn."""
 
     def __init__(self, servers: list[str], model_name: str, folder: Path) -> None:
-        self.key = "aitest-" + secrets.token_urlsafe(24)
+        # an "sk-" key: the secret rule (text/redact.py) knows the shape, so it is redacted wherever it shows up
+        self.key = "sk-aitest-" + secrets.token_urlsafe(24)
         self.http = LocalHTTPServer(self.key, on_refused=self._refused)
         self.model_endpoint = ModelEndpoint(self.http, self._model, model_name)
         self.mcp_endpoint = McpEndpoint(self.http, sorted(set(servers)), self._list_tools, self._call_tool)
