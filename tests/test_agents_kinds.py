@@ -248,3 +248,25 @@ def test_a_service_that_is_too_slow_times_out_and_is_stopped(tmp_path: Path) -> 
     assert turn.error == "timeout: the agent did not answer within 1 s (timeout_s)."
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_a_tool_call_through_the_mcp_endpoint_is_recorded_with_its_images(tmp_path: Path) -> None:
+    """The wire on its own: the studio server's image reaches the agent as an MCP image block,
+    and the call is recorded on the turn like the built-in loop's."""
+    from behave_aitest.agent.external.wire import TurnInFlight
+
+    studio = ServerConfig(name="studio", command=("python", "-m", "behave_aitest.testing.studio_server"))
+
+    async def main() -> tuple[dict[str, Any], Turn]:
+        async with connect(studio, tmp_path / "studio.log") as conn:
+            turn = Turn(index=0, user_text="sketch", model="m", history_before=0)
+            flight = TurnInFlight("t", turn, llm.complete, TurnSettings(model="m"), ToolBox([conn]), deadline=0.0)
+            listed = [t["name"] for t in await flight.list_tools("studio")]
+            assert "sketch" in listed
+            return await flight.call_tool("studio", "sketch", {"subject": "fox"}), turn
+
+    result, turn = anyio.run(main)
+    assert result["content"][0]["type"] == "text" and result["content"][0]["text"].startswith("A sketch of fox:")
+    assert result["content"][1]["type"] == "image" and result["content"][1]["mimeType"] == "image/png"
+    assert [c.name for c in turn.tool_calls] == ["sketch"] and turn.tool_calls[0].server == "studio"
+    assert turn.tool_calls[0].arguments == {"subject": "fox"} and not turn.tool_calls[0].is_error

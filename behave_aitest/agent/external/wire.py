@@ -98,7 +98,10 @@ class TurnInFlight:
         except Exception as exc:  # a dead server: the turn errors, the agent gets an error
             self.failure = self.failure or f"server: {exc}"
             raise ToolCallRefused(f"behave-aitest: the MCP server {server!r} failed: {str(exc).splitlines()[0]}") from None
-        result: dict[str, Any] = {"content": [{"type": "text", "text": call.result}], "isError": call.is_error}
+        content: list[dict[str, Any]] = [{"type": "text", "text": call.result}]
+        for image in call.__dict__.pop("_images", []):  # the server's images reach the agent as images
+            content.append({"type": "image", "data": image.get("data", ""), "mimeType": image.get("mime_type", "image/png")})
+        result: dict[str, Any] = {"content": content, "isError": call.is_error}
         if call.structured_content is not None and not call.doubled:
             result["structuredContent"] = call.structured_content
         return result
