@@ -745,6 +745,8 @@ def _check_kind(values: dict[str, Any], where: str) -> None:
             )
     if "ready_url" in values and "url" not in values:
         raise ConfigError(f"{where}: 'ready_url' is for an agent service ('url'); a CLI agent ('command' alone) is run per turn.")
+    if "${AITEST_PORT}" in values.get("url", "") and not values.get("command"):
+        raise ConfigError(f"{where}: ${{AITEST_PORT}} in 'url' is the port of a service behave-aitest starts: give 'command' too.")
     if kind == "python" and "env" in values:
         raise ConfigError(f"{where}: 'env' is for a command or service agent; a python agent runs in the test process.")
     for key in ("url", "ready_url"):

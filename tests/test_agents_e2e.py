@@ -128,8 +128,16 @@ def test_each_kind_records_then_replays_offline(project: Project, fake_llm: Fake
     assert processes_in(project.root) == []  # the service and the CLI agents are gone
 
 
-def test_two_workers_each_with_their_own_endpoints(project: Project, fake_llm: FakeOpenAI) -> None:
-    configure(project, fake_llm, "python")
+@pytest.mark.parametrize("kind", ["python", "service"])
+def test_two_workers_each_with_their_own_endpoints(project: Project, fake_llm: FakeOpenAI, kind: str) -> None:
+    extra = ""
+    if kind == "service":  # each worker starts its own service, on its own port
+        kind, extra = "", (
+            'url = "http://127.0.0.1:${AITEST_PORT}/v1/chat/completions"\n'
+            'command = ["python", "-m", "behave_aitest.testing.agents.service", "--port", "${AITEST_PORT}"]\n'
+            'ready_url = "http://127.0.0.1:${AITEST_PORT}/health"\n'
+        )
+    configure(project, fake_llm, kind, extra)
     project.feature("bank.feature", FEATURE)
     (project.root / "pyproject.toml").write_text(
         (project.root / "pyproject.toml").read_text() + '\n[tool.behave]\nrunner = "behave_aitest.parallel:ParallelRunner"\n'

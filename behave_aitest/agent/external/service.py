@@ -6,6 +6,8 @@ Each turn posts ``{"model", "messages", "thread_id"}`` (the whole conversation; 
 ``stateful = true`` only the new messages) with the headers ``Authorization: Bearer <key>``
 and ``X-Aitest-Thread``, and reads a chat completion (``choices[0].message``) — or
 ``{"messages": [...]}``, the turn's messages with the tool calls the agent made itself.
+``${AITEST_PORT}`` in ``url``, ``command`` and ``ready_url`` is a free port picked for each
+worker (also given as ``AITEST_PORT``), so the service of each worker of ``-j N`` has its own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ from typing import Any
 from .base import AgentError, AgentInput, Endpoints, agent_environment
 
 STARTUP_TIMEOUT_S = 30.0
+PORT_VAR = "${AITEST_PORT}"  # in url, command, ready_url: a free port picked per worker (so -j N works)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def resolve_program(command: tuple[str, ...]) -> list[str]:
@@ -52,6 +63,13 @@ class ServiceAgent:
         import httpx
 
         self._key = endpoints.key
+        if PORT_VAR in self.url and self.command:  # each worker's own service on its own port
+            port = str(free_port())
+            self.env["AITEST_PORT"] = port
+            self.url = self.url.replace(PORT_VAR, port)
+            self.ready_url = self.ready_url.replace(PORT_VAR, port) if self.ready_url else None
+            self.command = tuple(part.replace(PORT_VAR, port) for part in self.command)
+            self.describe = f"the agent service at {self.url}"
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=None)
         if self.command and (self.process is None or self.process.returncode is not None):

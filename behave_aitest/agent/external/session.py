@@ -20,7 +20,7 @@ from .python import PythonAgent
 from .service import ServiceAgent
 from .turn import run_external_turn
 from .wire import AgentWires
-from ...config import AgentConfig, Config, ConfigError
+from ...config import AgentConfig, Config, ConfigError, expand_env
 from ..loop import Completer, TurnSettings
 from ..toolbox import ToolBox
 from ...record.records import Turn
@@ -29,12 +29,13 @@ from ...record.records import Turn
 def build(agent: AgentConfig, base_dir: Path, log_dir: Path, model: str) -> AgentKind:
     """The kind of agent ``agent`` configures (never the built-in loop)."""
     where = agent.where or f"[tool.behave_aitest.agents.{agent.name}]"
+    env = {key: expand_env(value, f"{where} env.{key}") for key, value in agent.env.items()}  # as for servers
     if agent.python:
         return PythonAgent(agent.python, base_dir, where, stateful=agent.stateful)
     if agent.url:
-        return ServiceAgent(agent.url, where, command=agent.command, ready_url=agent.ready_url, env=agent.env, cwd=base_dir,
+        return ServiceAgent(agent.url, where, command=agent.command, ready_url=agent.ready_url, env=env, cwd=base_dir,
                             stateful=agent.stateful, model=model, log=log_dir / f"agent-{agent.name}.log")
-    return CommandAgent(agent.command, where, env=agent.env, cwd=base_dir, stateful=agent.stateful)
+    return CommandAgent(agent.command, where, env=env, cwd=base_dir, stateful=agent.stateful)
 
 
 class ExternalAgents:
