@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .base import AgentError, AgentInput, AgentKind, Endpoints
+from .base import AgentError, AgentInput, AgentKind, McpAccess
 from .messages import final_text, normalize, reported_calls
 from .wire import AgentWires, TurnInFlight
 from ...mcp.connection import first_leaf
@@ -25,8 +25,8 @@ NO_MODEL_CALL = (
 )
 
 
-def _no_tool_reached(endpoints: Endpoints) -> str:
-    urls = ", ".join(f"{name}: {access.url}" for name, access in endpoints.mcp.items())
+def _no_tool_reached(mcp: dict[str, McpAccess]) -> str:
+    urls = ", ".join(f"{name}: {access.url}" for name, access in mcp.items())
     return f"no tool call reached behave-aitest's MCP endpoints in this turn (the agent's MCP URLs: {urls})"
 
 
@@ -93,8 +93,8 @@ async def run_external_turn(
     turn.response = final_text(messages)
     if turn.error is None and not turn.model_calls:
         turn.warnings.append(NO_MODEL_CALL)
-    if endpoints.mcp and not any(not c.reported for c in turn.tool_calls):
-        turn.tools_unreached = _no_tool_reached(endpoints)  # a failing tool step names the URLs
+    if given.mcp and not any(not c.reported for c in turn.tool_calls):
+        turn.tools_unreached = _no_tool_reached(given.mcp)  # a failing tool step names the URLs
     turn.duration_s = time.monotonic() - started
     return turn
 
