@@ -219,7 +219,7 @@ def test_a_failing_service_is_an_agent_error(project: Project, fake_llm: FakeOpe
     )
     result = run_bad(project, fake_llm, table)
     one_reason(result, expected)
-    assert "The agent did not finish the turn (agent): the agent service at" in result.output
+    assert "The agent did not finish the turn (agent error): the agent service at" in result.output
     assert processes_in(project.root) == []
 
 
@@ -295,3 +295,9 @@ Feature: Elicitation behind an external agent
     result = project.run()
     assert result.returncode == 0, result.output
     assert "1 scenario passed, 0 failed" in result.output
+
+
+def test_a_system_prompt_step_for_an_external_agent_says_it_changes_nothing(project: Project, fake_llm: FakeOpenAI) -> None:
+    feature = BAD_AGENT_FEATURE.replace('    When the user says "hello"', '    Given the system prompt:\n      """\n      Be terse.\n      """\n    When the user says "hello"')
+    result = run_bad(project, fake_llm, 'python = "behave_aitest.testing.agents.python_agent:no_model_agent"\n', feature)
+    one_reason(result, "the agent 'banker' is a python agent with its own prompt.")

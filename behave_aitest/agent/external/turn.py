@@ -51,8 +51,7 @@ async def run_external_turn(
     turn.agent_kind = agent.kind
     started = time.monotonic()
     new = list(user_messages or [{"role": "user", "content": user_text}])
-    endpoints = wires.endpoints
-    assert endpoints is not None, "the wires are not started"
+    endpoints = wires.serve([conn.name for conn in toolbox.connections])
     given = AgentInput(
         messages=[dict(m) for m in (new if agent.stateful else history + new)],
         new_messages=[dict(m) for m in new],

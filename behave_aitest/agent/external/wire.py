@@ -124,9 +124,22 @@ class AgentWires:
 
     async def start(self) -> Endpoints:
         await self.http.start()
+        return self._publish()
+
+    def _publish(self) -> Endpoints:
         headers = {"Authorization": f"Bearer {self.key}"}
         mcp = {name: McpAccess(self.mcp_endpoint.url(name), headers) for name in self.mcp_endpoint.servers}
         self.endpoints = write_mcp_config(Endpoints(self.model_endpoint.url, self.key, mcp), self.folder)
+        return self.endpoints
+
+    def serve(self, servers: list[str]) -> Endpoints:
+        """Also serve these server names (a scenario gave the agent another server with a
+        step); the MCP config file is rewritten in place, the URLs of the others stay."""
+        new = [name for name in servers if name not in self.mcp_endpoint.servers]
+        if new and self.endpoints is not None:
+            self.mcp_endpoint.servers.extend(new)
+            return self._publish()
+        assert self.endpoints is not None, "the wires are not started"
         return self.endpoints
 
     async def close(self) -> None:
