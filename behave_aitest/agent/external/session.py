@@ -1,9 +1,8 @@
 """The run's external agents: one instance per configured agent, one set of wires per worker.
 
 The runtime keeps one :class:`ExternalAgents` (so a parallel run has one per worker, each
-with its own endpoints, key and agent services). ``Runtime.say`` asks :meth:`handles`
-whether the conversation's agent is external and, if so, runs the turn with :meth:`turn`
-instead of the built-in loop — with the same completer (cassette, price, limits), the same
+with its own endpoints, key and agent services). When the conversation's agent is not the
+built-in loop (``AgentConfig.kind``), ``Runtime.say`` runs the turn with :meth:`turn` instead — with the same completer (cassette, price, limits), the same
 toolbox (servers in their scopes, allowed_tools, doubles) and the same records.
 """
 
@@ -39,8 +38,7 @@ def build(agent: AgentConfig, base_dir: Path, log_dir: Path, model: str) -> Agen
 
 
 class ExternalAgents:
-    """What the runtime holds for external agents; every method runs on the run's event loop
-    except :meth:`handles`."""
+    """What the runtime holds for external agents; its coroutines run on the run's event loop."""
 
     def __init__(self, config: Config, log_dir: Path | None = None) -> None:
         self.config = config
@@ -49,10 +47,6 @@ class ExternalAgents:
         self.agents: dict[str, AgentKind] = {}
         self.started: set[str] = set()
         self.wires: AgentWires | None = None
-
-    def handles(self, name: str | None) -> bool:
-        agent = self.config.agents.get(name or "")
-        return agent is not None and agent.kind != "builtin"
 
     def thread(self, conversation_id: str) -> str:
         return f"{conversation_id}-{self.run_token}"
