@@ -2,8 +2,9 @@
 
 The runtime keeps one :class:`ExternalAgents` (so a parallel run has one per worker, each
 with its own endpoints, key and agent services). When the conversation's agent is not the
-built-in loop (``AgentConfig.kind``), ``Runtime.say`` runs the turn with :meth:`turn` instead — with the same completer (cassette, price, limits), the same
-toolbox (servers in their scopes, allowed_tools, doubles) and the same records.
+built-in loop (``AgentConfig.kind``), ``Runtime.say`` runs the turn with :meth:`turn`
+instead — with the same completer (cassette, price, limits), the same toolbox (servers in
+their scopes, allowed_tools, doubles) and the same records.
 """
 
 from __future__ import annotations
