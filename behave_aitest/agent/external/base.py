@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ class Endpoints:
     key: str  # the per-run key (OPENAI_API_KEY, AITEST_KEY)
     mcp: Mapping[str, McpAccess] = field(default_factory=dict)  # server name -> URL and headers
     mcp_config: str | None = None  # path of the {"mcpServers": ...} file (AITEST_MCP_CONFIG)
+    mcp_stdio_config: str | None = None  # the same servers as stdio commands of the bridge (AITEST_MCP_STDIO_CONFIG)
 
 
 @dataclass
@@ -96,13 +98,37 @@ def mcp_config(endpoints: Endpoints) -> dict[str, Any]:
     }
 
 
-def write_mcp_config(endpoints: Endpoints, folder: Path) -> Endpoints:
-    """Write the MCP config file into ``folder`` (readable by its owner only: it holds the key)."""
-    path = folder / "aitest-mcp.json"
+def stdio_mcp_config(endpoints: Endpoints, config_path: str) -> dict[str, Any]:
+    """The alternative for agents that only start MCP servers as commands: each server as
+    ``python -m behave_aitest.bridge NAME`` (stdio), which reaches the endpoint named in the
+    file at ``config_path``. A file of its own, not more entries in the first one: duplicate
+    entries would give such an agent every tool twice, and a strict reader could refuse a
+    top-level key it does not know."""
+    return {
+        "mcpServers": {
+            name: {
+                "type": "stdio",
+                "command": sys.executable,
+                "args": ["-m", "behave_aitest.bridge", name],
+                "env": {"AITEST_MCP_CONFIG": config_path},
+            }
+            for name in endpoints.mcp
+        }
+    }
+
+
+def _write_private(path: Path, document: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(mcp_config(endpoints), file, indent=2)
-    return Endpoints(endpoints.model_url, endpoints.key, endpoints.mcp, str(path))
+        json.dump(document, file, indent=2)
+
+
+def write_mcp_config(endpoints: Endpoints, folder: Path) -> Endpoints:
+    """Write the MCP config files into ``folder`` (readable by their owner only: they hold or name the key)."""
+    path, stdio_path = folder / "aitest-mcp.json", folder / "aitest-mcp-stdio.json"
+    _write_private(path, mcp_config(endpoints))
+    _write_private(stdio_path, stdio_mcp_config(endpoints, str(path)))
+    return Endpoints(endpoints.model_url, endpoints.key, endpoints.mcp, str(path), str(stdio_path))
 
 
 def agent_environment(
@@ -126,4 +152,6 @@ def agent_environment(
         env[env_name(name)] = access.url
     if endpoints.mcp_config:
         env["AITEST_MCP_CONFIG"] = endpoints.mcp_config
+    if endpoints.mcp_stdio_config:
+        env["AITEST_MCP_STDIO_CONFIG"] = endpoints.mcp_stdio_config
     return env
