@@ -79,6 +79,24 @@ class AgentConfig:
     # MCP client features (docs/mcp.md)
     vision: bool | None = None  # images from tools as image parts: None = ask litellm (supports_vision)
     resources: bool = False  # a built-in read_resource tool reads resources of the agent's servers
+    # an agent under test that is not the built-in loop (docs/agents.md): exactly one kind
+    python: str | None = None  # "package.module:callable", imported from the config file's folder
+    url: str | None = None  # an agent service's chat-completions URL
+    command: tuple[str, ...] = ()  # with url: starts the service; alone: a CLI agent run per turn
+    ready_url: str | None = None  # the service is ready when this answers
+    stateful: bool = False  # send only the new messages and the thread id
+    env: Mapping[str, str] = field(default_factory=dict)  # extra environment of a command or service agent
+
+    @property
+    def kind(self) -> str:
+        """"builtin", "python", "service" or "command"."""
+        if self.python:
+            return "python"
+        if self.url:
+            return "service"
+        if self.command:
+            return "command"
+        return "builtin"
 
 
 @dataclass(frozen=True)
@@ -377,7 +395,17 @@ AGENT_KEYS: dict[str, Callable[[Any], Any]] = {
     # MCP client features (docs/mcp.md)
     "vision": _bool,
     "resources": _bool,
+    # agents that are not the built-in loop (docs/agents.md)
+    "python": _str,
+    "url": _str,
+    "command": _str_list,
+    "ready_url": _str,
+    "stateful": _bool,
+    "env": _str_table,
 }
+AGENT_KINDS = ("python", "url", "command")
+# Settings of the built-in loop only: an external agent has its own prompt, sampling and client.
+BUILTIN_ONLY = ("system_prompt", "system_prompt_file", "temperature", "max_tokens", "vision", "resources")
 # -D aitest.<key>=value: the run-level knobs, and which config file to read.
 # shard is a property of one CI job, never of the project: -D only.
 USERDATA_KEYS: dict[str, Callable[[Any], Any]] = {"config": _str, **RUN_KEYS, "shard": _shard}
@@ -677,6 +705,7 @@ def _agent(
                 f"{where}: 'servers' names unknown server {server!r} "
                 f"(known servers: {known}). Define it under [tool.behave_aitest.servers.{server}]."
             )
+    _check_kind(values, where)
     prompt_file = values.pop("system_prompt_file", None)
     if prompt_file is not None:
         if "system_prompt" in values:
@@ -692,6 +721,39 @@ def _agent(
                 f"(byte 0x{exc.object[exc.start]:02x} at position {exc.start}). Save it as UTF-8."
             ) from None
     return AgentConfig(name=name, where=where, **values)
+
+
+def _check_kind(values: dict[str, Any], where: str) -> None:
+    """Exactly one kind of agent (docs/agents.md); the keys of one kind only."""
+    kinds = [k for k in AGENT_KINDS if values.get(k)]
+    if "python" in kinds and len(kinds) > 1:
+        raise ConfigError(
+            f"{where}: give one kind of agent: 'python' (a callable) or 'url' (a service, with 'command' to start it) "
+            "or 'command' alone (a CLI agent), not several."
+        )
+    if not kinds:
+        for key in ("ready_url", "stateful", "env"):
+            if key in values:
+                raise ConfigError(f"{where}: {key!r} is for an agent with 'url' or 'command' (docs/agents.md).")
+        return
+    kind = "python" if "python" in kinds else "url" if "url" in kinds else "command"
+    for key in BUILTIN_ONLY:
+        if key in values:
+            raise ConfigError(
+                f"{where}: {key!r} is a setting of behave-aitest's own agent loop; the agent given by {kind!r} "
+                f"has its own (remove {key!r}, or remove {kind!r} to test the built-in loop)."
+            )
+    if "ready_url" in values and "url" not in values:
+        raise ConfigError(f"{where}: 'ready_url' is for an agent service ('url'); a CLI agent ('command' alone) is run per turn.")
+    if "${AITEST_PORT}" in values.get("url", "") and not values.get("command"):
+        raise ConfigError(f"{where}: ${{AITEST_PORT}} in 'url' is the port of a service behave-aitest starts: give 'command' too.")
+    if kind == "python" and "env" in values:
+        raise ConfigError(f"{where}: 'env' is for a command or service agent; a python agent runs in the test process.")
+    for key in ("url", "ready_url"):
+        if key in values and not re.match(r"^https?://", values[key]):
+            raise ConfigError(f"{where}: {key!r} must start with http:// or https:// (got {_quoted(values[key])}).")
+    if kind == "python" and not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$", values["python"]):
+        raise ConfigError(f"{where}: 'python' must be \"package.module:callable\" (got {_quoted(values['python'])}).")
 
 
 def unknown_name(kind: str, name: str, known: Mapping[str, Any], table: str, config_file: str, where: str = "") -> ConfigError:

@@ -21,13 +21,13 @@ import time
 import traceback
 from pathlib import Path
 
-from . import jobs, parallel, ratelimits, replay, reports, scopes, similarity, startup, tool_calls, turns
+from . import agents, jobs, parallel, ratelimits, replay, reports, scopes, similarity, startup, tool_calls, turns
 from .common import ROOT, SIZES, Bench, Row
 from .output import load_results, markdown, save_results, table, update
 
 # Issue 7's items, in order (8: issue 12's parallel conversations; 9: issue 27's offline similarity;
-# 10: issue 26's rate limits). Each module: ITEM, TITLE, run(bench) -> list[Row].
-MODULES = [turns, tool_calls, scopes, startup, reports, replay, parallel, jobs, similarity, ratelimits]
+# 10: issue 26's rate limits; 11: issue 23's external agents). Each module: ITEM, TITLE, run(bench) -> list[Row].
+MODULES = [turns, tool_calls, scopes, startup, reports, replay, parallel, jobs, similarity, ratelimits, agents]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,8 @@ LLM judge, the simulated user); ``checks`` are the pure checks the Then steps ru
 The checks that read meaning and safety (docs/checks-meaning-safety.md): ``similarity``
 (embeddings, offline by default), ``grounding`` (numbers grounded in tool results),
 ``faithfulness`` (the judge's per-claim verdicts), ``injection`` (prompt-injection drills).
+``external`` runs an agent that is not the built-in loop (a python callable, an HTTP service,
+a CLI) on behave-aitest's model and MCP endpoints (docs/agents.md).
 
 May import: ``errors``, ``text``, ``config``, ``model``, ``record``, ``mcp``.
 """

@@ -140,6 +140,8 @@ def _call_lines(call: ToolCall) -> list[str]:
     name = call.name or call.provider_name
     compact = call.raw_arguments if call.arguments is None else json.dumps(call.arguments, ensure_ascii=False)
     doubled = f"  [doubled: {call.doubled}]" if getattr(call, "doubled", None) else ""  # a tool double answered
+    if getattr(call, "reported", False):  # an external agent's own tool: seen only in its returned messages
+        doubled += "  [reported by the agent]"
     if "\n" not in compact and len(compact) <= INLINE:
         lines = [f"    - {name}({compact}){doubled}"]
     else:
@@ -157,6 +159,9 @@ def describe(turns: Sequence[Turn], *, what: str = "this turn") -> str:
     lines.append("  tools called:" if calls else "  tools called: none")
     for call in calls:
         lines += _call_lines(call)
+    unreached = [t.tools_unreached for t in turns if getattr(t, "tools_unreached", None)]
+    if unreached:  # an external agent whose MCP client is not pointed at our endpoints (docs/agents.md)
+        lines.append(f"  note: {unreached[-1]}")
     lines += labelled("response", turns[-1].response if turns else "", "  ")
     return "\n".join(lines)
 

@@ -191,6 +191,11 @@ class ToolBox:
     def resolve(self, pname: str) -> tuple[ServerConnection, ToolSpec] | None:
         return self._by_provider.get(pname)
 
+    def on_server(self, server: str) -> list[tuple[str, ToolSpec]]:
+        """``(provider name, spec)`` of the tools this agent may use on ``server``: what an
+        external agent's MCP endpoint for that server lists and accepts (docs/agents.md)."""
+        return [(pname, spec) for pname, (conn, spec) in self._by_provider.items() if conn.name == server]
+
     def known_elsewhere(self, pname: str) -> str | None:
         """The MCP name of a tool the servers offer but this agent may not use."""
         return pname if pname in self._all else None

@@ -65,6 +65,8 @@ def run(behave_args: Sequence[str], out: Any) -> int:
             say(check)
         for check in server_checks(config):
             say(check)
+        for check in agent_checks(config):
+            say(check)
         if config.cassette == "replay" and features is not None:
             for check in cassette_checks(config, features):
                 say(check)
@@ -73,6 +75,29 @@ def run(behave_args: Sequence[str], out: Any) -> int:
     verdict = "all is well" if not failed else f"{failed} problem{'s' * (failed != 1)}"
     print(f"doctor: {len(checks)} checks, {verdict}{f', {warned} warnings' if warned else ''}.", file=out, flush=True)
     return 1 if failed else 0
+
+
+def agent_checks(config: Config) -> list[Check]:
+    """Agents that are not the built-in loop (docs/agents.md): a python agent imports and is
+    callable; a service or CLI agent is named with what will start or reach it."""
+    from ..agent.external.base import AgentError
+    from ..agent.external.python import load_callable
+
+    checks = []
+    for agent in config.agents.values():
+        if agent.kind == "python":
+            try:
+                load_callable(str(agent.python), config.base_dir, agent.where)
+            except AgentError as exc:
+                checks.append(Check(FAIL, f"agent {agent.name!r}: {exc}"))
+                continue
+            checks.append(Check(OK, f"agent {agent.name!r}: python agent {agent.python} imports"))
+        elif agent.kind == "service":
+            started = f", started with {' '.join(agent.command)}" if agent.command else " (not started by behave-aitest: it must be running)"
+            checks.append(Check(OK, f"agent {agent.name!r}: agent service at {agent.url}{started}"))
+        elif agent.kind == "command":
+            checks.append(Check(OK, f"agent {agent.name!r}: CLI agent {' '.join(agent.command)}, run once per turn"))
+    return checks
 
 
 # --------------------------------------------------------------------------- features

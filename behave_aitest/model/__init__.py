@@ -9,6 +9,9 @@ per-minute windows, waits until the turn's deadline, shared by the workers); ``s
 run's known cost for ``max_run_cost_usd``; ``preflight`` finds missing provider keys before
 the first scenario; ``embeddings`` embeds texts, offline (wordllama's weights shipped in its
 wheel, the ``[similarity]`` extra) or through ``litellm.aembedding`` (docs/checks-meaning-safety.md).
+``endpoint`` is the OpenAI-compatible model endpoint an external agent uses as its base URL
+(``responses`` translates the Responses API), served by ``localhttp`` (a keyed HTTP server on
+127.0.0.1 on the run's event loop).
 
 May import: ``errors``, ``text``, ``config``. Nothing here knows about MCP, records or behave.
 """

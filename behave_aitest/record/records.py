@@ -86,6 +86,9 @@ class ToolCall:
     annotations: dict[str, Any] | None = None  # readOnlyHint, destructiveHint, idempotentHint, openWorldHint
     structured_content: Any = None
     content_items: list[dict[str, Any]] = field(default_factory=list)  # one per content block (content.py)
+    # an external agent's call seen only in the messages it returned (its own in-process tool),
+    # never through an MCP endpoint: "reported by the agent" (docs/agents.md)
+    reported: bool = False
 
     @property
     def qualified_name(self) -> str:
@@ -192,6 +195,9 @@ class Turn:
         """Model calls servers asked for during this turn's tool calls (the agent's spend too)."""
         return [s for c in self.tool_calls for s in c.sampling_calls]
     simulated: bool = False  # the user message came from the simulated user (docs/simulated-user.md)
+    agent_kind: str | None = None  # "python", "service", "command": an external agent ran it (docs/agents.md)
+    warnings: list[str] = field(default_factory=list)  # e.g. an external agent that made no model call through the endpoint
+    tools_unreached: str | None = None  # an external agent's turn where no tool call reached the MCP endpoints (their URLs)
 
     @property
     def input_tokens(self) -> int:

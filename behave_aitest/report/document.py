@@ -160,6 +160,8 @@ def tool_call_dict(call: Any) -> dict[str, Any]:
         "doubled": getattr(call, "doubled", None),
         "by_test": bool(getattr(call, "by_test", False)),
         **mcp_extras(call),
+        # an external agent's own tool, seen only in the messages it returned (docs/agents.md)
+        **({"reported": True} if getattr(call, "reported", False) else {}),
     }
 
 
@@ -186,6 +188,10 @@ def turn_dict(turn: Any) -> dict[str, Any]:
         data["tool_list_changes"] = list(turn.tool_list_changes)
     if getattr(turn, "checks", None):  # similarity, numbers, injection drills (docs/checks-meaning-safety.md)
         data["checks"] = [_plain(c) for c in turn.checks]
+    if getattr(turn, "agent_kind", None):  # an agent that is not the built-in loop (docs/agents.md)
+        data["agent_kind"] = turn.agent_kind
+    if getattr(turn, "warnings", None):
+        data["warnings"] = list(turn.warnings)
     data["stats"] = _round(turn_stats(data))
     return data
 

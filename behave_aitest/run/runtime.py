@@ -72,6 +72,7 @@ class Runtime(ModelChoice, ServerScopes):
         self._scripted: Any = None
         self._printed: set[str] = set()  # warnings about servers' tools, printed once per run
         self.cassettes: Any = None  # a cassettes.CassetteLibrary, unless cassette = "off"
+        self.external: Any = None  # agent.external.session.ExternalAgents, on the first external agent's turn
         if config.cassette != "off":  # imported only when used: a dry run or a plain run must not pay for it
             from ..record.cassettes import CassetteLibrary
 
@@ -109,6 +110,12 @@ class Runtime(ModelChoice, ServerScopes):
                 except Exception as exc:  # keep closing the others
                     print(f"behave-aitest WARNING: stopping the servers of {scope.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         self._scopes.clear()
+        if self.external is not None and self.portal is not None:
+            external, self.external = self.external, None
+            try:
+                self.portal.call(external.close)
+            except Exception as exc:
+                print(f"behave-aitest WARNING: stopping the external agents: {type(exc).__name__}: {exc}", file=sys.stderr)
         if self.portal is not None:
             with contextlib.suppress(Exception):  # not running any more
                 self.portal.call(self.portal.stop, True)  # cancel what is left, do not wait for it
@@ -376,18 +383,29 @@ class Runtime(ModelChoice, ServerScopes):
         complete = self._completer(settings)
         self._client_sides(live, connections, settings, complete)
         user_messages = self._with_attachments(live, text, user_messages)
-        turn = self.call(
-            lambda: run_turn(
-                complete,
-                toolbox,
-                system_prompt=live.agent.system_prompt,
-                history=live.record.messages,
-                user_text=text,
-                settings=settings,
-                index=len(live.record.turns),
-                user_messages=user_messages,
+        index = len(live.record.turns)
+        if self._external(live.agent.name):  # an agent that is not the built-in loop (docs/agents.md)
+            external, name = self.external, live.agent.name
+            turn = self.call(
+                lambda: external.turn(
+                    name, conversation_id=live.record.id, complete=complete, toolbox=toolbox, history=live.record.messages,
+                    user_text=text, settings=settings, index=index, user_messages=user_messages,
+                )
             )
-        )
+            self._warn_once(live, turn.warnings)
+        else:
+            turn = self.call(
+                lambda: run_turn(
+                    complete,
+                    toolbox,
+                    system_prompt=live.agent.system_prompt,
+                    history=live.record.messages,
+                    user_text=text,
+                    settings=settings,
+                    index=index,
+                    user_messages=user_messages,
+                )
+            )
         if turn.error is None:
             turn.error = elicitation_error(turn)
         turn.simulated = simulated
@@ -403,6 +421,16 @@ class Runtime(ModelChoice, ServerScopes):
             live.cassette.note_doubled(turn)
         return turn
 
+    def _external(self, name: str | None) -> bool:
+        """Whether the agent ``name`` is not the built-in loop (docs/agents.md)."""
+        agent = self.config.agents.get(name or "")
+        if agent is None or agent.kind == "builtin":
+            return False
+        if self.external is None:
+            from ..agent.external.session import ExternalAgents
+
+            self.external = ExternalAgents(self.config, self.log_dir)
+        return True
 
     def _agent_tool(self, live: LiveConversation, name: str, step: str) -> Any:
         """``(connection, spec)`` of the agent's tool ``name``; a ValueError listing its tools."""

@@ -33,7 +33,14 @@ def step_system_prompt(context: Any) -> None:
     """Replace the agent's system prompt with the doc string below the step."""
     if not context.text:
         raise StepUsageError('"Given the system prompt:" needs a doc string ("""...""") below it.')
-    live_of(context).agent.system_prompt = context.text
+    live = live_of(context)
+    agent = runtime_of(context).config.agents.get(live.agent.name or "")
+    if agent is not None and agent.kind != "builtin":  # it would change nothing: say so (docs/agents.md)
+        raise StepUsageError(
+            f'"Given the system prompt:" sets the prompt of behave-aitest\'s own agent loop; the agent {agent.name!r} '
+            f"is a {agent.kind} agent with its own prompt."
+        )
+    live.agent.system_prompt = context.text
 
 
 @given('the MCP server "{name}"')
@@ -68,6 +75,7 @@ TURN_ERRORS = {
     "unexpected": "unexpected error",
     "elicitation": "the scenario's answers do not fit a server's question",
     "throttled": "throttled by the provider's rate limit",
+    "agent": "agent error",  # an external agent failed (docs/agents.md)
 }
 
 

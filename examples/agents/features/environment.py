@@ -1,0 +1,1 @@
+from behave_aitest.environment import *  # noqa: F401,F403
