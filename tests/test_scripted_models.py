@@ -59,8 +59,8 @@ def test_each_named_model_answers_from_its_own_rules(tmp_path: Path) -> None:
     assert _ask(models, "scripted/hasty", "hello", system="You are grumpy.") == {"content": "What now?"}  # system
     assert _ask(models, "scripted/careful", "move $5")["tool_calls"] == [("get_balance", {"account": "checking"})]
     assert _ask(models, "scripted/hasty", "move $5")["tool_calls"][0][0] == "transfer"
-    assert "no rule matches" in _ask(models, "scripted/careful", "hello")["content"]  # no sharing of plain rules
-    assert "not defined" in _ask(models, "scripted/nope", "hello")["content"]
+    assert "has no rule" in _ask(models, "scripted/careful", "hello")["message"]  # no sharing of plain rules
+    assert "not defined" in _ask(models, "scripted/nope", "hello")["message"]
 
 
 @pytest.mark.parametrize(
