@@ -173,13 +173,97 @@ def test_every_tool_step_checks_the_name_exists(project: Project) -> None:
         "in order": ("'transfr'", "Did you mean 'transfer'?"),
         "in any order": ("'get_all_balanse'", "Did you mean 'get_all_balances'?"),
         "server of a tool": ("'bnk.transfer'", "Did you mean 'bank.transfer'?"),
-        "glob that matches nothing": ("'delete_*'", "matches none of"),
+        "glob that matches nothing": ("'delete_*'", "matches none of the tools"),
         "allowed tools step": ("'transfr'", "Did you mean 'transfer'?"),
     }
     for title, (name, hint) in expected.items():
         block = blocks.get(title, "")
         assert name in block and hint in block, f"{title}:\n{block}\n---\n{result.output}"
-        assert "get_all_balances, get_balance, get_transactions, transfer" in block, f"{title}:\n{block}"
+        tools = "bank.get_all_balances, bank.get_balance" if title == "allowed tools step" else "get_all_balances, get_balance, get_transactions, transfer"
+        assert tools in block, f"{title}:\n{block}"
         assert "Traceback" not in block, block
     assert "1 scenario passed, 0 failed, 12 error" in result.output or "1 scenario passed, 12 failed" in result.output, result.output
     assert result.returncode == 1
+
+
+# --------------------------------------------------------------------------- item 3: doctor = the run's checks
+
+
+def _cli(*args: str, cwd) -> "subprocess.CompletedProcess[str]":  # type: ignore[name-defined]
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    return subprocess.run([sys.executable, "-m", "behave_aitest.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+
+
+NAMED_RULES = RULES + """
+[[models.careful.rule]]
+when = 'hello'
+reply = "Hello, carefully."
+
+[[models.judge.rule]]
+when = 'criteri'
+reply = '{"verdicts": [{"criterion": "x", "passed": true, "reason": "ok"}]}'
+"""
+
+NAMED = """
+@model:scripted/carefull
+Feature: Named things
+  @judge:scripted/juge
+  Scenario: A judged answer
+    Given the agent "bankr"
+    When the user says "hello"
+    Then the agent did not call tool "get_balanse"
+    And the response satisfies "is polite"
+"""
+
+
+def test_doctor_runs_the_runs_own_checks(project: Project) -> None:
+    """Item 3 (and item 2's "doctor says all is well"): every named thing the run refuses,
+    doctor refuses too, through the same functions: an undefined named scripted model (its
+    /name shown), a @judge: tag naming an undefined model, an unknown agent (did-you-mean),
+    a tool no server of the scenario's agent offers; the run stops before its first scenario."""
+    _scripted(project)
+    (project.root / "rules.toml").write_text(textwrap.dedent(NAMED_RULES), encoding="utf-8")
+    project.feature("named.feature", NAMED)
+    done = _cli("doctor", cwd=project.root)
+    out = done.stdout
+    assert done.returncode == 1, out + done.stderr
+    fails = [line for line in out.splitlines() if line.startswith("[FAIL]")]
+    assert any("'scripted/carefull'" in f and "scripted/careful" in f for f in fails), out
+    assert any("'scripted/juge'" in f and "@judge:" in f for f in fails), out
+    assert any("'bankr'" in f and "Did you mean 'banker'?" in f for f in fails), out
+    assert any("'get_balanse'" in f and "Did you mean 'get_balance'?" in f and "features/named.feature:8" in f for f in fails), out
+    assert "Traceback" not in out + done.stderr
+    run = project.run("-f", "plain")
+    assert run.returncode == 1 and "HOOK-ERROR in before_all" in run.output, run.output
+    assert "0 scenarios passed" in run.output or "scenarios passed" not in run.output, run.output
+
+
+def test_judge_tag_and_scripted_without_rules_stop_the_run(project: Project) -> None:
+    """Item 3: a @judge: tag naming an undefined scripted model, and model = "scripted" with no
+    scripted_rules, stop the run before the first scenario (not at the judge step), as in doctor."""
+    _scripted(project)
+    project.feature(
+        "judged.feature",
+        """
+        Feature: Judged
+          @judge:scripted/juge
+          Scenario: A judged answer
+            When the user says "hello"
+            Then the response satisfies "is polite"
+        """,
+    )
+    run = project.run("-f", "plain")
+    assert run.returncode == 1 and "HOOK-ERROR in before_all" in run.output, run.output
+    assert "'scripted/juge'" in run.output and "features/judged.feature:4" in run.output, run.output
+    project.config('[tool.behave_aitest]\nmodel = "scripted"\n' + BANK)
+    project.feature("judged.feature", "Feature: Plain\n  Scenario: Hi\n    When the user says \"hello\"\n")
+    run = project.run("-f", "plain")
+    assert run.returncode == 1 and "HOOK-ERROR in before_all" in run.output and "scripted_rules" in run.output, run.output
+    doctor = _cli("doctor", cwd=project.root)
+    assert doctor.returncode == 1 and any(
+        line.startswith("[FAIL]") and "scripted_rules" in line for line in doctor.stdout.splitlines()
+    ), doctor.stdout

@@ -135,7 +135,12 @@ def read_models(path: Path) -> dict[str, list[Rule]]:
 
 def undefined_model(model: str, models: Mapping[str, Any], path: Path) -> str:
     """The message for a scripted model the rules file does not define."""
+    import difflib
+
     known = ", ".join(sorted(models)) or "none"
+    close = difflib.get_close_matches(model, list(models), n=1)
+    if close:
+        known += f"; did you mean {close[0]!r}?"
     if model == SCRIPTED_PREFIX:
         how = "add top-level [[rule]] tables"
     else:

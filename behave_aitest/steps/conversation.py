@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..agent import checks
-from .base import AgentError, StepUsageError, given, live_of, runtime_of, when
+from .base import AgentError, StepUsageError, given, known_tools, live_of, runtime_of, step_text, when
 
 __all__: list[str] = []
 
@@ -53,8 +53,15 @@ def step_server(context: Any, name: str) -> None:
 @given('the agent may only use the tools "{names}"')
 def step_allowed_tools(context: Any, names: str) -> None:
     """Offer the model only these tools (comma-separated; "server.tool" picks one server's tool).
-    A tool the model calls anyway is refused and recorded as an error."""
-    live_of(context).agent.allowed_tools = checks.split_names(names)
+    A tool the model calls anyway is refused and recorded as an error. A name the agent's
+    servers do not list is an error with a did-you-mean."""
+    from ..agent.names import allowed_tools_problem
+
+    entries = checks.split_names(names)
+    problem = allowed_tools_problem(entries, known_tools(context), step_text(context, f'Given the agent may only use the tools "{names}"'))
+    if problem:
+        raise StepUsageError(problem)
+    live_of(context).agent.allowed_tools = entries
 
 
 # --------------------------------------------------------------------------- When
