@@ -190,5 +190,27 @@ async def complete(request: dict[str, Any], *, timeout_s: float | None = None) -
     """
     litellm = litellm_module()
     started = time.perf_counter()
-    response = await litellm.acompletion(**request, max_retries=0, timeout=timeout_s)
+    try:
+        response = await litellm.acompletion(**request, max_retries=0, timeout=timeout_s)
+    except Exception as exc:
+        refused = scripted_refusal(exc, str(request.get("model") or ""))
+        if refused is None:
+            raise
+        from ..errors import TurnFailure
+
+        raise TurnFailure("model", refused) from None
     return reply_from_response(response, time.perf_counter() - started)
+
+
+def scripted_refusal(exc: BaseException, model: str) -> str | None:
+    """The scripted model's own words when it refuses a message (no rule for it, a rule
+    calling a tool the agent lacks: behave_aitest/model/scripted.py), without the
+    ``BadRequestError: litellm.BadRequestError: OpenAIException -`` litellm puts before them;
+    None for any other error."""
+    from ..config import is_scripted
+
+    if not is_scripted(model.removeprefix("openai/")) or getattr(exc, "status_code", None) != 400:
+        return None
+    text = str(exc)
+    at = text.find("the scripted model ")
+    return text[at:] if at >= 0 else None
