@@ -69,6 +69,7 @@ class ServerConnection:
     client: Any = None  # clientside.ClientSide: answers the server's questions, collects its events
     mcp: Any = None  # the SDK's mcp.Client over this session (input_required rounds, relisting)
     warnings: list[str] = field(default_factory=list)  # tools not offered, and why
+    listening: bool = False  # a 2026-07-28 subscriptions/listen stream carries its tool-list changes
 
     def transport_closed(self) -> bool:
         """The transport has ended (the server's stdout closed, the HTTP stream ended):
@@ -117,6 +118,11 @@ class ServerConnection:
         finally:
             if events is not None:
                 self.client.end_call(events)
+        if self.listening:
+            # A change the server published during the call came on the listen stream before
+            # the call's answer; let the stream's task mark it before the next model call.
+            for _ in range(3):
+                await anyio.sleep(0)
         from .content import result_view
 
         view = result_view(result)
@@ -273,6 +279,7 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
                     listed = await all_tools(mcp)
             tools, warnings = tool_specs(config, listed)
             connection = ServerConnection(config, mcp.session, tools, errlog, incoming=read, client=client, mcp=mcp, warnings=warnings)
+            connection.listening = await listen_for_tool_changes(mcp, client, stack)
             yield connection
     except (ConfigError, ServerError):
         raise
@@ -280,6 +287,37 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
         if connection is not None:  # the server was up: what failed is the caller's business
             raise
         raise start_failure(config, first_leaf(exc), errlog, statuses) from None
+
+
+async def listen_for_tool_changes(mcp: Any, client: Any, stack: AsyncExitStack) -> bool:
+    """At 2026-07-28, open a ``subscriptions/listen`` stream for tool-list changes and mark
+    them on the client side (``client.tools_changed``) as a 2025 ``notifications/tools/
+    list_changed`` would: that era sends no unsolicited notification, so without the stream a
+    tool the server adds during a call stays unknown to the next model call. The stream is
+    acknowledged before the connection is handed out (no change is missed after it), read by a
+    task of ``stack`` and cancelled when the connection closes. An older era, or a server that
+    refuses the stream, keeps the connection as it is; False then."""
+    import anyio
+    from mcp.client.subscriptions import ListenNotSupportedError
+
+    async def listen(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with mcp.listen(tools_list_changed=True) as subscription:
+                task_status.started(True)
+                async for event in subscription:
+                    if type(event).__name__ == "ToolsListChanged":
+                        client.tools_changed = True
+        except ListenNotSupportedError:
+            task_status.started(False)
+        except Exception:  # refused, or the stream dropped: the connection itself decides what is dead
+            try:
+                task_status.started(False)
+            except RuntimeError:  # already started: the stream ended after its acknowledgement
+                pass
+
+    group = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(group.cancel_scope.cancel)  # runs before the group's exit: the stream's task stops
+    return bool(await group.start(listen))
 
 
 def _client(read: Any, write: Any, client: Any, config: ServerConfig) -> Any:

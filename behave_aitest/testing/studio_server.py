@@ -120,7 +120,10 @@ async def unlock_admin(ctx: Context) -> str:
     if "archive" not in [t.name for t in await server.list_tools()]:
         server.add_tool(_archive, name="archive", description="Archive a project.", structured_output=False)
         server.remove_tool("unlock_admin")
+        # 2025 clients get notifications/tools/list_changed; 2026-07-28 ones (which drop that
+        # notification) get the event on the subscriptions/listen stream they opened.
         await ctx.session.send_tool_list_changed()
+        await ctx.notify_tools_changed()
     return "Admin tools unlocked: archive."
 
 
