@@ -39,6 +39,31 @@ def litellm_module() -> Any:
     return _litellm
 
 
+_warmed = False
+
+
+async def warm_up() -> None:
+    """Import litellm and run its first-call set-up (about 40 more modules it imports lazily,
+    over a second of CPU) once per process, through a mocked completion that sends nothing.
+
+    A turn's ``timeout_s`` covers model and tool calls only: called before the turn's
+    deadline starts, this keeps start-up out of it (a first turn on a busy machine otherwise
+    timed out with no model call, cancelling litellm half-way and leaving its coroutine
+    un-awaited).
+    """
+    global _warmed
+    if _warmed:
+        return
+    litellm = litellm_module()
+    try:
+        await litellm.acompletion(
+            model="openai/behave-aitest-warm-up", messages=[{"role": "user", "content": "warm-up"}], mock_response="ok", api_key="none"
+        )
+    except Exception:  # a warm-up that fails costs the first call its set-up time, nothing else
+        pass
+    _warmed = True
+
+
 # Variables that only say *where* a provider is: a configured api_base stands in for them.
 _WHERE_KEYS = ("API_BASE", "BASE_URL", "ENDPOINT")
 
