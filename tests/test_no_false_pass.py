@@ -174,7 +174,7 @@ def test_every_tool_step_checks_the_name_exists(project: Project) -> None:
         "in any order": ("'get_all_balanse'", "Did you mean 'get_all_balances'?"),
         "server of a tool": ("'bnk.transfer'", "Did you mean 'bank.transfer'?"),
         "glob that matches nothing": ("'delete_*'", "matches none of the tools"),
-        "allowed tools step": ("'transfr'", "Did you mean 'transfer'?"),
+        "allowed tools step": ("'transfr'", "(did you mean 'transfer'?)"),
     }
     for title, (name, hint) in expected.items():
         block = blocks.get(title, "")
@@ -267,3 +267,27 @@ def test_judge_tag_and_scripted_without_rules_stop_the_run(project: Project) -> 
     assert doctor.returncode == 1 and any(
         line.startswith("[FAIL]") and "scripted_rules" in line for line in doctor.stdout.splitlines()
     ), doctor.stdout
+
+
+def test_allowed_tools_in_the_config_are_said_once_with_a_did_you_mean(project: Project) -> None:
+    """Item 2: an ``allowed_tools`` entry no server offers is said once per run, in full (a
+    did-you-mean, the tools the servers offer); a later scenario of the same agent points at it."""
+    _scripted(project, 'allowed_tools = ["get_balance", "transfr"]\n')
+    project.feature(
+        "allowed.feature",
+        """
+        Feature: Allowed tools
+          Scenario: First
+            Given the agent "banker"
+            When the user says "hello"
+
+          Scenario: Second
+            Given the agent "banker"
+            When the user says "hello"
+        """,
+    )
+    result = project.run("-f", "plain")
+    blocks = _scenarios(result.output)
+    first, second = blocks["First"], blocks["Second"]
+    assert "'transfr' (did you mean 'transfer'?)" in first and "Its servers offer: bank.get_all_balances, bank.get_balance" in first, result.output
+    assert "Did you mean" not in second and "features/allowed.feature:3" in second and "allowed_tools" in second, result.output

@@ -68,6 +68,12 @@ def did_you_mean(name: str, candidates: Sequence[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
+def _maybe(name: str, candidates: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or nothing."""
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def unknown_tool(name: str, known: KnownTools, step: str) -> str | None:
     """The message for a step naming a tool the agent does not have, or None when it has it."""
     if known.has(name):
@@ -100,7 +106,7 @@ def allowed_tools_problem(entries: Sequence[str], known: KnownTools, where: str)
     if not unknown:
         return None
     offered = sorted(f"{s}.{t}" for s, t in known.listed)
-    each = "; ".join(f"{e!r}{did_you_mean(e, known.names())}" for e in unknown)
+    each = "; ".join(f"{e!r}{_maybe(e, known.names())}" for e in unknown)
     noun = "entry is" if len(unknown) == 1 else "entries are"
     return (
         f"{where.rstrip(':')}: allowed_tools {noun} not offered by the servers of the agent {known.agent!r}: {each}. "

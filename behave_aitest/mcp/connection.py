@@ -171,10 +171,27 @@ class ServerConnection:
     async def get_prompt(self, name: str, arguments: Mapping[str, str]) -> Any:
         return await (self.mcp or self.session).get_prompt(name, dict(arguments))
 
-    async def list_resources(self) -> list[Any]:
-        if not getattr(self.capabilities(), "resources", None):
-            return []
-        return list((await (self.mcp or self.session).list_resources()).resources)
+    async def list_resources(self, pages: int = 100) -> list[Any]:
+        """Every resource the server lists, page after page (``nextCursor``)."""
+        return await self._all_pages("list_resources", "resources", pages)
+
+    async def list_resource_templates(self, pages: int = 100) -> list[Any]:
+        """Every resource template (``resources/templates/list``), page after page."""
+        return await self._all_pages("list_resource_templates", "resource_templates", pages)
+
+    async def _all_pages(self, method: str, field: str, pages: int) -> list[Any]:
+        caps = self.capabilities()
+        if caps is not None and not getattr(caps, "resources", None):
+            return []  # a 2025 server that declared no resources (a 2026 one declares nothing here)
+        found: list[Any] = []
+        cursor: str | None = None
+        for _ in range(pages):
+            page = await getattr(self.mcp or self.session, method)(cursor=cursor)
+            found += list(getattr(page, field, None) or [])
+            cursor = getattr(page, "next_cursor", None)
+            if not cursor:
+                break
+        return found
 
     def capabilities(self) -> Any:
         return getattr(self.session, "server_capabilities", None)
@@ -182,6 +199,19 @@ class ServerConnection:
     @property
     def protocol_version(self) -> str | None:
         return getattr(self.session, "protocol_version", None)
+
+
+def template_matches(template: str, uri: str) -> bool:
+    """Whether ``uri`` is one of a resource template's URIs (RFC 6570 simple and reserved
+    expansion: ``{name}`` is one path segment, ``{+path}`` anything)."""
+    import re
+
+    pattern, at = "", 0
+    for found in re.finditer(r"\{(\+?)[^}]*\}", template):
+        pattern += re.escape(template[at:found.start()]) + (".+" if found.group(1) else "[^/?#]+")
+        at = found.end()
+    pattern += re.escape(template[at:])
+    return re.fullmatch(pattern, uri) is not None
 
 
 async def all_tools(mcp: Any, pages: int = 100) -> list[Any]:

@@ -136,6 +136,12 @@ def brand_guide() -> str:
     return "# Brand guide\nUse autumn colours. Never use pink."
 
 
+@server.resource("studio://projects/{name}", name="project brief", mime_type="text/plain")
+def project_brief(name: str) -> str:
+    """A resource template: its URIs are not in resources/list, only the template is."""
+    return f"Project {name}: a logo in autumn colours."
+
+
 @server.prompt(description="Ask for a critique of a design.")
 def critique(design: str) -> str:
     return f"Please critique the design {design!r} against the brand guide."

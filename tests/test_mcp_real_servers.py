@@ -1,0 +1,80 @@
+"""Issue 24, part B: the MCP client against real servers. Item 7: a stateless (2026-07-28)
+server's tool-list changes reach the next model call, through ``subscriptions/listen`` (that
+era has no unsolicited notifications). Item 8: an attached resource may come from a resource
+template. The studio server (behave_aitest/testing/studio_server.py) runs for real over stdio;
+its ``unlock_admin`` tool swaps itself for ``archive`` and says the list changed."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Project, llm_config
+from behave_aitest.model.fakellm import FakeOpenAI
+
+CONFIG = """
+[tool.behave_aitest.servers.studio]
+command = ["python", "-m", "behave_aitest.testing.studio_server"]
+protocol = "2026-07-28"
+
+[tool.behave_aitest.agents.admin]
+servers = ["studio"]
+"""
+
+FEATURE = """
+Feature: Tool list changes of a stateless server
+  Scenario: unlock, then archive in the same turn
+    Given the agent "admin"
+    When the user says "unlock admin and archive the fox project"
+    Then the result of tool "archive" mentions "Archived fox"
+"""
+
+
+def test_a_stateless_servers_tool_list_change_reaches_the_next_model_call(project: Project, fake_llm: FakeOpenAI) -> None:
+    project.config(llm_config(fake_llm, CONFIG))
+    project.feature("stateless.feature", FEATURE)
+    fake_llm.add({"tool_calls": [("unlock_admin", {})]}, {"tool_calls": [("archive", {"project": "fox"})]}, {"content": "Archived."})
+    result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json", "-f", "plain")
+    assert result.returncode == 0, result.output
+    offered = [[t["function"]["name"] for t in r.get("tools", [])] for r in fake_llm.requests]
+    assert "unlock_admin" in offered[0] and "archive" not in offered[0], offered
+    assert "archive" in offered[1] and "unlock_admin" not in offered[1], offered
+    doc = json.loads((project.root / "r.json").read_text(encoding="utf-8"))
+    turn = doc["features"][0]["scenarios"][0]["turns"][0]
+    assert turn["tool_list_changes"] == ["studio: +archive -unlock_admin"], turn.get("tool_list_changes")
+
+
+LEGACY = """
+[tool.behave_aitest.servers.legacy]
+command = ["python", "-m", "behave_aitest.testing.studio_server"]
+protocol = "legacy"
+
+[tool.behave_aitest.agents.old]
+servers = ["legacy"]
+"""
+
+ATTACH = """
+Feature: Attached resources
+  Scenario: a URI of a resource template
+    Given the agent "old"
+    And the resource "studio://projects/fox" is attached
+    When the user says "what is the fox project?"
+    Then the response mentions "autumn"
+
+  Scenario: a URI no server has
+    Given the agent "old"
+    And the resource "studio://brand-guid" is attached
+"""
+
+
+def test_an_attached_resource_may_come_from_a_template(project: Project, fake_llm: FakeOpenAI) -> None:
+    """Item 8: ``Given the resource ... is attached`` reads a URI of a resource template (as
+    ``read_resource`` does) on a 2025 server, whose list it is not in; one that no server can
+    read says what was meant."""
+    project.config(llm_config(fake_llm, LEGACY))
+    project.feature("attach.feature", ATTACH)
+    fake_llm.add({"content": "A logo in autumn colours."})
+    result = project.run("-f", "plain")
+    assert "1 scenario passed, 0 failed, 1 error" in result.output, result.output
+    user = [m for m in fake_llm.requests[0]["messages"] if m["role"] == "user"]
+    assert "Project fox: a logo in autumn colours." in user[-1]["content"], user
+    assert "'studio://brand-guid'" in result.output and "Did you mean 'studio://brand-guide'?" in result.output, result.output
