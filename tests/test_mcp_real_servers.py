@@ -63,6 +63,10 @@ Feature: Attached resources
   Scenario: a URI no server has
     Given the agent "old"
     And the resource "studio://brand-guid" is attached
+
+  Scenario: a prompt no server has
+    Given the agent "old"
+    When the user runs the prompt "critque"
 """
 
 
@@ -74,7 +78,9 @@ def test_an_attached_resource_may_come_from_a_template(project: Project, fake_ll
     project.feature("attach.feature", ATTACH)
     fake_llm.add({"content": "A logo in autumn colours."})
     result = project.run("-f", "plain")
-    assert "1 scenario passed, 0 failed, 1 error" in result.output, result.output
+    assert "1 scenario passed, 0 failed, 2 error" in result.output, result.output
     user = [m for m in fake_llm.requests[0]["messages"] if m["role"] == "user"]
     assert "Project fox: a logo in autumn colours." in user[-1]["content"], user
     assert "'studio://brand-guid'" in result.output and "Did you mean 'studio://brand-guide'?" in result.output, result.output
+    # item 2, prompts: a did-you-mean too
+    assert "Unknown prompt 'critque': the agent's servers offer legacy.critique. Did you mean 'critique'?" in result.output, result.output

@@ -490,8 +490,11 @@ class Runtime(ModelChoice, ServerScopes):
                             f"{type(exc).__name__}: {exc}"
                         ) from None
                     return [{"role": m.role, "content": blocks_view([m.content]).text} for m in result.messages]
+            from ..agent.names import did_you_mean
+
+            bare = [k.partition(".")[2] for k in known]
             raise ConfigError(
-                f"Unknown prompt {name!r}: the agent's servers offer {', '.join(known) or 'no prompts'}."
+                f"Unknown prompt {name!r}: the agent's servers offer {', '.join(known) or 'no prompts'}.{did_you_mean(name, bare)}"
             )
 
         return self.call(get)
