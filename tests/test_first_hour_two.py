@@ -48,3 +48,40 @@ def test_the_diff_html_and_the_baseline_panel_have_no_emoji() -> None:
     doc = dict(NEW)
     doc["baseline"] = None
     assert not EMOJI.search(diff.headline(result, icons=False))
+
+
+def test_a_missing_key_message_names_that_key_in_its_example(tmp_path, monkeypatch) -> None:
+    """Item 22: a missing ANTHROPIC_API_KEY said "e.g. export OPENAI_API_KEY=..."."""
+    import pytest
+
+    from behave_aitest.config import ConfigError, load_config
+    from behave_aitest.model.preflight import check_keys
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    (tmp_path / "pyproject.toml").write_text('[tool.behave_aitest]\nmodel = "anthropic/claude-sonnet-4-5"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = load_config({})
+    with pytest.raises(ConfigError) as caught:
+        check_keys({"anthropic/claude-sonnet-4-5": "pyproject.toml"}, config)
+    assert "export ANTHROPIC_API_KEY=..." in str(caught.value) and "OPENAI_API_KEY" not in str(caught.value), caught.value
+
+
+def test_a_judge_step_without_a_judge_model_says_how_to_set_one(project) -> None:
+    """Item 22: with the scripted model as the agent and no judge model, the judge step's error
+    says how to set one (@judge:, judge_model, judge rules)."""
+    (project.root / "rules.toml").write_text("[[rule]]\nwhen = 'hello'\nreply = 'Hello.'\n", encoding="utf-8")
+    project.config('[tool.behave_aitest]\nmodel = "scripted"\nscripted_rules = "rules.toml"\n')
+    project.feature(
+        "judged.feature",
+        """
+        Feature: Judged
+          Scenario: Polite
+            When the user says "hello"
+            Then the response satisfies "is polite"
+        """,
+    )
+    result = project.run("-f", "plain")
+    assert result.returncode == 1, result.output
+    assert "The judge could not give a verdict" in result.output, result.output
+    assert "no judge model is set" in result.output and "@judge:" in result.output and "judge_model" in result.output, result.output
+    assert "docs/scripted-model.md#a-judge" in result.output, result.output

@@ -237,6 +237,8 @@ def test_doctor_runs_the_runs_own_checks(project: Project) -> None:
     assert any("'bankr'" in f and "Did you mean 'banker'?" in f for f in fails), out
     assert any("'get_balanse'" in f and "Did you mean 'get_balance'?" in f and "features/named.feature:8" in f for f in fails), out
     assert "Traceback" not in out + done.stderr
+    # item 13: doctor shows the protocol revision each server negotiated
+    assert any(line.startswith("[ok]   server 'bank': started in ") and "MCP 2026-07-28" in line for line in out.splitlines()), out
     run = project.run("-f", "plain")
     assert run.returncode == 1 and "HOOK-ERROR in before_all" in run.output, run.output
     assert "0 scenarios passed" in run.output or "scenarios passed" not in run.output, run.output

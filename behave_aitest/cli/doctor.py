@@ -217,6 +217,7 @@ async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list
         with anyio.fail_after(server.startup_timeout_s + 5):  # connect has its own timeout; this is the backstop
             async with connect(server, errlog) as connection:
                 tools = [t.name for t in connection.tools]
+                era = connection.protocol_version
                 bad = [f"{t.name}: {t.schema_problem}" for t in connection.tools if t.schema_problem]
     except TimeoutError:
         return Check(FAIL, f"{what} {server.name!r}: did not start within {server.startup_timeout_s:g} s (startup_timeout_s)"), None
@@ -227,7 +228,8 @@ async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list
     seconds = time.monotonic() - started
     if bad:
         return Check(FAIL, f"{what} {server.name!r}: started in {seconds:.1f} s, invalid tool schemas: {'; '.join(bad)}"), tools
-    return Check(OK, f"{what} {server.name!r}: started in {seconds:.1f} s, {len(tools)} tools: {', '.join(tools) or 'none'}"), tools
+    spoken = f" (MCP {era})" if era else ""
+    return Check(OK, f"{what} {server.name!r}: started in {seconds:.1f} s{spoken}, {len(tools)} tools: {', '.join(tools) or 'none'}"), tools
 
 
 def allowed_tool_checks(config: Config, listed: dict[str, list[str]]) -> list[Check]:
