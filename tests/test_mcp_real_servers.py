@@ -84,3 +84,21 @@ def test_an_attached_resource_may_come_from_a_template(project: Project, fake_ll
     assert "'studio://brand-guid'" in result.output and "Did you mean 'studio://brand-guide'?" in result.output, result.output
     # item 2, prompts: a did-you-mean too
     assert "Unknown prompt 'critque': the agent's servers offer legacy.critique. Did you mean 'critique'?" in result.output, result.output
+
+
+def test_the_scripted_model_reads_a_tool_image_as_part_of_the_tool_results() -> None:
+    """Item 11: with ``vision = true`` a tool's image reaches the model as a user message after
+    the tool results; the scripted model read it as the latest user message ("no rule matches
+    'Image returned by …'") instead of answering the user's message with the results."""
+    from behave_aitest.mcp.content import image_message
+    from behave_aitest.model.scripted import RulesBrain, parse_rules
+
+    brain = RulesBrain(parse_rules({"rule": [{"when": "sketch", "call": [{"tool": "sketch"}], "reply": "Here: {result}"}]}, "rules.toml"))
+    messages = [
+        {"role": "user", "content": "Make a sketch of a fox"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "sketch", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "1", "content": "A sketch of fox"},
+        image_message([("sketch #1", {"mime_type": "image/png", "data": "iVBORw0KGgo="})]),
+    ]
+    reply = brain({"messages": messages, "tools": [{"type": "function", "function": {"name": "sketch"}}]})
+    assert reply == {"content": "Here: A sketch of fox"}, reply

@@ -114,8 +114,10 @@ def resource_contents_text(contents: Any) -> str:
 def image_message(images: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
     """The user message that carries tool images to a vision model: an OpenAI-style
     ``image_url`` data URI per image (litellm translates it for each provider)."""
+    from ..model.llm import TOOL_IMAGE_TEXT
+
     content: list[dict[str, Any]] = []
     for label, image in images:
-        content.append({"type": "text", "text": f"Image returned by the tool call {label}:"})
+        content.append({"type": "text", "text": f"{TOOL_IMAGE_TEXT}{label}:"})
         content.append({"type": "image_url", "image_url": {"url": f"data:{image['mime_type']};base64,{image['data']}"}})
     return {"role": "user", "content": content}

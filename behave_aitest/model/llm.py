@@ -39,6 +39,10 @@ def litellm_module() -> Any:
     return _litellm
 
 
+# The text that opens each tool image in the user message carrying tool images to a vision
+# model (mcp/content.py builds it; the scripted model reads such a message as tool results).
+TOOL_IMAGE_TEXT = "Image returned by the tool call "
+
 _warmed = False
 
 

@@ -223,6 +223,18 @@ def no_rule(model: str, user_text: str, source: str) -> str:
     )
 
 
+def tool_images(message: Mapping[str, Any]) -> bool:
+    """A user message that only carries tool images to a vision model (after the tool results):
+    part of the tool results, not something the user said, so never "the latest user message"."""
+    content = message.get("content")
+    if not isinstance(content, list) or not content:
+        return False
+    texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    from .llm import TOOL_IMAGE_TEXT
+
+    return bool(texts) and all(str(t).startswith(TOOL_IMAGE_TEXT) for t in texts)
+
+
 class RulesBrain:
     """Answers chat requests from rules; stateless (everything comes from the messages)."""
 
@@ -263,7 +275,7 @@ class RulesBrain:
 
     def __call__(self, request: Mapping[str, Any]) -> dict[str, Any]:
         messages = list(request.get("messages", []))
-        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user" and not tool_images(m)), default=None)
         if last_user is None:
             return {"content": "(scripted model: there is no user message to answer)"}
         user_text = _text(messages[last_user])
