@@ -102,3 +102,15 @@ def test_the_scripted_model_reads_a_tool_image_as_part_of_the_tool_results() -> 
     ]
     reply = brain({"messages": messages, "tools": [{"type": "function", "function": {"name": "sketch"}}]})
     assert reply == {"content": "Here: A sketch of fox"}, reply
+
+
+def test_structured_content_keeps_no_text_over_the_image_limit() -> None:
+    """Item 12: a tool image's base64 repeated in ``structuredContent`` went whole into the
+    report (600 KB image, 808 KB report.json) although images over the limit are not kept."""
+    from behave_aitest.mcp.content import MAX_IMAGE_CHARS, structured_for_record
+
+    big = "A" * (MAX_IMAGE_CHARS + 1)
+    kept = structured_for_record({"name": "fox", "image": {"data": big, "mimeType": "image/png"}, "frames": [big, "small"]})
+    assert kept["name"] == "fox" and kept["frames"][1] == "small" and kept["image"]["mimeType"] == "image/png"
+    assert big not in str(kept) and "not kept" in kept["image"]["data"] and str(MAX_IMAGE_CHARS + 1) in kept["frames"][0], kept
+    assert structured_for_record(None) is None and structured_for_record({"a": "x" * 10}) == {"a": "x" * 10}

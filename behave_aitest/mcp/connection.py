@@ -123,7 +123,7 @@ class ServerConnection:
             # the call's answer; let the stream's task mark it before the next model call.
             for _ in range(3):
                 await anyio.sleep(0)
-        from .content import result_view
+        from .content import result_view, structured_for_record
 
         view = result_view(result)
         return ToolOutcome(
@@ -132,7 +132,7 @@ class ServerConnection:
             time.perf_counter() - started,
             events,
             view,
-            getattr(result, "structured_content", None),
+            structured_for_record(getattr(result, "structured_content", None)),
         )
 
     async def _call_tool(self, tool: str, arguments: dict[str, Any], events: Any) -> Any:
