@@ -293,7 +293,7 @@ def test_init_writes_a_project_that_passes_offline(tmp_path: Path) -> None:
     done = cli("init", "shop", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "left alone features/environment.py (it exists)" in done.stdout
-    assert "added      pyproject.toml ([tool.behave_aitest] at its end; nothing else changed)" in done.stdout
+    assert "added      pyproject.toml ([tool.behave_aitest] and [tool.behave] (the HTML report) at its end; nothing else changed)" in done.stdout
     assert "wrote      features/example.feature" in done.stdout
     assert (root / "features" / "environment.py").read_text() == mine
     assert (root / "pyproject.toml").read_text().startswith(EXISTING + "\n")

@@ -74,11 +74,19 @@ def _write_new(root: Path, relative: str, text: str) -> Outcome:
     return Outcome(relative, "wrote")
 
 
+REPORT_HINT = (
+    'it has its own [tool.behave]: add format = ["behave_aitest.formatter:HTMLFormatter"] and '
+    'outfiles = ["reports/aitest.html"] to it for the HTML report'
+)
+
+
 def _add_table(path: Path) -> Outcome:
-    """The ``[tool.behave_aitest]`` table: appended to pyproject.toml, or a new file."""
+    """The ``[tool.behave_aitest]`` table and, unless the file has its own, a ``[tool.behave]``
+    that writes the HTML report: appended to pyproject.toml, or a new file."""
     table = template("table.toml.txt")
+    behave_table = template("behave_table.toml.txt")
     if not path.exists():
-        return _write_new(path.parent, path.name, table.lstrip("\n"))
+        return _write_new(path.parent, path.name, (table + behave_table).lstrip("\n"))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -89,7 +97,8 @@ def _add_table(path: Path) -> Outcome:
         return Outcome(path.name, "left alone", f"it is not valid TOML ({exc}); add the table by hand")
     if "behave_aitest" in data.get("tool", {}):
         return Outcome(path.name, "left alone", "it already has [tool.behave_aitest]")
-    joined = text + ("" if text.endswith("\n") or not text else "\n") + table
+    own_behave = "behave" in data.get("tool", {})
+    joined = text + ("" if text.endswith("\n") or not text else "\n") + table + ("" if own_behave else behave_table)
     try:
         tomllib.loads(joined)
     except tomllib.TOMLDecodeError:
@@ -99,7 +108,9 @@ def _add_table(path: Path) -> Outcome:
             out.write(joined[len(text):])
     except OSError as exc:
         raise InitError(f"{path}: cannot write it ({exc.strerror or exc}).") from None
-    return Outcome(path.name, "added", "[tool.behave_aitest] at its end; nothing else changed")
+    if own_behave:
+        return Outcome(path.name, "added", f"[tool.behave_aitest] at its end; nothing else changed; {REPORT_HINT}")
+    return Outcome(path.name, "added", "[tool.behave_aitest] and [tool.behave] (the HTML report) at its end; nothing else changed")
 
 
 # --------------------------------------------------------------------------- --from-server
