@@ -143,3 +143,22 @@ def test_the_readme_setup_works_as_written(tmp_path, monkeypatch) -> None:
         for line in doc.read_text(encoding="utf-8").splitlines():
             if "pip install behave-aitest" in line or "pip install 'behave-aitest" in line:
                 assert "once published" in line.lower() or "once it is published" in line.lower() or "then: pip install" in line or "(not today" in line, f"{doc.name}: {line}"
+
+
+def test_a_report_whose_file_suffix_is_another_formats_is_warned(project) -> None:
+    """Item 18: behave pairs ``-o`` with ``-f`` by order, so ``-f pretty -f …HTMLFormatter -o
+    a.html -f …MarkdownFormatter -o b.md`` writes HTML into b.md; the run says so, naming the
+    pairs behave made and how to write them."""
+    (project.root / "features" / "steps" / "basic.py").write_text(
+        "from behave import given\n\n@given('it passes')\ndef it_passes(context):\n    pass\n", encoding="utf-8"
+    )
+    project.config("[tool.behave_aitest]\n")
+    project.feature("plain.feature", "Feature: Plain\n  Scenario: One\n    Given it passes\n")
+    result = project.run(
+        "-f", "pretty", "-f", "behave_aitest.formatter:HTMLFormatter", "-o", "a.html", "-f", "behave_aitest.formatter:MarkdownFormatter", "-o", "b.md"
+    )
+    warning = [line for line in result.stderr.splitlines() if "WARNING" in line and "b.md" in line]
+    assert warning, result.output
+    assert "HTML report" in warning[0] and "-f pretty -o a.html" in warning[0] and "in the same order" in warning[0], warning[0]
+    fine = project.run("-f", "behave_aitest.formatter:HTMLFormatter", "-o", "c.html", "-f", "behave_aitest.formatter:MarkdownFormatter", "-o", "d.md")
+    assert "WARNING" not in fine.stderr, fine.stderr
