@@ -198,12 +198,12 @@ def test_report_diff_and_inline_baseline(project: Project, fake_llm: FakeOpenAI)
     assert 'id="baseline"' in page and "vs baseline: passed → failed" in page
     assert "vs baseline: tools get_balance → get_all_balances (added get_all_balances; removed get_balance)" in page
     assert "new since the baseline" in page and "Not in this run: Bank › Greeting" in page
-    assert "Compared with the baseline `base.json`: ❌ 1 regression · 1 tool sequences changed · 1 added · 1 removed" in (project.root / "new.md").read_text()
+    assert "Compared with the baseline `base.json`: 1 regression · 1 tool sequence changed · 1 added · 1 removed" in (project.root / "new.md").read_text()
 
     diff = cli("report", "diff", "base.json", "new.json", cwd=project.root)
     assert diff.returncode == 1, diff.stderr
     md = diff.stdout
-    assert "**❌ 1 regression · 1 tool sequences changed · 1 added · 1 removed** (2 scenarios compared)" in md
+    assert "**❌ 1 regression · 1 tool sequence changed · 1 added · 1 removed** (2 scenarios compared)" in md
     assert "### Regressions (1)\n\n- **Bank › Transfer** — passed → failed" in md
     assert "- **Bank › Balance** — tools `get_balance` → `get_all_balances` (added `get_all_balances`; removed `get_balance`)" in md
     assert "Goodbye &lt;b&gt;bold&lt;/b&gt;" in md and "<b>" not in md  # names are escaped
