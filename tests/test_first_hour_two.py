@@ -162,3 +162,30 @@ def test_a_report_whose_file_suffix_is_another_formats_is_warned(project) -> Non
     assert "HTML report" in warning[0] and "-f pretty -o a.html" in warning[0] and "in the same order" in warning[0], warning[0]
     fine = project.run("-f", "behave_aitest.formatter:HTMLFormatter", "-o", "c.html", "-f", "behave_aitest.formatter:MarkdownFormatter", "-o", "d.md")
     assert "WARNING" not in fine.stderr, fine.stderr
+
+
+def test_init_from_server_drafts_only_what_an_agent_can_reach(tmp_path) -> None:
+    """Item 14: ``init --from-server`` drafted a scenario for tools the agent's allowed_tools
+    exclude (each would fail), and for a server no agent uses ran the draft against another
+    agent; now it drafts the allowed tools only (naming the others) and reaches an unused
+    server with ``Given the MCP server``."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.behave_aitest]\nmodel = "scripted"\n'
+        '[tool.behave_aitest.servers.bank]\ncommand = ["python", "-m", "behave_aitest.testing.bank_server"]\n'
+        '[tool.behave_aitest.servers.todo]\ncommand = ["python", "-m", "behave_aitest.testing.todo_server"]\n'
+        '[tool.behave_aitest.agents.banker]\nservers = ["bank"]\nallowed_tools = ["get_balance", "bank.transfer"]\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    for name in ("bank", "todo"):
+        done = subprocess.run([sys.executable, "-m", "behave_aitest.cli", "init", "--from-server", name], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+    bank = (tmp_path / "features" / "bank_tools.feature").read_text(encoding="utf-8")
+    assert bank.count("  Scenario: ") == 2 and "Scenario: get_balance" in bank and "Scenario: transfer" in bank, bank
+    assert "get_all_balances" in bank and "allowed_tools" in bank and "Scenario: get_all_balances" not in bank, bank
+    todo = (tmp_path / "features" / "todo_tools.feature").read_text(encoding="utf-8")
+    assert 'Given the MCP server "todo"' in todo and '    Given the agent "' not in todo and "No agent uses" in todo, todo
