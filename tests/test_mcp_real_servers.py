@@ -67,6 +67,13 @@ Feature: Attached resources
   Scenario: a prompt no server has
     Given the agent "old"
     When the user runs the prompt "critque"
+
+  Scenario: answers that do not fit the question
+    Given the agent "old"
+    And the user will answer the server's questions with:
+      | field | value |
+      | brief | a fox |
+    When the user says "start a design"
 """
 
 
@@ -76,9 +83,12 @@ def test_an_attached_resource_may_come_from_a_template(project: Project, fake_ll
     read says what was meant."""
     project.config(llm_config(fake_llm, LEGACY))
     project.feature("attach.feature", ATTACH)
-    fake_llm.add({"content": "A logo in autumn colours."})
+    fake_llm.add({"content": "A logo in autumn colours."}, {"tool_calls": [("start_design", {})]}, {"content": "ok"})
     result = project.run("-f", "plain")
-    assert "1 scenario passed, 0 failed, 2 error" in result.output, result.output
+    assert "1 scenario passed, 1 failed, 2 error" in result.output, result.output
+    # item 13: answers that do not fit a question are the scenario's mistake, not the agent's trouble
+    block = result.output[result.output.index("Scenario: answers that do not fit the question"):]
+    assert "The scenario's answers do not fit a server's question" in block and "did not finish the turn" not in block, block
     user = [m for m in fake_llm.requests[0]["messages"] if m["role"] == "user"]
     assert "Project fox: a logo in autumn colours." in user[-1]["content"], user
     assert "'studio://brand-guid'" in result.output and "Did you mean 'studio://brand-guide'?" in result.output, result.output
@@ -114,3 +124,25 @@ def test_structured_content_keeps_no_text_over_the_image_limit() -> None:
     assert kept["name"] == "fox" and kept["frames"][1] == "small" and kept["image"]["mimeType"] == "image/png"
     assert big not in str(kept) and "not kept" in kept["image"]["data"] and str(MAX_IMAGE_CHARS + 1) in kept["frames"][0], kept
     assert structured_for_record(None) is None and structured_for_record({"a": "x" * 10}) == {"a": "x" * 10}
+
+
+SAMPLING = """
+Feature: A failed sampling request
+  Scenario: the client's model fails while the server samples
+    Given the agent "old"
+    When the user says "a slogan about leaves"
+"""
+
+
+def test_a_failed_sampling_call_keeps_its_request(project: Project, fake_llm: FakeOpenAI) -> None:
+    """Item 13: a sampling request whose model call failed was recorded with its error only;
+    it keeps its request (messages, max_tokens) like one that succeeded."""
+    project.config(llm_config(fake_llm, LEGACY, retries=0))
+    project.feature("sampling.feature", SAMPLING)
+    fake_llm.add({"tool_calls": [("slogan", {"topic": "leaves"})]}, {"status": 400, "message": "bad request for sampling"}, {"content": "No slogan."})
+    result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json", "-f", "plain")
+    doc = json.loads((project.root / "r.json").read_text(encoding="utf-8"))
+    call = doc["features"][0]["scenarios"][0]["turns"][0]["tool_calls"][0]
+    sampled = call["sampling_calls"][0]
+    assert sampled["error"] and "bad request for sampling" in sampled["error"], (sampled, result.output)
+    assert sampled["messages"] and sampled["max_tokens"], sampled

@@ -93,6 +93,8 @@ def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = N
         kind, _, detail = turn.error.partition(": ")
         label = TURN_ERRORS.get(kind, kind)
         message = f"The agent did not finish the turn ({label}): {detail}\n{checks.describe([turn])}"
+        if kind == "elicitation":  # the agent finished; the scenario's own answers were wrong
+            message = f"The scenario's answers do not fit a server's question: {detail}\n{checks.describe([turn])}"
         if kind in ("max_turns", "elicitation"):
             raise AssertionError(message)  # the agent misbehaved: a failure, not an error
         runtime.break_session(f"the turn did not finish ({label})")
