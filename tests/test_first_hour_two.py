@@ -189,3 +189,15 @@ def test_init_from_server_drafts_only_what_an_agent_can_reach(tmp_path) -> None:
     assert "get_all_balances" in bank and "allowed_tools" in bank and "Scenario: get_all_balances" not in bank, bank
     todo = (tmp_path / "features" / "todo_tools.feature").read_text(encoding="utf-8")
     assert 'Given the MCP server "todo"' in todo and '    Given the agent "' not in todo and "No agent uses" in todo, todo
+
+
+def test_a_shard_without_j_does_not_speak_of_j(project) -> None:
+    """Item 22: a shard run without -j printed its console notice as "behave-aitest -j: ..."."""
+    (project.root / "features" / "steps" / "basic.py").write_text(
+        "from behave import given\n\n@given('it passes')\ndef it_passes(context):\n    pass\n", encoding="utf-8"
+    )
+    project.config("[tool.behave_aitest]\n")
+    project.feature("plain.feature", "Feature: Plain\n  Scenario: One\n    Given it passes\n")
+    result = project.run("--runner", "behave_aitest.parallel:ParallelRunner", "-D", "aitest.shard=1/1", "-f", "pretty")
+    assert result.returncode == 0, result.output
+    assert "is replaced by one line per conversation" in result.output and "behave-aitest -j:" not in result.output, result.output
