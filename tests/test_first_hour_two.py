@@ -201,3 +201,25 @@ def test_a_shard_without_j_does_not_speak_of_j(project) -> None:
     result = project.run("--runner", "behave_aitest.parallel:ParallelRunner", "-D", "aitest.shard=1/1", "-f", "pretty")
     assert result.returncode == 0, result.output
     assert "is replaced by one line per conversation" in result.output and "behave-aitest -j:" not in result.output, result.output
+
+
+def test_the_docs_the_messages_point_to_can_be_read(tmp_path) -> None:
+    """Item 16: init's comments and the messages point to docs/<topic>.md, which a project does
+    not have: ``behave-aitest docs TOPIC`` prints it (a did-you-mean for a wrong topic)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "behave_aitest.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    listed = cli("docs")
+    assert listed.returncode == 0 and "  scripted-model" in listed.stdout and "  configuration" in listed.stdout, listed.stdout
+    page = cli("docs", "docs/scripted-model.md")
+    assert page.returncode == 0 and page.stdout.startswith("# ") and "No rule matches" in page.stdout
+    wrong = cli("docs", "scripted-modl")
+    assert wrong.returncode == 1 and "Did you mean 'scripted-model'?" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert cli("init").returncode == 0
+    assert "behave-aitest docs configuration" in (tmp_path / "pyproject.toml").read_text(encoding="utf-8")
