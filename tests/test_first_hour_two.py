@@ -223,3 +223,18 @@ def test_the_docs_the_messages_point_to_can_be_read(tmp_path) -> None:
     assert wrong.returncode == 1 and "Did you mean 'scripted-model'?" in wrong.stderr and "Traceback" not in wrong.stderr
     assert cli("init").returncode == 0
     assert "behave-aitest docs configuration" in (tmp_path / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_an_undefined_step_reads_as_one_in_the_report(project) -> None:
+    """Item 22: an undefined step showed in the report with an empty message; now "undefined
+    step", the nearest catalogue step, and the snippet to define it."""
+    import json
+
+    project.config("[tool.behave_aitest]\n")
+    project.feature("typo.feature", 'Feature: Typo\n  Scenario: One\n    When the user sayz "hello"\n')
+    result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json")
+    assert result.returncode == 1, result.output
+    failure = json.loads((project.root / "r.json").read_text(encoding="utf-8"))["features"][0]["scenarios"][0]["first_failure"]
+    message = failure["message"]
+    assert message.startswith("Undefined step: no step definition matches 'When the user sayz \"hello\"'."), message
+    assert "Did you mean 'the user says \"{text}\"'?" in message and "@when(" in message, message
