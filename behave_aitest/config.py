@@ -93,6 +93,15 @@ class Price:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """One model's limits from the configuration (docs/rate-limits.md); None: not set."""
+
+    max_concurrency: int | None = None  # calls in flight at once: the adaptive limit's ceiling
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration of one behave run."""
 
@@ -115,6 +124,12 @@ class Config:
     shard: tuple[int, int] | None = None  # -D aitest.shard=K/N: run only the K-th of N parts (docs/parallel.md)
     durations: str | None = None  # a previous run's JSON report: unit durations for scheduling and shards
     max_model_concurrency: int | None = None  # calls to one model at once, across all workers
+    # provider rate limits (docs/rate-limits.md): per model, across all workers
+    adaptive_concurrency: bool = True  # find each model's concurrency limit from its 429s
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)  # [rate_limits."model"]: beats the three above
+    max_run_cost_usd: float | None = None  # no new conversation once the run's known cost passes it
     # team workflow (issue 17): tool-coverage gate, baseline report for inline deltas, OTel export
     min_tool_coverage: float | None = None  # 0-1: below it the run fails, naming the tools never called
     baseline: str | None = None  # a previous run's JSON report: deltas shown inline in the HTML report
@@ -125,6 +140,17 @@ class Config:
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
     # simulated user (docs/simulated-user.md): the model playing the user; None: the judge's, else the agent's
     user_model: str | None = None
+    # "the response is similar to" (docs/checks-meaning-safety.md): a litellm embedding model; None: offline wordllama
+    embedding_model: str | None = None
+
+    def rate_limit(self, model: str) -> RateLimit:
+        """``model``'s limits: its ``[rate_limits."model"]`` table, else the run-wide keys."""
+        table = self.rate_limits.get(model) or RateLimit()
+        return RateLimit(
+            max_concurrency=table.max_concurrency or self.max_model_concurrency,
+            requests_per_minute=table.requests_per_minute or self.requests_per_minute,
+            tokens_per_minute=table.tokens_per_minute or self.tokens_per_minute,
+        )
 
     @property
     def base_dir(self) -> Path:
@@ -183,6 +209,16 @@ def _non_negative_float(value: Any) -> float:
     if number < 0:
         raise ValueError("must be 0 or greater")
     return number
+
+
+def _switch(value: Any) -> bool:
+    """true/false in the config file, or the same words (also on/off, 1/0, yes/no) from -D."""
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "on": True, "1": True, "yes": True, "false": False, "off": False, "0": False, "no": False}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise ValueError("must be true or false")
 
 
 def _temperature(value: Any) -> float:
@@ -294,15 +330,26 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "cassette_tools": _choice(*CASSETTE_TOOL_MODES),
     "durations": _str,
     "max_model_concurrency": _positive_int,
+    # provider rate limits (docs/rate-limits.md)
+    "adaptive_concurrency": _switch,
+    "requests_per_minute": _positive_int,
+    "tokens_per_minute": _positive_int,
+    "max_run_cost_usd": _positive_float,
     # simulated user (docs/simulated-user.md)
     "user_model": _str,
+    "embedding_model": _str,  # docs/checks-meaning-safety.md
     # team workflow (issue 17)
     "min_tool_coverage": _rate,
     "baseline": _str,
     "otel": lambda value: _otel(_str(value)),
     "otel_content": _choice("off", "on"),
 }
-TOP_KEYS: dict[str, Callable[[Any], Any]] = {**RUN_KEYS, "prices": dict, "servers": dict, "agents": dict}
+TOP_KEYS: dict[str, Callable[[Any], Any]] = {**RUN_KEYS, "prices": dict, "servers": dict, "agents": dict, "rate_limits": dict}
+RATE_LIMIT_KEYS: dict[str, Callable[[Any], Any]] = {
+    "max_concurrency": _positive_int,
+    "requests_per_minute": _positive_int,
+    "tokens_per_minute": _positive_int,
+}
 SERVER_KEYS: dict[str, Callable[[Any], Any]] = {
     "command": _str_list,
     "cwd": _str,
@@ -495,7 +542,11 @@ def _load_config(userdata: Mapping[str, Any] | None, cwd: Path | None) -> Config
         model: _price(table, f"{label} {_table_name(root, 'prices', repr(model))}")
         for model, table in top.get("prices", {}).items()
     }
-    settings = {k: v for k, v in top.items() if k not in ("servers", "agents", "prices") and k in TOP_KEYS}
+    rate_limits = {
+        model: _rate_limit(table, f"{label} {_table_name(root, 'rate_limits', repr(model))}")
+        for model, table in top.get("rate_limits", {}).items()
+    }
+    settings = {k: v for k, v in top.items() if k not in ("servers", "agents", "prices", "rate_limits") and k in TOP_KEYS}
     settings.update({k: v for k, v in overrides.items() if k not in ("config", "model")})
     model_override = overrides.get("model")
     rules = settings.pop("scripted_rules", None)
@@ -523,6 +574,7 @@ def _load_config(userdata: Mapping[str, Any] | None, cwd: Path | None) -> Config
         model_override=model_override,
         scripted_rules=scripted_rules,
         prices=prices,
+        rate_limits=rate_limits,
         **settings,
     )
 
@@ -563,6 +615,12 @@ PRICE_KEYS: dict[str, Callable[[Any], Any]] = {
     "input_per_million": _non_negative_float,
     "output_per_million": _non_negative_float,
 }
+
+
+def _rate_limit(table: Any, where: str) -> RateLimit:
+    if not isinstance(table, dict) or not table:
+        raise ConfigError(f"{where}: give max_concurrency, requests_per_minute or tokens_per_minute (whole numbers of at least 1).")
+    return RateLimit(**_check_table(table, RATE_LIMIT_KEYS, where))
 
 
 def _price(table: Any, where: str) -> Price:

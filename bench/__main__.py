@@ -21,12 +21,13 @@ import time
 import traceback
 from pathlib import Path
 
-from . import jobs, parallel, replay, reports, scopes, startup, tool_calls, turns
+from . import jobs, parallel, ratelimits, replay, reports, scopes, similarity, startup, tool_calls, turns
 from .common import ROOT, SIZES, Bench, Row
 from .output import load_results, markdown, save_results, table, update
 
-# Issue 7's items, in order (8: issue 12's parallel conversations). Each module: ITEM, TITLE, run(bench) -> list[Row].
-MODULES = [turns, tool_calls, scopes, startup, reports, replay, parallel, jobs]
+# Issue 7's items, in order (8: issue 12's parallel conversations; 9: issue 27's offline similarity;
+# 10: issue 26's rate limits). Each module: ITEM, TITLE, run(bench) -> list[Row].
+MODULES = [turns, tool_calls, scopes, startup, reports, replay, parallel, jobs, similarity, ratelimits]
 
 
 def main(argv: list[str] | None = None) -> int:

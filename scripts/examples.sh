@@ -38,5 +38,5 @@ case "${1:-}" in
     ;;
 esac
 python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[similarity]"   # the offline similarity model (features/inbox_drills.feature)
 exec .venv/bin/python -m behave "${mode[@]}" "$@"

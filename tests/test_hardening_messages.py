@@ -279,7 +279,7 @@ def _malformed(doc: dict, case: str) -> dict:
 MALFORMED = {
     "features": "'features' must be a list",
     "scenarios": "features[0]: 'scenarios' is missing",
-    "status": "features[0].scenarios[0].status: unknown status 'weird' (one of passed, failed, error, skipped, untested)",
+    "status": "features[0].scenarios[0].status: unknown status 'weird' (one of passed, failed, error, throttled, skipped, untested)",
     "version 0": "'schema_version' 0 is not a version",
     "version -5": "'schema_version' -5 is not a version",
     "stats": "features[0].scenarios[0].stats: must be an object",

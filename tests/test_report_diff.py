@@ -131,7 +131,9 @@ def test_diff_markdown_fits_a_pull_request_comment() -> None:
 
 
 def test_diff_of_reports_with_different_schema_versions_names_the_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report, "SCHEMA_VERSION", 2)
+    from behave_aitest.report import store
+
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 2)  # where load() reads it
     doc = {"schema": report.SCHEMA, "schema_version": 1, "title": "t", "runs": [], "features": [], "totals": {}}
     (tmp_path / "a.json").write_text(report.dumps(doc))
     (tmp_path / "b.json").write_text(report.dumps({**doc, "schema_version": 2}))

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ServerError, TurnFailure
 from ..mcp.connection import first_leaf
+from ..model.adaptive import Throttled, Waits, jittered, turn_scope
 from ..model.llm import (
     ModelError,
     ModelReply,
@@ -73,9 +74,10 @@ async def _complete_with_retries(
             # A constant timeout: litellm keeps one HTTP client per distinct timeout value, so
             # a per-call remaining time would leak a client (and its sockets) per call. The
             # turn's own deadline is enforced by fail_after in run_turn.
-            return await complete(request, timeout_s=settings.timeout_s), attempt
-        except TurnFailure:
-            raise  # e.g. a cassette miss: never retried, and not the model's fault
+            reply = await complete(request, timeout_s=settings.timeout_s)
+            return reply, attempt + int(getattr(reply, "throttled", 0) or 0)  # the 429s the limiter waited out count too
+        except (TurnFailure, Throttled):
+            raise  # a cassette miss; the provider's limit until the deadline: never retried here
         except Exception as exc:
             if is_auth_error(exc):  # no retry, and never called a server error
                 raise ModelError(auth_failure(exc, request)) from exc
@@ -85,7 +87,7 @@ async def _complete_with_retries(
             wait = retry_after(exc)
             if wait is None:
                 wait = settings.retry_backoff_s * (2 ** (attempt - 1))
-            await anyio.sleep(min(wait, max(deadline - time.monotonic(), 0)))
+            await anyio.sleep(min(jittered(wait), max(deadline - time.monotonic(), 0)))  # jitter: workers do not retry at once
 
 
 def auth_failure(exc: BaseException, request: dict[str, Any]) -> str:
@@ -122,17 +124,29 @@ async def run_turn(
     for user in user_messages or [{"role": "user", "content": user_text}]:
         history.append(user)
         turn.messages.append(user)
+    waits = Waits()
     try:
-        with anyio.fail_after(settings.timeout_s):
+        # the turn's deadline and what its model calls waited for (behave_aitest.model.adaptive):
+        # a provider's 429 is waited out until the deadline, and a turn cut off while it
+        # waited for the provider's limit is "throttled", not a timeout of the agent
+        with turn_scope(deadline) as waits, anyio.fail_after(settings.timeout_s):
             await _loop(complete, toolbox, system_prompt, history, settings, turn, deadline)
     except Exception as exc:  # also exception groups (from the SDK's task groups): never out of here
-        turn.error = turn_error(first_leaf(exc), turn, settings)
+        turn.error = turn_error(first_leaf(exc), turn, settings, waits)
     turn.duration_s = time.monotonic() - started
     return turn
 
 
-def turn_error(exc: BaseException, turn: Turn, settings: TurnSettings) -> str:
+def turn_error(exc: BaseException, turn: Turn, settings: TurnSettings, waits: Waits | None = None) -> str:
     """``kind: message`` for a turn that failed with ``exc`` (kinds: see :class:`TurnFailure`)."""
+    if isinstance(exc, TimeoutError) and waits is not None and waits.waiting:
+        refused = f" after {plural(waits.throttled, '429 answer')} of the provider" if waits.throttled else ""
+        return (
+            f"throttled: the turn did not finish within {settings.timeout_s:g} s (timeout_s): it was still waiting for "
+            f"{waits.waiting}{refused} ({waits.wait_s:.1f} s spent waiting for the model's rate limits)."
+        )
+    if isinstance(exc, Throttled):
+        return f"throttled: {exc}"
     if isinstance(exc, TimeoutError):
         cut = [c.qualified_name or c.provider_name for c in turn.tool_calls if c.result == CUT_OFF]
         during = f" It was cut off during the tool call {', '.join(repr(c) for c in cut)}." if cut else ""

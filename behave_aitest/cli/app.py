@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..text.files import write_atomic
+
 # "module:function" adding one group of subcommands to an argparse subparsers object.
 COMMANDS: tuple[str, ...] = (
     "behave_aitest.cli.app:add_report_commands",
@@ -50,7 +52,7 @@ def write_report(doc: dict[str, Any], output: str, fmt: str | None, max_text: in
         sys.stdout.buffer.write(text.encode("utf-8", errors="replace"))
         sys.stdout.buffer.flush()
     else:
-        report.write_text(output, text)
+        write_atomic(output, text)
     return kind
 
 
@@ -128,7 +130,7 @@ def _diff(args: argparse.Namespace) -> int:
     except _SHAPE_ERRORS as exc:
         raise _malformed([args.base, args.new], exc) from None
     if args.output and args.output != "-":
-        report.write_text(args.output, text)
+        write_atomic(args.output, text)
         print(f"{args.output}: {diff.headline(result)}", file=sys.stderr)
     else:
         sys.stdout.buffer.write(text.encode("utf-8", errors="replace"))

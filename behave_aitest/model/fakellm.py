@@ -42,9 +42,21 @@ with such a queue never takes the shared queue's replies. Reply dicts:
 ``"headers": {...}``
     Extra response headers on any form.
 
+**Quotas** (``FakeOpenAI(quota=Quota(...))``) make the server act like a provider account with
+limits, before any script is consulted (a refused request takes no reply from the queue):
+``Quota(concurrent=4)`` answers 429 to a request that arrives while 4 are being answered;
+``Quota(requests=10, window_s=60)`` and ``Quota(tokens=..., window_s=...)`` answer 429 above N
+requests (or estimated tokens) in a sliding window; ``headers`` picks what a 429 says:
+``"retry-after"`` (``Retry-After: <retry_after_s>``, the default), ``"retry-after-ms"``,
+``"ratelimit"`` (``x-ratelimit-remaining-requests: 0`` and ``x-ratelimit-reset-requests``) or
+``"none"``. ``Quota(concurrent=0)`` refuses every request, forever. ``srv.refused`` counts the
+429s sent, ``srv.peak`` the most requests answered at once.
+
 A request with ``"stream": true`` gets Server-Sent Events (``chat.completion.chunk``
 objects, a usage chunk only when ``stream_options.include_usage``, then ``data: [DONE]``)
-and the connection is closed. ``GET /v1/models`` lists one model; other paths get a 404.
+and the connection is closed. ``GET /v1/models`` lists one model. ``POST /v1/embeddings``
+answers every input with a deterministic bag-of-words vector (:func:`embed_words`: the same
+words give cosine 1, no shared word 0), recorded in ``embedding_requests``; other paths get a 404.
 
 Run ``python -m behave_aitest.model.fakellm --replies FILE.json`` to serve a JSON list of
 replies in the foreground; the base URL is printed on stdout.
@@ -55,6 +67,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import signal
 import socket
 import struct
@@ -63,6 +76,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -72,6 +86,8 @@ Brain = Callable[[dict[str, Any]], Reply]
 
 DEFAULT_MODEL = "fake-model"
 CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
+EMBEDDING_PATHS = ("/v1/embeddings", "/embeddings")
+EMBEDDING_SIZE = 256
 MODELS_PATHS = ("/v1/models", "/models")
 
 # Error "type" per status. litellm maps errors partly by *text*: any body containing
@@ -91,11 +107,45 @@ _ERROR_TYPES = {
 _PIECE = 64
 
 
+@dataclass(frozen=True)
+class Quota:
+    """A provider account's limits, enforced by the fake server with 429 answers."""
+
+    concurrent: int | None = None  # requests answered at once; None: no limit, 0: refuse all
+    requests: int | None = None  # requests per window_s
+    tokens: int | None = None  # estimated prompt tokens per window_s
+    window_s: float = 60.0
+    retry_after_s: float = 1.0  # what the 429 asks (see headers)
+    headers: str = "retry-after"  # retry-after | retry-after-ms | ratelimit | none
+
+    def refusal_headers(self, reset_s: float) -> dict[str, str]:
+        """The headers of a 429 (``reset_s``: when the window lets a request in again)."""
+        if self.headers == "retry-after":
+            return {"retry-after": f"{self.retry_after_s:g}"}
+        if self.headers == "retry-after-ms":
+            return {"retry-after-ms": str(int(self.retry_after_s * 1000))}
+        if self.headers == "ratelimit":
+            return {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{max(reset_s, 0.001):.3f}s"}
+        return {}
+
+
 class FakeServerError(ValueError):
     """A reply dict the fake server cannot understand (a bug in the test's script)."""
 
 
 # ----------------------------------------------------------------------------- pure helpers
+
+
+def embed_words(text: str) -> list[float]:
+    """A deterministic stand-in for an embedding: each lower-cased word counted in one of
+    :data:`EMBEDDING_SIZE` slots (by a stable hash), so the cosine of two texts measures the
+    words they share."""
+    import hashlib
+
+    vector = [0.0] * EMBEDDING_SIZE
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % EMBEDDING_SIZE] += 1.0
+    return vector
 
 
 def estimate_tokens(text: str) -> int:
@@ -298,7 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if path not in CHAT_PATHS:
+        if path not in CHAT_PATHS + EMBEDDING_PATHS:
             self.send_json(404, error_body(404, f"fake server: no route POST {path}"))
             return
         try:
@@ -308,6 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not isinstance(request, dict):
             self.send_json(400, error_body(400, "fake server: the request body is not a JSON object"))
+            return
+        if path in EMBEDDING_PATHS:
+            self.server.fake.answer_embeddings(self, request)
             return
         self.server.fake.answer(self, request)
 
@@ -330,10 +383,17 @@ class FakeOpenAI:
         brain: Brain | None = None,
         model_name: str | None = None,
         port: int = 0,
+        quota: Quota | None = None,
     ) -> None:
         self.brain = brain
+        self.quota = quota
+        self.refused = 0  # 429s sent for the quota
+        self.peak = 0  # most requests answered at once
+        self._in_flight = 0
+        self._window: deque[tuple[float, int]] = deque()  # (arrived, estimated tokens) of admitted requests
         self.model_name = model_name
         self.requests: list[dict[str, Any]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
         self._wanted_port = port
         self._queue: deque[Reply] = deque(replies)
         self._model_queues: dict[str, deque[Reply]] = {}  # replies for one model (the request's "model")
@@ -433,8 +493,44 @@ class FakeOpenAI:
 
     # -- answering
 
+    def _over_quota(self, request: dict[str, Any]) -> dict[str, str] | None:
+        """The 429's headers when ``request`` is above the quota; else admit it (None)."""
+        quota = self.quota
+        if quota is None:
+            return None
+        now = time.monotonic()
+        tokens = estimate_tokens(prompt_text(request))
+        with self._lock:
+            while self._window and self._window[0][0] <= now - quota.window_s:
+                self._window.popleft()
+            reset = (self._window[0][0] + quota.window_s - now) if self._window else 0.0
+            over = quota.concurrent is not None and self._in_flight >= quota.concurrent
+            over = over or (quota.requests is not None and len(self._window) >= quota.requests)
+            over = over or (quota.tokens is not None and sum(t for _, t in self._window) + tokens > quota.tokens)
+            if over:
+                self.refused += 1
+                return quota.refusal_headers(reset if quota.requests or quota.tokens else quota.retry_after_s)
+            self._in_flight += 1
+            self.peak = max(self.peak, self._in_flight)
+            self._window.append((now, tokens))
+        return None
+
     def answer(self, handler: _Handler, request: dict[str, Any]) -> None:
-        """Answer one chat-completions request on ``handler`` according to the script."""
+        """Answer one chat-completions request on ``handler``: the quota, then the script."""
+        refusal = self._over_quota(request)
+        if refusal is not None:
+            handler.send_json(429, error_body(429, "fake server: rate limit reached for requests (quota)"), refusal)
+            return
+        if self.quota is None:
+            self._answer(handler, request)
+            return
+        try:
+            self._answer(handler, request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(self, handler: _Handler, request: dict[str, Any]) -> None:
         number, reply = self._take(request)
         delay = float(reply.get("delay") or 0)
         if delay and self._stopping.wait(delay):
@@ -455,6 +551,18 @@ class FakeOpenAI:
             handler.send_json(status, error_body(status, message, reply.get("type"), reply.get("code")), headers)
         else:
             self._send_completion(handler, number, reply, request, headers)
+
+    def answer_embeddings(self, handler: _Handler, request: dict[str, Any]) -> None:
+        """``POST /v1/embeddings``: one :func:`embed_words` vector per input."""
+        with self._lock:
+            self.embedding_requests.append(request)
+        texts = request.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        data = [{"object": "embedding", "index": i, "embedding": embed_words(str(t))} for i, t in enumerate(texts)]
+        tokens = sum(estimate_tokens(str(t)) for t in texts)
+        body = {"object": "list", "model": self.model_name or request.get("model") or DEFAULT_MODEL, "data": data,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        handler.send_json(200, body)
 
     def _send_completion(
         self, handler: _Handler, number: int, reply: Reply, request: Mapping[str, Any], headers: Mapping[str, str]
@@ -505,6 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replies", metavar="FILE.json", help="a JSON list of reply dicts, answered in order")
     parser.add_argument("--loop", action="store_true", help="repeat the replies forever instead of running out")
     parser.add_argument("--model-name", help="the model name to report (default: echo the request's model)")
+    parser.add_argument("--quota", type=int, metavar="N", help="answer 429 (Retry-After: 1) above N requests at once")
     args = parser.parse_args(argv)
     replies: list[Reply] = []
     if args.replies:
@@ -514,8 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{args.replies}: must hold a JSON list of reply objects")
     if args.loop and not replies:
         parser.error("--loop needs --replies")
-    server = FakeOpenAI(brain=_Cycle(replies), model_name=args.model_name, port=args.port) if args.loop else FakeOpenAI(
-        replies, model_name=args.model_name, port=args.port
+    quota = Quota(concurrent=args.quota) if args.quota is not None else None
+    server = FakeOpenAI(brain=_Cycle(replies), model_name=args.model_name, port=args.port, quota=quota) if args.loop else FakeOpenAI(
+        replies, model_name=args.model_name, port=args.port, quota=quota
     )
     return serve_until_stopped(server)
 

@@ -117,6 +117,9 @@ class ModelReply:
     latency_s: float = 0.0
     replayed: bool = False  # answered from a cassette, not by the model
     recorded_cost_usd: float | None = None  # a replayed answer's cost when it was recorded
+    # the provider's rate-limit headers (x-ratelimit-*, retry-after*), read by model.adaptive
+    headers: dict[str, str] = field(default_factory=dict)
+    throttled: int = 0  # 429s the rate limiter waited out before this answer (model.adaptive)
 
 
 class ModelError(Exception):
@@ -198,6 +201,7 @@ def reply_from_response(response: Any, latency_s: float) -> ModelReply:
     ]
     usage = getattr(response, "usage", None)
     hidden = getattr(response, "_hidden_params", None) or {}
+    headers = rate_limit_headers(hidden.get("additional_headers"))
     cost = hidden.get("response_cost")
     return ModelReply(
         content=message.content,
@@ -208,7 +212,23 @@ def reply_from_response(response: Any, latency_s: float) -> ModelReply:
         finish_reason=choice.finish_reason,
         model=getattr(response, "model", "") or "",
         latency_s=latency_s,
+        headers=headers,
     )
+
+
+def rate_limit_headers(headers: Any) -> dict[str, str]:
+    """The rate-limit headers among a response's (litellm prefixes the provider's own with
+    ``llm_provider-``); nothing else of them is kept."""
+    found: dict[str, str] = {}
+    try:
+        items = list(dict(headers or {}).items())
+    except (TypeError, ValueError):
+        return found
+    for name, value in items:
+        key = str(name).lower().removeprefix("llm_provider-")
+        if key.startswith(("x-ratelimit-", "anthropic-ratelimit-", "retry-after")):
+            found.setdefault(key, str(value))
+    return found
 
 
 async def complete(request: dict[str, Any], *, timeout_s: float | None = None) -> ModelReply:

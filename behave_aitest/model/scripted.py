@@ -60,9 +60,23 @@ class Rule:
     call: tuple[Mapping[str, Any], ...] = ()
     recall: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
     system: re.Pattern[str] | None = None  # the rule applies only when the system prompt matches
+    follow: tuple[Follow, ...] = ()  # what to do after each round of tool results (see Follow)
 
 
-RULE_KEYS = ("when", "system", "recall", "call", "reply")
+@dataclass(frozen=True)
+class Follow:
+    """One ``follow`` step of a rule: after round N of tool results, if ``result`` (a regex)
+    matches them, make the calls ``call`` (round N+1) or answer ``reply``. Its named groups
+    become placeholders. It lets a scripted agent obey an instruction found in a tool result
+    (a prompt-injection drill) or refuse it."""
+
+    result: re.Pattern[str]
+    call: tuple[Mapping[str, Any], ...] = ()
+    reply: str | None = None
+
+
+RULE_KEYS = ("when", "system", "recall", "call", "follow", "reply")
+FOLLOW_KEYS = ("result", "call", "reply")
 SCRIPTED_PREFIX = "scripted"  # "scripted" (the top-level rules) or "scripted/<name>" (a named model)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -95,10 +109,32 @@ def parse_rules(data: Mapping[str, Any], source: str) -> list[Rule]:
                 raise RulesError(f"{where}: each 'call' entry needs a 'tool' name.")
         recall = {name: _compile(p, f"{where} recall.{name}") for name, p in table.get("recall", {}).items()}
         system = _compile(table["system"], f"{where} system") if "system" in table else None
-        rules.append(Rule(_compile(table["when"], f"{where} when"), str(table["reply"]), calls, recall, system))
+        follow = _follow(table.get("follow", []), calls, where)
+        rules.append(Rule(_compile(table["when"], f"{where} when"), str(table["reply"]), calls, recall, system, follow))
     if not rules:
         raise RulesError(f"{source}: no [[rule]] tables found.")
     return rules
+
+
+def _follow(entries: Any, calls: Sequence[Any], where: str) -> tuple[Follow, ...]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise RulesError(f"{where}: 'follow' must be a list of tables, e.g. follow = [{{ result = '...', call = [...] }}].")
+    if entries and not calls:
+        raise RulesError(f"{where}: 'follow' acts on tool results, so the rule needs a 'call' too.")
+    found = []
+    for number, entry in enumerate(entries, start=1):
+        at = f"{where} follow {number}"
+        unknown = set(entry) - set(FOLLOW_KEYS)
+        if unknown:
+            raise RulesError(f"{at}: unknown key(s) {', '.join(sorted(unknown))} (use {', '.join(FOLLOW_KEYS)}).")
+        if "result" not in entry or ("call" in entry) == ("reply" in entry):
+            raise RulesError(f"{at}: needs 'result' (a regex) and either 'call' or 'reply'.")
+        follow_calls = tuple(entry.get("call", ()))
+        if any(not isinstance(c, dict) or "tool" not in c for c in follow_calls):
+            raise RulesError(f"{at}: each 'call' entry needs a 'tool' name.")
+        reply = str(entry["reply"]) if "reply" in entry else None
+        found.append(Follow(_compile(entry["result"], f"{at} result"), follow_calls, reply))
+    return tuple(found)
 
 
 def parse_models(data: Mapping[str, Any], source: str) -> dict[str, list[Rule]]:
@@ -284,21 +320,32 @@ class RulesBrain:
         if matched is None:
             return refusal(no_rule(self.model, user_text, self.source))
         rule, values = matched
-        results = [_text(m) for m in messages[last_user + 1:] if m.get("role") == "tool"]
+        after = messages[last_user + 1:]
+        results = [_text(m) for m in after if m.get("role") == "tool"]
+        rounds = sum(1 for m in after if m.get("role") == "assistant" and m.get("tool_calls"))
         offered = {t.get("function", {}).get("name") for t in request.get("tools") or []}
+        reply = rule.reply
         if rule.call and not results:
-            missing = [c["tool"] for c in rule.call if c["tool"] not in offered]
-            if missing:
-                return refusal(
-                    f"the scripted model {self.model!r}: the rule of {self.source} for the user's message {user_text!r} "
-                    f"calls tool(s) {', '.join(missing)}, which this agent does not offer."
-                )
-            return {
-                "tool_calls": [
-                    (c["tool"], _render_argument(dict(c.get("arguments", {})), values)) for c in rule.call
-                ]
-            }
-        return {"content": render(rule.reply, {**values, "result": "\n".join(results), "results": results})}
+            return _calls(rule.call, values, offered, user_text)
+        if results and 0 < rounds <= len(rule.follow):
+            step = rule.follow[rounds - 1]
+            found = step.result.search("\n".join(results))
+            if found:
+                values = {**values, **{k: v.strip() for k, v in found.groupdict().items() if v}}
+                if step.call:
+                    return _calls(step.call, values, offered, user_text)
+                reply = step.reply or ""
+        return {"content": render(reply, {**values, "result": "\n".join(results), "results": results})}
+
+
+def _calls(calls: Sequence[Mapping[str, Any]], values: Mapping[str, Any], offered: set[Any], user_text: str) -> dict[str, Any]:
+    """Ask for ``calls`` (tool names and arguments rendered with ``values``), or say which of
+    the tools the agent does not offer."""
+    wanted = [(render(str(c["tool"]), values), _render_argument(dict(c.get("arguments", {})), values)) for c in calls]
+    missing = [name for name, _ in wanted if name not in offered]
+    if missing:
+        return {"content": f"(scripted model: the rule for {user_text!r} needs tool(s) {', '.join(missing)}, which this agent does not offer)"}
+    return {"tool_calls": wanted}
 
 
 class ScriptedModels:

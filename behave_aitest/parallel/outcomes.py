@@ -68,6 +68,16 @@ class UnitOutcome:
             return "passed"
         return names[0] if names else "skipped"
 
+    @property
+    def label(self) -> str:
+        """The console line's word: :attr:`status`, or "throttled" when every scenario that
+        errored could not finish for the provider's rate limit (docs/rate-limits.md)."""
+        status = self.status
+        errored = [s for s in self.scenarios if s.status == "error"]
+        if status == "error" and errored and all(s.record is not None and s.record.throttled for s in errored):
+            return "throttled"
+        return status
+
 
 def _exception(exc: BaseException | None) -> tuple[str, str] | None:
     return (type(exc).__name__, str(exc)) if exc is not None else None

@@ -435,7 +435,7 @@ class ParallelRunner(Runner):
         width = len(str(len(run.plan)))
         repeat = f" (run {unit.run}/{unit.runs})" if unit.runs > 1 else ""
         status = outcome.status
-        print(f"[{done:>{width}}/{len(run.plan)}] {status.upper():<7} {unit.label}{repeat}  {outcome.duration:.1f}s  {unit.location}", flush=True)
+        print(f"[{done:>{width}}/{len(run.plan)}] {outcome.label.upper():<7} {unit.label}{repeat}  {outcome.duration:.1f}s  {unit.location}", flush=True)
         if status in _RUN_FAILED_STATUSES:
             for line in _first_failure(outcome)[:8]:
                 print(f"    {line}", flush=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..run.repeats import repeat_count
+from ..run.repeats import planned_runs
 
 SESSION_TAG = "session"
 _USER_TURN = re.compile(r"the user says\b|a simulated user talks\b", re.IGNORECASE)
@@ -68,7 +68,7 @@ def plan(features: Sequence[Any], behave_config: Any, default_runs: int) -> list
             continue
         tags = [str(t) for t in feature.tags]
         try:
-            feature_runs = repeat_count(tags, default_runs)
+            feature_runs = planned_runs(tags, [], default_runs)
         except ValueError as exc:
             raise PlanError(f"{feature.location}: {exc}") from None
         if SESSION_TAG in tags:
@@ -84,7 +84,7 @@ def plan(features: Sequence[Any], behave_config: Any, default_runs: int) -> list
         for i in selected:
             scenario = scenarios[i]
             try:
-                runs = repeat_count([str(t) for t in scenario.tags], feature_runs)
+                runs = planned_runs(tags, [str(t) for t in scenario.tags], default_runs)
             except ValueError as exc:
                 raise PlanError(f"{scenario.location}: {exc}") from None
             for run in range(1, runs + 1):

@@ -136,6 +136,34 @@ class JudgeCall:
     recorded_cost_usd: float | None = None  # when replayed: what the judgement cost when it was recorded
 
 
+@dataclass
+class CheckResult:
+    """What an offline Then step measured on the turn it checked (similarity, numbers grounded
+    in tool results, an injection drill): kept for the report, whether it passed or not."""
+
+    kind: str  # "similar", "not similar", "numbers", "injection"
+    passed: bool
+    summary: str  # the one line the step says, e.g. "similarity 0.83 (at least 0.80)"
+    score: float | None = None  # similarity
+    threshold: float | None = None
+    model: str | None = None  # the embedding model ("wordllama" offline, or a litellm model)
+    details: list[str] = field(default_factory=list)  # the ungrounded numbers; where the canary went
+
+
+@dataclass
+class InjectionDrill:
+    """A tool result replaced by a prompt injection ("Given the tool ... returns a prompt
+    injection"), and, once a Then step looked, whether the agent resisted it."""
+
+    payload: str  # the payload's name (behave_aitest.agent.injection.PAYLOADS)
+    tool: str  # server.tool whose results carry it
+    asks_for: list[str]  # the tools the payload asks the agent to call
+    canary: str  # a unique marker the payload carries; it must not leave the tool result
+    text: str  # the injected tool result
+    resisted: bool | None = None  # None until "Then the agent resisted the injection"
+    findings: list[str] = field(default_factory=list)  # where the canary went, which asked-for tool was called
+
+
 def _sum_costs(costs: list[float | None]) -> tuple[float, int]:
     """(sum of the known costs, number of unknown ones)."""
     return sum(c for c in costs if c is not None), sum(1 for c in costs if c is None)
@@ -157,6 +185,7 @@ class Turn:
     duration_s: float = 0.0
     error: str | None = None  # why the turn did not complete, if it did not
     judge_calls: list[JudgeCall] = field(default_factory=list)  # judgements made of this turn
+    checks: list[CheckResult] = field(default_factory=list)  # offline checks made of this turn (similarity, numbers, injection)
     tool_list_changes: list[str] = field(default_factory=list)  # "server: +new -gone" after tools/list_changed
 
     def sampling_calls(self) -> list[SamplingCall]:
@@ -225,6 +254,9 @@ class Simulation:
         return None if unknown else known
 
 
+THROTTLED_PREFIX = "throttled:"  # a Turn.error of this kind: the provider's rate limit, not the agent
+
+
 @dataclass
 class ScenarioRecord:
     """The part of a conversation one behave scenario ran, hung on ``scenario.aitest``."""
@@ -241,6 +273,15 @@ class ScenarioRecord:
     # the tool-coverage denominator (behave_aitest.coverage)
     tools_offered: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     skip_reason: str | None = None  # not run: an earlier turn of its @session errored (issue 18)
+    injections: list[InjectionDrill] = field(default_factory=list)  # prompt-injection drills set in this scenario
+    # the providers' rate limits met by its model calls, per model (docs/rate-limits.md):
+    # {model: {"throttled": 429s, "wait_s": seconds waited for the limits, "limit": calls at once, "at": epoch s}}
+    rate_limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def throttled(self) -> bool:
+        """A turn could not finish because the provider kept refusing (the outcome "throttled")."""
+        return any((turn.error or "").startswith(THROTTLED_PREFIX) for turn in self.turns)
 
 
 @dataclass

@@ -3,7 +3,8 @@
 ``behave-aitest report diff BASE.json NEW.json`` compares scenario by scenario (keyed by
 feature title, per-model flow and scenario name, so a moved scenario is still itself):
 
-- a **regression** is a scenario that passed in BASE and failed or errored in NEW, a pass
+- a **regression** is a scenario that passed in BASE and failed or errored in NEW (never one
+  the provider throttled: its rate limit is not the agent's doing, see docs/rate-limits.md), a pass
   rate that dropped with repeats (3/3 -> 2/3 is flagged even when it is above
   ``min_pass_rate``), or a run total above a ``--max-*-increase`` threshold;
 - a **change** is a tool sequence that differs (calls added, removed, reordered, arguments
@@ -36,6 +37,7 @@ COMMENT_LIMIT = 65_536
 MARKDOWN_BUDGET = 60_000
 METRICS = ("cost_usd", "tokens", "latency_s")  # what --max-<metric>-increase can bound
 _FAILED = ("failed", "error")
+THROTTLED = "throttled"  # the provider kept refusing: reported, never a regression of the agent
 
 
 # --------------------------------------------------------------------------- loading
@@ -157,6 +159,8 @@ def compare_scenario(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[st
         if b_status == "passed" and n_status in _FAILED:
             regression = True
             reasons.append(f"{b_status} → {n_status}")
+        elif n_status == THROTTLED:
+            reasons.append(f"{b_status} → {n_status} (the provider's rate limit, not the agent)")
         else:
             reasons.append(f"{b_status} → {n_status}")
     b_rate, n_rate = _pass_rate(base), _pass_rate(new)
@@ -228,6 +232,7 @@ def compare(base: Mapping[str, Any], new: Mapping[str, Any], thresholds: Mapping
             "tool_changes": sum(1 for r in rows if r.get("tools")),
             "added": sum(1 for r in rows if r["kind"] == "added"),
             "removed": sum(1 for r in rows if r["kind"] == "removed"),
+            "throttled": sum(1 for r in rows if r.get("new_status") == THROTTLED),
             "compared": len(common),
         },
         "totals": totals,
@@ -275,9 +280,9 @@ def headline(diff: Mapping[str, Any], icons: bool = True) -> str:
     s = diff["summary"]
     icon = ("❌ " if diff["regressions"] else "✅ ") if icons else ""
     parts = [f"{diff['regressions']} regression{'s' * (diff['regressions'] != 1)}"]
-    parts += [f"{s[k]} {label}" for k, label in (("improved", "improved"), ("added", "added"), ("removed", "removed")) if s[k]]
-    if s["tool_changes"]:
-        parts.insert(2 if s["improved"] else 1, f"{s['tool_changes']} tool sequence{'s' * (s['tool_changes'] != 1)} changed")
+    parts += [f"{s[k]} {label}" for k, label in (("improved", "improved"), ("added", "added"), ("removed", "removed"), ("throttled", "throttled by the provider")) if s.get(k)]
+    if s.get("tool_changes"):
+        parts.insert(2 if s.get("improved") else 1, f"{s['tool_changes']} tool sequence{'s' * (s['tool_changes'] != 1)} changed")
     return icon + " · ".join(parts)
 
 
@@ -295,11 +300,13 @@ def markdown(diff: Mapping[str, Any], limit: int = MARKDOWN_BUDGET) -> str:
         lines.append(f"| {LABELS[metric]} | {_num(metric, d['base'])} | {_num(metric, d['new'])} | {_pct(d['pct'])}{flag} |")
     lines.append("")
     rows = diff["scenarios"]
+    throttled = [r for r in rows if r.get("new_status") == THROTTLED]
     sections = [
         ("Regressions", [r for r in rows if r["regression"]]),
+        ("Throttled by the provider, not the agent", throttled),
         ("Improved", [r for r in rows if r.get("improved")]),
-        ("Tool sequences changed", [r for r in rows if r.get("tools") and not r["regression"]]),
-        ("Other status changes", [r for r in rows if r["kind"] == "both" and r["reasons"] and not r["regression"] and not r.get("improved") and not r.get("tools")]),
+        ("Tool sequences changed", [r for r in rows if r.get("tools") and not r["regression"] and r not in throttled]),
+        ("Other status changes", [r for r in rows if r["kind"] == "both" and r["reasons"] and not r["regression"] and not r.get("improved") and not r.get("tools") and r not in throttled]),
         ("Added", [r for r in rows if r["kind"] == "added"]),
         ("Removed", [r for r in rows if r["kind"] == "removed"]),
     ]

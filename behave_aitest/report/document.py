@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..record import coverage
+from ..record.records import THROTTLED_PREFIX
 from ..text import safetext
 from ..text.redact import Redactor
 from .schema import _FAILED, OUTCOMES, SCHEMA, SCHEMA_VERSION, Doc, iso, outcome
@@ -183,6 +184,8 @@ def turn_dict(turn: Any) -> dict[str, Any]:
     }
     if getattr(turn, "tool_list_changes", None):  # MCP client features (docs/mcp.md)
         data["tool_list_changes"] = list(turn.tool_list_changes)
+    if getattr(turn, "checks", None):  # similarity, numbers, injection drills (docs/checks-meaning-safety.md)
+        data["checks"] = [_plain(c) for c in turn.checks]
     data["stats"] = _round(turn_stats(data))
     return data
 
@@ -268,6 +271,8 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     for step in scenario.all_steps:
         status = outcome(step.status)
         turn = getattr(step, "aitest_turn", None)
+        if status == "error" and str(getattr(turn, "error", None) or "").startswith(THROTTLED_PREFIX):
+            status = "throttled"  # the provider's rate limit, not the agent (docs/rate-limits.md)
         item = {
             "keyword": step.keyword,
             "name": step.name,
@@ -286,6 +291,8 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         if first_failure is None and status in _FAILED:
             first_failure = {"step": f"{step.keyword} {step.name}", "location": item["location"], "status": status, "message": item["error"] or ""}
     status = outcome(scenario.status)
+    if status == "error" and first_failure is not None and first_failure["status"] == "throttled":
+        status = "throttled"
     hook_error = _bounded(getattr(scenario, "error_message", None)) if getattr(scenario, "hook_failed", False) else None
     if first_failure is None and status in _FAILED:
         repeat = getattr(scenario, "aitest_repeat", None)
@@ -328,8 +335,11 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "turns": turns,
         "stats": _round(stats),
         "direct_calls": [tool_call_dict(c) for c in direct_calls],
+        "rate_limits": {m: dict(v) for m, v in (getattr(record, "rate_limits", None) or {}).items()},
         "simulations": simulations,  # its simulated users (docs/simulated-user.md)
         "skip_reason": getattr(record, "skip_reason", None),  # a @session broken by an earlier turn's error
+        # prompt-injection drills (docs/checks-meaning-safety.md): payload, tool, canary, where it went
+        "injections": [_plain(d) for d in getattr(record, "injections", []) or []],
     }
 
 

@@ -39,7 +39,7 @@ def _joined(copies: list[dict[str, Any]]) -> dict[str, Any]:
         add_stats(stats, scenario["stats"])
     for copy in copies:
         warnings.extend(w for w in copy.get("warnings", []) if w not in warnings)
-    worst = next((o for o in ("error", "failed", "passed", "untested", "skipped") if counts.get(o)), "skipped")
+    worst = next((o for o in ("error", "failed", "throttled", "passed", "untested", "skipped") if counts.get(o)), "skipped")
     return {
         **copies[0],
         "scenarios": scenarios,

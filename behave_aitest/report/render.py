@@ -30,7 +30,8 @@ from .document import clip_texts
 from .schema import DEFAULT_MAX_TEXT, Doc
 from .stats import base_title, matrix
 
-MD_ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "untested": "⚪"}
+SPEND_SKIP = "Skipped: the run's known cost"  # the start of run.runtime's max_run_cost_usd skip reason
+MD_ICON = {"passed": "✅", "failed": "❌", "error": "⚠️", "throttled": "🚦", "skipped": "⏭️", "untested": "⚪"}
 
 
 # --------------------------------------------------------------------------- numbers
@@ -166,11 +167,16 @@ def overall(doc: Doc) -> dict[str, Any]:
     """The verdict shown first: a badge text and its tone (the HTML puts an icon before it,
     the Markdown an emoji)."""
     t = doc["totals"]
-    bad = t["failed"] + t["error"]
+    throttled = int(t.get("throttled") or 0)  # the provider's rate limit, not the agent (docs/rate-limits.md)
+    bad = t["failed"] + t["error"] + throttled
     if doc["runs"] and all(r.get("dry_run") for r in doc["runs"]):
         return {"tone": "neutral", "text": f"Dry run: {plural(t['scenarios'], 'scenario')}, none executed"}
     if bad:
-        parts = [f"{t['failed']} failed" if t["failed"] else "", plural(t["error"], "error") if t["error"] else ""]
+        parts = [
+            f"{t['failed']} failed" if t["failed"] else "",
+            plural(t["error"], "error") if t["error"] else "",
+            f"{throttled} throttled by the provider" if throttled else "",
+        ]
         return {"tone": "bad", "text": f"{' · '.join(p for p in parts if p)} of {plural(t['scenarios'], 'scenario')}"}
     if t["passed"] == 0:
         return {"tone": "neutral", "text": "No scenario passed or failed"}
@@ -284,7 +290,8 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
                 f"| {seconds(row['duration_s'])} | {tokens(row['input_tokens'] + row['output_tokens'])} | {row['tool_errors']} |"
             )
         lines.append("")
-    failures = [(f, s) for f in doc["features"] for s in f["scenarios"] if s["status"] in ("failed", "error")]
+    lines += rate_limits_markdown(doc)
+    failures = [(f, s) for f in doc["features"] for s in f["scenarios"] if s["status"] in ("failed", "error", "throttled")]
     if failures:
         lines += [f"## Failures ({len(failures)})", ""]
         for feature, scenario in failures[:MAX_MD_FAILURES]:
@@ -306,16 +313,39 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
     if isinstance(baseline, Mapping):
         said = baseline.get("error") or baseline.get("headline")
         lines += [f"Compared with the baseline {code(baseline.get('file'))}: {md(said)}", ""]
-    broken = [(f, s) for f in doc["features"] for s in f["scenarios"] if s.get("skip_reason")]
-    if broken:  # scenarios of a @session skipped after an earlier turn's error
-        lines += [f"## Skipped after a session broke ({len(broken)})", ""]
-        lines += [f"- {md(f['name'])} › {md(s['name'])}: {md(s['skip_reason'])}" for f, s in broken] + [""]
+    skipped = [(f, s) for f in doc["features"] for s in f["scenarios"] if s.get("skip_reason")]
+    spent = [(f, s) for f, s in skipped if str(s["skip_reason"]).startswith(SPEND_SKIP)]
+    broken = [(f, s) for f, s in skipped if not str(s["skip_reason"]).startswith(SPEND_SKIP)]
+    for title, items in (("Skipped after a session broke", broken), ("Skipped: the spend cap was reached", spent)):
+        if items:  # a @session skipped after an earlier turn's error; max_run_cost_usd (docs/rate-limits.md)
+            lines += [f"## {title} ({len(items)})", ""]
+            lines += [f"- {md(f['name'])} › {md(s['name'])}: {md(s['skip_reason'])}" for f, s in items] + [""]
     warnings = [(f, w) for f in doc["features"] for w in f.get("warnings", [])]
     if warnings:
         lines += ["## Warnings", ""] + [f"- {md(f['name'])}: {md(w)}" for f, w in warnings] + [""]
     version = (run.get("versions") or {}).get("behave-aitest") or ""
     lines.append(f"<sub>behave-aitest {md(version)} · generated {md(doc.get('generated_at'))}</sub>")
     return "\n".join(lines) + "\n"
+
+
+def rate_limits_markdown(doc: Doc) -> list[str]:
+    """The Markdown "Rate limits" section: per model, the provider's 429s, the concurrency limit
+    the run settled on and the time spent waiting (docs/rate-limits.md); nothing when no model
+    was limited or refused."""
+    t = doc["totals"]
+    rows = t.get("rate_limits") or {}
+    throttled = int(t.get("throttled") or 0)
+    if not any(r.get("throttled") or r.get("wait_s") for r in rows.values()) and not throttled:
+        return []
+    lines = ["## 🚦 Rate limits", ""]
+    if throttled:
+        lines += [f"{plural(throttled, 'scenario')} could not finish: the provider kept refusing (throttled), not a failure of the agent.", ""]
+    lines += ["| Model | Throttled (429s) | Limit settled on | Time waiting |", "|---|---:|---:|---:|"]
+    for model in sorted(rows):
+        r = rows[model]
+        limit = r.get("limit")
+        lines.append(f"| {code(model).replace('|', chr(92) + '|')} | {int(r.get('throttled') or 0)} | {limit if limit is not None else '–'} | {seconds(r.get('wait_s'))} |")
+    return [*lines, ""]
 
 
 def coverage_markdown(cov: Mapping[str, Any] | None) -> list[str]:

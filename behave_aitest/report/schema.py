@@ -13,9 +13,11 @@ DEFAULT_MAX_TEXT = 20_000
 
 Doc = dict[str, Any]
 
-OUTCOMES = ("passed", "failed", "error", "skipped", "untested")
+# "throttled": could not finish because the provider kept refusing (429) until timeout_s: behave
+# calls it an error; the report keeps it apart from the agent's failures (docs/rate-limits.md)
+OUTCOMES = ("passed", "failed", "error", "throttled", "skipped", "untested")
 TOP_LEVEL = ("schema", "schema_version", "title", "generated_at", "partial", "partial_reasons", "totals", "models", "runs", "features")
-_FAILED = ("failed", "error")
+_FAILED = ("failed", "error", "throttled")
 
 
 class ReportError(Exception):

@@ -91,6 +91,22 @@ def _round(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 
+def rate_limit_totals(scenarios: Any) -> dict[str, dict[str, Any]]:
+    """Per model: the provider's 429s, the concurrency limit the run settled on (the latest
+    one any scenario saw) and the seconds spent waiting for the limits (docs/rate-limits.md)."""
+    out: dict[str, dict[str, Any]] = {}
+    latest: dict[str, float] = {}
+    for scenario in scenarios:
+        for model, use in (scenario.get("rate_limits") or {}).items():
+            row = out.setdefault(model, {"throttled": 0, "limit": None, "wait_s": 0.0})
+            row["throttled"] += int(use.get("throttled") or 0)
+            row["wait_s"] = round(row["wait_s"] + float(use.get("wait_s") or 0.0), 3)
+            at = float(use.get("at") or 0.0)
+            if use.get("limit") is not None and at >= latest.get(model, -1.0):
+                row["limit"], latest[model] = int(use["limit"]), at
+    return dict(sorted(out.items()))
+
+
 def summarize(doc: Doc) -> Doc:
     """(Re)compute the derived parts: ``totals``, the ``models`` leaderboard, ``partial``."""
     totals: dict[str, Any] = {"features": len(doc["features"]), "scenarios": 0, **dict.fromkeys(OUTCOMES, 0), **empty_stats()}
@@ -120,6 +136,7 @@ def summarize(doc: Doc) -> Doc:
     else:  # shards may run in parallel: first start to last end
         totals["wall_time_s"] = round(max(ends) - min(starts), 3) if starts and ends else 0.0
     totals["models"] = sorted(per_model)
+    totals["rate_limits"] = rate_limit_totals(s for f in doc["features"] for s in f["scenarios"])
     _round(totals)
     doc["totals"] = totals
     gate = [message for run in runs for message in run.get("models_below_gate", [])]

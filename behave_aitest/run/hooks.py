@@ -234,7 +234,30 @@ def run_problems(features: list[Any], config: Config, tools: Callable[[Any, Any]
         from ..model.preflight import check_keys
 
         keep(lambda: check_keys({**judge, **models}, config))  # a missing key: once, before the first scenario
+        if config.embedding_model:  # a chat model named as the embedding model: one line, now (docs/checks-meaning-safety.md)
+            from ..model.embeddings import embedding_model_problem
+
+            problem = embedding_model_problem(config.embedding_model, f"{where} [tool.behave_aitest] embedding_model")
+            if problem:
+                problems.append(problem)
+        keep(lambda: check_spend_cap([*judge, *models], config))
     return problems
+
+
+def check_spend_cap(models: list[str], config: Config) -> None:
+    """``max_run_cost_usd`` needs every model's price: without one the cap cannot count its calls."""
+    if config.max_run_cost_usd is None:
+        return
+    from ..model.spend import unpriced
+
+    unknown = unpriced(models, config.prices, is_scripted)
+    if unknown:
+        names = ", ".join(repr(m) for m in unknown)
+        raise ConfigError(
+            f"{config.path or 'pyproject.toml'}: max_run_cost_usd = {config.max_run_cost_usd:g} cannot be enforced: "
+            f"no known price for {names} (litellm has none). Add [tool.behave_aitest.prices.\"{unknown[0]}\"] with "
+            "input_per_million and output_per_million, or remove max_run_cost_usd."
+        )
 
 
 def models_named(features: list[Any], config: Config) -> dict[str, str]:
@@ -450,10 +473,16 @@ def after_all(context: Any) -> None:
         below = repeats.model_gate(features, runtime.config.min_pass_rate)
         runtime.models_below_gate = below
         short = coverage_gate(context, runtime.config, features)
+        if runtime.spend_stopped:
+            raise SpendCapReached(runtime.spend_stopped)
         if below and runtime.config.min_pass_rate < 1:
             raise ModelGateFailed("; ".join([*below, *([short] if short else [])]))
         if short:
             raise CoverageGateFailed(short)
+
+
+class SpendCapReached(Exception):
+    """The run's known cost passed max_run_cost_usd: conversations were skipped (docs/rate-limits.md)."""
 
 
 class CoverageGateFailed(Exception):

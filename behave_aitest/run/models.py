@@ -19,7 +19,8 @@ from ..config import (
     ConfigError,
     is_scripted,
 )
-from ..model.limits import ModelLimiter
+from ..model.adaptive import AdaptiveLimiter, Limits, Usage
+from ..model.spend import SpendMeter
 from .conversation import AgentState, LiveConversation
 from .tags import JUDGE_TAG, USER_MODEL_TAG, own_tags
 
@@ -29,6 +30,7 @@ class ModelChoice:
 
     config: Config
     current: Any
+    log_dir: Any  # the runtime's temporary folder (removed when the run ends)
 
     def model_for(self, live: LiveConversation) -> str:
         """-D aitest.model > Given the model > scenario @model > feature @model > agent > config."""
@@ -139,24 +141,75 @@ class ModelChoice:
             self.call(warm_up)
         return cassette.completer(complete, settings) if cassette is not None else complete
 
+    def embedder(self, live: LiveConversation) -> Any:
+        """How "the response is similar to" embeds texts: the offline model, or ``embedding_model``
+        through litellm (with the agent's ``api_base``) and the conversation's cassette."""
+        from ..model import embeddings
+
+        model = self.config.embedding_model
+        if not model:
+            return embeddings.embed_offline
+        embed = embeddings.litellm_embedder(model, self.model_request(model, live.agent), self.config.timeout_s)
+        cassette = self.current.cassette if self.current is not None else None
+        return cassette.embedder(embed, model) if cassette is not None else embed
+
     @functools.cached_property
-    def model_limiter(self) -> ModelLimiter:
-        """``max_model_concurrency`` slots, shared with the other workers of a parallel run."""
-        return ModelLimiter.for_run(self.config.max_model_concurrency)
+    def model_limiter(self) -> AdaptiveLimiter:
+        """Every model's rate limits (adaptive concurrency, per-minute windows), shared with the
+        other workers of a parallel run (docs/rate-limits.md)."""
+        return AdaptiveLimiter.for_run(self.model_limits, self.log_dir / "limits")  # log_dir: removed at the end
+
+    def model_limits(self, model: str) -> Limits:
+        """``model``'s limits from the configuration: its [rate_limits] table, else the run's keys."""
+        found = self.config.rate_limit(model)
+        return Limits(
+            max_concurrency=found.max_concurrency,
+            requests_per_minute=found.requests_per_minute,
+            tokens_per_minute=found.tokens_per_minute,
+            adaptive=self.config.adaptive_concurrency,
+        )
 
     def _limited(self, complete: Any, model: str) -> Any:
-        """``complete`` holding one of the model's slots per call (when a limit is set)."""
-        if self.config.max_model_concurrency is None:
+        """``complete`` within the model's limits: a slot of its adaptive concurrency, its
+        per-minute windows, a provider's 429 waited out until the turn's deadline. The built-in
+        scripted model (local, it never refuses) is limited only when the user set a limit."""
+        limits = self.model_limits(model)
+        if is_scripted(model) and limits == Limits(adaptive=limits.adaptive):
             return complete
         limiter = self.model_limiter
+        live = self.current
 
         async def limited(request: dict[str, Any], *, timeout_s: float | None = None) -> Any:
-            async with limiter.slot(model):
-                return await complete(request, timeout_s=timeout_s)
+            usage = Usage()
+            try:
+                return await limiter.call(complete, request, model=model, timeout_s=timeout_s, usage=usage)
+            finally:
+                note_usage(live, model, usage)
 
         return limited
 
+    @functools.cached_property
+    def spend_meter(self) -> SpendMeter:
+        """The run's known cost, shared with the other workers (``max_run_cost_usd``)."""
+        return SpendMeter.for_run(self.log_dir / "spend")
+
+    def _metered(self, complete: Any) -> Any:
+        """``complete`` adding each answer's known cost to the run's spend (when a cap is set)."""
+        if self.config.max_run_cost_usd is None:
+            return complete
+        meter = self.spend_meter
+
+        async def metered(request: dict[str, Any], *, timeout_s: float | None = None) -> Any:
+            reply = await complete(request, timeout_s=timeout_s)
+            meter.add(reply.cost_usd)
+            return reply
+
+        return metered
+
     def _priced_completer(self, settings: TurnSettings) -> Any:
+        return self._metered(self._priced(settings))
+
+    def _priced(self, settings: TurnSettings) -> Any:
         from ..model import llm
 
         complete = self._limited(llm.complete, settings.model)
@@ -173,3 +226,15 @@ class ModelChoice:
             return reply
 
         return priced
+
+
+def note_usage(live: LiveConversation | None, model: str, usage: Usage) -> None:
+    """Add one call's limiter use to the running scenario's record (the report's run totals)."""
+    record = getattr(live, "scenario", None) if live is not None else None
+    if record is None:
+        return
+    entry = record.rate_limits.setdefault(model, {"throttled": 0, "wait_s": 0.0, "limit": None, "at": 0.0})
+    entry["throttled"] += usage.throttled
+    entry["wait_s"] = round(entry["wait_s"] + usage.wait_s, 3)
+    if usage.limit is not None and usage.at >= entry["at"]:
+        entry["limit"], entry["at"] = usage.limit, usage.at

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REPEAT_TAG = "repeat:"
+INJECTION_TAG = "injection"  # @injection: once per built-in prompt-injection payload (docs/checks-meaning-safety.md)
 
 
 @dataclass
@@ -72,6 +73,20 @@ def repeat_count(tags: Iterable[Any], default: int) -> int:
     return default
 
 
+def planned_runs(feature_tags: Iterable[Any], scenario_tags: Iterable[Any], default: int) -> int:
+    """How many times a scenario (or, with no scenario tags, a ``@session`` feature) runs: its
+    ``@repeat:N`` (the scenario's, else the feature's, else ``default``), times the number of
+    built-in prompt-injection payloads when the scenario or its feature is tagged ``@injection``
+    (run N plays payload N, in turn)."""
+    feature_tags, scenario_tags = [str(t) for t in feature_tags], [str(t) for t in scenario_tags]
+    runs = repeat_count(scenario_tags, repeat_count(feature_tags, default))
+    if INJECTION_TAG in feature_tags + scenario_tags:
+        from ..agent.injection import PAYLOADS
+
+        runs *= len(PAYLOADS)
+    return runs
+
+
 def _passed(scenario: Any) -> bool:
     return getattr(scenario.status, "name", str(scenario.status)) in ("passed", "skipped")
 
@@ -95,7 +110,8 @@ def repeat_scenario(scenario: Any, runs: int, min_pass_rate: float) -> None:
     def run(runner: Any) -> bool:
         stats = RepeatStats(0, 0, min_pass_rate)
         attempts = []
-        for _ in range(runs):
+        for run_number in range(1, runs + 1):
+            scenario.aitest_run = run_number  # what a parallel worker is told: the cassette, the @injection payload
             failed = original(runner)
             attempts.append(getattr(scenario, "aitest", None))
             stats.add(not failed)
@@ -115,7 +131,8 @@ def repeat_feature(feature: Any, runs: int, min_pass_rate: float) -> None:
     def run(runner: Any) -> bool:
         per_scenario: dict[int, RepeatStats] = {}
         attempts: dict[int, list[Any]] = {}
-        for _ in range(runs):
+        for run_number in range(1, runs + 1):
+            feature.aitest_run = run_number
             original(runner)
             for scenario in feature.walk_scenarios():
                 per_scenario.setdefault(id(scenario), RepeatStats(0, 0, min_pass_rate)).add(_passed(scenario))
@@ -138,13 +155,13 @@ def repeat_feature(feature: Any, runs: int, min_pass_rate: float) -> None:
 def install(features: list[Any], default_runs: int, min_pass_rate: float, session_tag: str) -> None:
     """Wrap every feature or scenario that is to run more than once."""
     for feature in features:
-        feature_runs = repeat_count(feature.tags, default_runs)
+        feature_runs = planned_runs(feature.tags, [], default_runs)
         if session_tag in [str(t) for t in feature.tags]:
             if feature_runs > 1:
                 repeat_feature(feature, feature_runs, min_pass_rate)
             continue
         for scenario in feature.walk_scenarios():
-            runs = repeat_count(scenario.tags, feature_runs)
+            runs = planned_runs(feature.tags, scenario.tags, default_runs)
             if runs > 1:
                 repeat_scenario(scenario, runs, min_pass_rate)
 

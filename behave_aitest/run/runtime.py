@@ -62,6 +62,7 @@ class Runtime(ModelChoice, ServerScopes):
         self.current_scenario: Any = None
         self.conversations: list[Conversation] = []
         self.models_below_gate: list[str] = []  # filled by after_all for the reports
+        self.spend_stopped: str | None = None  # why the spend cap skipped a scenario (the run fails)
         self.portal: Any = None
         self._loop = ExitStack()  # the portal's event loop: stopped after every scope
         self._scopes: list[Scope] = []  # feature and conversation scopes not yet closed
@@ -151,6 +152,11 @@ class Runtime(ModelChoice, ServerScopes):
 
     def begin_scenario(self, scenario: Any) -> None:
         feature_model = getattr(scenario.feature, "aitest_model", None)
+        starts = self.session is None or not self.session.record.turns  # a new conversation, not the rest of one
+        cap = self.spend_cap_passed() if starts else None
+        if cap is not None:
+            self._skip_for_spend(scenario, cap)
+            return
         if self.session is not None and self.session.broken:
             self._skip_broken_session(scenario, self.session)
             return
@@ -190,6 +196,32 @@ class Runtime(ModelChoice, ServerScopes):
         where = f"scenario {scenario.name!r} ({scenario.location})" if scenario is not None else "an earlier scenario"
         at = f", step '{step.keyword} {step.name}'" if step is not None else ""
         session.broken = f"the @session broke in {where}{at}: {why}."
+
+    # ----------------------------------------------------------------- the spend cap (issue 26)
+
+    def spend_cap_passed(self) -> str | None:
+        """Why no new conversation may start (``max_run_cost_usd`` passed), or None."""
+        cap = self.config.max_run_cost_usd
+        if cap is None:
+            return None
+        spent = self.spend_meter.total()
+        if spent < cap:
+            return None
+        return f"Skipped: the run's known cost ${spent:.4f} reached max_run_cost_usd = ${cap:g}; no new conversation starts."
+
+    def _skip_for_spend(self, scenario: Any, reason: str) -> None:
+        """Skip a scenario the spend cap keeps from starting (behave's own skip), keep why on its
+        record, say it, and remember it: the run fails at its end (hooks.SpendCapReached)."""
+        record = ScenarioRecord(conversation_id="", skip_reason=reason)
+        scenario.aitest = record
+        self.current, self.current_scenario = None, scenario
+        scenario.skip(reason=None)
+        scenario.skip_reason = reason
+        self.spend_stopped = reason
+        line = f"behave-aitest: {scenario.name!r} ({scenario.location}) {reason[0].lower()}{reason[1:]}"
+        print(line, flush=True)
+        if sys.stdout is not sys.__stdout__ and sys.__stderr__ is not None:
+            print(line, file=sys.__stderr__, flush=True)
 
     def _skip_broken_session(self, scenario: Any, session: LiveConversation) -> None:
         """Skip a scenario of a broken session (behave's own skip: its steps show as skipped),

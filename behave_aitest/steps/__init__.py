@@ -13,6 +13,7 @@ the catalogue shows them:
 - :mod:`.tools` — Then the agent called tool ...
 - :mod:`.responses` — Then the response mentions / matches ...
 - :mod:`.judge` — Then the response satisfies ... (a judge model's verdict).
+- :mod:`.meaning` — Then the response is similar to ..., every number comes from the tool results, grounded; prompt-injection drills.
 - :mod:`.budgets` — Then the turn cost less than ...
 - :mod:`.doubles` — Given the tool ... returns / fails / takes; When the tool ... is called; Then the tool result ...
 - :mod:`.mcp` — the user answers servers' questions, prompts, attached resources (docs/mcp.md).
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 # Registers the steps, in the catalogue's order (not alphabetical).
 # isort: off
-from . import conversation, tools, responses, judge, budgets, doubles, mcp, simulated  # noqa: F401
+from . import conversation, tools, responses, judge, meaning, budgets, doubles, mcp, simulated  # noqa: F401
 # isort: on
 from .base import AgentError, StepError, runtime_of  # noqa: F401  (importable by name, as before the split)
 

@@ -100,6 +100,11 @@ class AgentError(Exception):
     """The agent could not complete the turn (model or server trouble): a step error, not a verdict."""
 
 
+class ThrottledError(AgentError):
+    """The provider kept refusing (429, its rate limit) until the turn's timeout_s: the outcome
+    "throttled" in every report, never a failure of the agent (docs/rate-limits.md)."""
+
+
 def runtime_of(context: Any) -> Runtime:
     """The run's :class:`~behave_aitest.runtime.Runtime` (says which hook line is missing)."""
     from ..run.runtime import runtime_of as get

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..agent import checks
-from .base import AgentError, StepUsageError, given, known_tools, live_of, runtime_of, step_text, when
+from .base import AgentError, StepUsageError, ThrottledError, given, known_tools, live_of, runtime_of, step_text, when
 
 __all__: list[str] = []
 
@@ -74,6 +74,7 @@ TURN_ERRORS = {
     "server": "MCP server error",
     "unexpected": "unexpected error",
     "elicitation": "the scenario's answers do not fit a server's question",
+    "throttled": "throttled by the provider's rate limit",
 }
 
 
@@ -98,6 +99,8 @@ def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = N
         if kind in ("max_turns", "elicitation"):
             raise AssertionError(message)  # the agent misbehaved: a failure, not an error
         runtime.break_session(f"the turn did not finish ({label})")
+        if kind == "throttled":
+            raise ThrottledError(message)
         raise AgentError(message)
     return turn
 

@@ -113,6 +113,10 @@ class Cassette:
         # in a replay the same doubles answer again, and a difference is warned about
         self.doubled_calls: list[dict[str, Any]] = []
         self._recorded_doubles: list[dict[str, Any]] | None = None
+        # embedding calls ("the response is similar to" with an embedding_model): their texts
+        # (scrubbed) and vectors, replayed by model and texts in order (docs/checks-meaning-safety.md)
+        self.embeddings: list[dict[str, Any]] = []
+        self._used_embeddings: set[int] = set()
 
     # ----------------------------------------------------------------- replay side
 
@@ -151,6 +155,7 @@ class Cassette:
         self.servers = dict(recorded.get("servers") or {})
         self.tool_calls = list(recorded.get("calls") or [])
         self._recorded_doubles = list(document.get("doubled_calls") or [])
+        self.embeddings = [e for e in document.get("embeddings") or [] if isinstance(e, dict)]
 
     def _what(self) -> str:
         scenario = self.header.get("scenario")
@@ -300,6 +305,44 @@ class Cassette:
 
     # ----------------------------------------------------------------- tools
 
+    def embedder(self, inner: Callable[[Sequence[str]], Any], model: str) -> Callable[[Sequence[str]], Any]:
+        """Wrap ``inner`` (an embedding call, :mod:`behave_aitest.model.embeddings`) for this
+        cassette: recorded with the texts it embedded (scrubbed), replayed by model and texts."""
+        from ...model.embeddings import Embeddings
+
+        async def embed(texts: Sequence[str]) -> Any:
+            if self.conflict:
+                raise CassetteMiss(self.conflict)
+            inputs = [self.scrub.text(str(t)) for t in texts]
+            if self.mode == "replay":
+                self._load()
+                if self._load_error:
+                    raise CassetteMiss(self._load_error)
+                for index, entry in enumerate(self.embeddings):
+                    if index not in self._used_embeddings and entry.get("model") == model and entry.get("input") == inputs:
+                        self._used_embeddings.add(index)
+                        vectors = [[float(x) for x in v] for v in entry.get("vectors") or []]
+                        return Embeddings(vectors, model, input_tokens=int(entry.get("input_tokens") or 0), cost_usd=0.0, replayed=True)
+                self._missed = True
+                raise CassetteMiss(
+                    f"replay: the embedding call of {model!r} for {inputs!r} matches no recorded embedding in cassette "
+                    f"{self.display} ({self._what()}; {len(self.embeddings)} recorded). "
+                    "Re-record with -D aitest.cassette=record."
+                )
+            found = await inner(texts)
+            self.embeddings.append(
+                {
+                    "model": model,
+                    "input": inputs,
+                    "vectors": [[round(float(x), 7) for x in v] for v in found.vectors],
+                    "input_tokens": found.input_tokens,
+                    "cost_usd": found.cost_usd,
+                }
+            )
+            return found
+
+        return embed
+
     def tool_connections(self, connect: Callable[[], list[Any]], servers: Sequence[str]) -> list[Any]:
         """The agent's server connections: recorded around the real ones, or replayed without them."""
         if not self.record_tools:
@@ -395,6 +438,8 @@ class Cassette:
             document["recorded_tools"] = {"servers": self.servers, "calls": self.tool_calls}
         if self.doubled_calls:  # calls a tool double answered (or delayed): no server was asked
             document["doubled_calls"] = self.doubled_calls
+        if self.embeddings:
+            document["embeddings"] = self.embeddings
         return document
 
     def close(self, turns: Sequence[Any] = ()) -> str | None:
@@ -417,7 +462,7 @@ class Cassette:
                     f"cassette {self.display} was NOT written: the recording is incomplete ({why}). "
                     "The previous cassette, if any, is unchanged."
                 )
-            if not self.interactions and not (self.record_tools and self.tool_calls):
+            if not self.interactions and not self.embeddings and not (self.record_tools and self.tool_calls):
                 return None  # (the test's own tool calls alone are worth a cassette: a replay needs them)
             try:
                 write_atomic(self.path, dumps(self.document()))

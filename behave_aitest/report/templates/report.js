@@ -143,6 +143,31 @@
       items.length ? el("ul", null, items) : null
     ]);
   }
+  // offline checks of a Then step (docs/checks-meaning-safety.md): similarity score, ungrounded numbers, drills
+  function checkItem(c) {
+    var details = (c.details || []).filter(function (d) { return c.kind !== "similar" && c.kind !== "not similar"; });
+    return el("li", c.passed ? "c-passed" : "c-failed", [
+      icon(c.passed ? "passed" : "failed", c.passed ? "holds" : "does not hold"), " " + c.kind + ": " + (c.summary || ""),
+      details.length ? el("ul", null, details.map(function (d) { return el("li", null, [d]); })) : null
+    ]);
+  }
+  function checks(t) {
+    if (!(t.checks || []).length) return null;
+    return el("div", "judge", [
+      el("div", "tool-head", [tip(el("span", null, [icon("judge"), " checks"]), "offline checks of this turn: similarity, numbers grounded in tool results, prompt-injection drills")]),
+      el("ul", null, t.checks.map(checkItem))
+    ]);
+  }
+  function injection(d) {
+    var outcome = d.resisted === true ? "resisted" : d.resisted === false ? "NOT resisted" : "not checked";
+    return el("div", "simulation" + (d.resisted ? " reached" : ""), [
+      el("div", "tool-head", [el("strong", null, ["Prompt injection"]), " " + (d.payload || "") + " in " + (d.tool || ""),
+        el("span", "dim", [" · canary " + (d.canary || "") + (d.asks_for && d.asks_for.length ? " · asks for " + d.asks_for.join(", ") : "")])]),
+      el("pre", "persona", [d.text || ""]),
+      el("div", d.resisted ? "c-passed" : "c-failed", [outcome]),
+      (d.findings || []).length ? el("ul", null, d.findings.map(function (f) { return el("li", null, [f]); })) : null
+    ]);
+  }
   function turn(t) {
     var s = t.stats || {};
     var head = el("div", "turn-head", [
@@ -165,6 +190,8 @@
     (t.tool_list_changes || []).forEach(function (c) { body.push(el("div", "dim", ["\u21bb tool list changed: " + c])); });
     if (t.error) body.push(el("div", "alert bad", [el("pre", null, [t.error])]));
     (t.judge_calls || []).forEach(function (j) { body.push(judge(j)); });
+    var found = checks(t);
+    if (found) body.push(found);
     return el("div", "turn" + (t.error ? " has-error" : ""), body);
   }
 
@@ -201,6 +228,7 @@
     s.warnings.forEach(function (w) { out.appendChild(el("div", "alert warn", [icon("error", "warning"), " " + w])); });
     if (s.hook_error) out.appendChild(el("div", "alert bad", [el("pre", null, [s.hook_error])]));
     (s.simulations || []).forEach(function (sim) { out.appendChild(simulation(sim)); });
+    (s.injections || []).forEach(function (d) { out.appendChild(injection(d)); });
     var shown = {};
     var steps = el("ol", "steps");
     s.steps.forEach(function (st) {
@@ -274,6 +302,7 @@
     if (state.status === "failed" && st !== "failed") return false;
     if (state.status === "error" && st !== "error") return false;
     if (state.status === "passed" && st !== "passed") return false;
+    if (state.status === "throttled" && st !== "throttled") return false;
     if (state.status === "skipped" && st !== "skipped" && st !== "untested") return false;
     if (state.model && s.model !== state.model) return false;
     if (state.tag && s.tags.indexOf(state.tag) < 0 && f.tags.indexOf(state.tag) < 0) return false;
@@ -314,7 +343,7 @@
     timer = setTimeout(function () { state.text = search.value.trim().toLowerCase(); apply(); }, 150);
   });
   document.getElementById("expand-failed").addEventListener("click", function () {
-    rows.forEach(function (a) { var st = a.getAttribute("data-status"); if (!a.hidden && (st === "failed" || st === "error")) setOpen(a, true); });
+    rows.forEach(function (a) { var st = a.getAttribute("data-status"); if (!a.hidden && (st === "failed" || st === "error" || st === "throttled")) setOpen(a, true); });
   });
   document.getElementById("collapse-all").addEventListener("click", function () {
     rows.forEach(function (a) { if (a.classList.contains("open")) setOpen(a, false); });
