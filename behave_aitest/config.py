@@ -756,13 +756,19 @@ def _check_kind(values: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: 'python' must be \"package.module:callable\" (got {_quoted(values['python'])}).")
 
 
+def _close(name: str, known: Mapping[str, Any]) -> str:
+    """`` Did you mean 'x'?`` for the closest known name, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 def unknown_name(kind: str, name: str, known: Mapping[str, Any], table: str, config_file: str, where: str = "") -> ConfigError:
     """The error for a step or table naming an agent or server the config does not define."""
     listed = ", ".join(sorted(known)) or "none are configured"
     prefix = f"{where}: u" if where else "U"
     return ConfigError(
-        f"{prefix}nknown {kind} {name!r} (known {kind}s: {listed}). "
-        f"Define it under [tool.behave_aitest.{table}.{name}] in {config_file}."
+        f"{prefix}nknown {kind} {name!r} (known {kind}s: {listed}).{_close(name, known)} "
+        f"Define it under [tool.behave_aitest.{table}.{name}] in {config_file}, or correct the name."
     )
 
 

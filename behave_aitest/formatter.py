@@ -105,12 +105,37 @@ def default_title(runtime: Any = None) -> str:
     return "behave-aitest report"
 
 
+# Suffixes of the files each report kind writes; a report sent to a file with another kind's
+# suffix was paired with the wrong -o (a file without one, like $GITHUB_STEP_SUMMARY, is fine).
+REPORT_SUFFIXES = {".html": "HTML", ".htm": "HTML", ".json": "JSON", ".md": "Markdown", ".markdown": "Markdown", ".xml": "XML", ".txt": "text"}
+
+
+def suffix_warning(kind: str, mine: tuple[str, ...], target: str | None, config: Any) -> str | None:
+    """The warning for a report going to a file whose suffix is another format's: behave pairs
+    each ``-o`` with the ``-f`` in the same position, so one ``-o`` too few or too many shifts
+    every report after it. Names the pairs behave made and how to write them."""
+    if not target or target == "-":
+        return None
+    suffix = Path(target).suffix.lower()
+    if suffix not in REPORT_SUFFIXES or suffix in mine:
+        return None
+    formats = [str(f) for f in getattr(config, "format", None) or []]
+    outputs = [getattr(o, "name", None) or "-" for o in getattr(config, "outputs", None) or []]
+    pairs = " ".join(f"-f {f} -o {outputs[i] if i < len(outputs) else '-'}" for i, f in enumerate(formats))
+    return (
+        f"the {kind} goes to {target}, a {REPORT_SUFFIXES[suffix]} file name: behave pairs each -o with the -f "
+        f"in the same position, here {pairs}. Give each -f its -o in the same order (a console formatter "
+        "after the report formatters needs none)."
+    )
+
+
 class ReportFormatter(Formatter):  # type: ignore[misc]
     """The shared collector: keeps the features, builds the document once at the end."""
 
     name = "aitest"
     description = "behave-aitest report"
     kind = "report"
+    suffixes: tuple[str, ...] = ()  # the file suffixes this report is written to (suffix_warning)
 
     def __init__(self, stream_opener: Any, config: Any) -> None:
         super().__init__(stream_opener, config)
@@ -118,6 +143,9 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
         self.features: list[Any] = []
         self.started = time.time()
         self.done = False
+        warning = suffix_warning(self.kind, self.suffixes, getattr(stream_opener, "name", None), config)
+        if warning:
+            print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
         _LIVE.append(self)
         atexit.register(self._at_exit)
         _watch_sigterm()
@@ -257,6 +285,7 @@ class HTMLFormatter(ReportFormatter):
     name = "aitest"
     description = "behave-aitest HTML report (self-contained, session-grouped)"
     kind = "HTML report"
+    suffixes = (".html", ".htm")
 
     def render(self, doc: report.Doc) -> str:
         return render.html(doc, self.max_text)
@@ -276,6 +305,7 @@ class JSONFormatter(ReportFormatter):
     name = "aitest.json"
     description = "behave-aitest JSON report (versioned schema)"
     kind = "JSON report"
+    suffixes = (".json",)
 
     def render(self, doc: report.Doc) -> str:
         return report.dumps(doc)
@@ -287,6 +317,7 @@ class MarkdownFormatter(ReportFormatter):
     name = "aitest.md"
     description = "behave-aitest Markdown summary"
     kind = "Markdown summary"
+    suffixes = (".md", ".markdown", ".txt")
 
     def render(self, doc: report.Doc) -> str:
         return render.markdown(doc, self.max_text)

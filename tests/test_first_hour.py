@@ -63,8 +63,9 @@ SISTER = {"rule": [{"when": "what does she do", "recall": {"name": r"my sister (
 
 
 def _answer(rules: dict, *messages: tuple[str, str]) -> str:
-    brain = RulesBrain(parse_rules(rules, "rules.toml"))
-    return brain({"messages": [{"role": role, "content": text} for role, text in messages]})["content"]
+    brain = RulesBrain(parse_rules(rules, "rules.toml"), source="rules.toml")
+    reply = brain({"messages": [{"role": role, "content": text} for role, text in messages]})
+    return reply["content"] if "content" in reply else f"(refused: {reply['message']})"
 
 
 def test_recall_skips_the_users_questions() -> None:
@@ -98,7 +99,7 @@ def test_recall_searches_neither_the_current_message_nor_tool_results_nor_the_sy
         ("assistant", "Found someone."),
         ("user", "My sister Cur: what does she do"),
     )
-    assert answer.startswith("(scripted model: no rule matches"), answer
+    assert answer.startswith("(refused: the scripted model 'scripted' has no rule for the user's message"), answer
 
 
 def test_recall_takes_the_newest_statement_by_user_or_assistant() -> None:

@@ -27,6 +27,10 @@ when = 'move \\$?(?P<amount>\\d+)'
 call = [{ tool = "get_balance", arguments = { account = "checking" } }]
 reply = "You have {result}. Shall I move ${amount}?"
 
+[[models.careful.rule]]
+when = 'hello'
+reply = "Hi, carefully."
+
 [[models.hasty.rule]]
 when = 'move \\$?(?P<amount>\\d+)'
 call = [{ tool = "transfer", arguments = { from_account = "checking", to_account = "savings", amount = "{amount}" } }]
@@ -59,8 +63,9 @@ def test_each_named_model_answers_from_its_own_rules(tmp_path: Path) -> None:
     assert _ask(models, "scripted/hasty", "hello", system="You are grumpy.") == {"content": "What now?"}  # system
     assert _ask(models, "scripted/careful", "move $5")["tool_calls"] == [("get_balance", {"account": "checking"})]
     assert _ask(models, "scripted/hasty", "move $5")["tool_calls"][0][0] == "transfer"
-    assert "no rule matches" in _ask(models, "scripted/careful", "hello")["content"]  # no sharing of plain rules
-    assert "not defined" in _ask(models, "scripted/nope", "hello")["content"]
+    assert _ask(models, "scripted/careful", "hello") == {"content": "Hi, carefully."}  # no sharing of plain rules
+    assert "has no rule" in _ask(models, "scripted/careful", "goodbye")["message"]
+    assert "not defined" in _ask(models, "scripted/nope", "hello")["message"]
 
 
 @pytest.mark.parametrize(

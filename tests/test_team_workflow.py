@@ -198,12 +198,12 @@ def test_report_diff_and_inline_baseline(project: Project, fake_llm: FakeOpenAI)
     assert 'id="baseline"' in page and "vs baseline: passed → failed" in page
     assert "vs baseline: tools get_balance → get_all_balances (added get_all_balances; removed get_balance)" in page
     assert "new since the baseline" in page and "Not in this run: Bank › Greeting" in page
-    assert "Compared with the baseline `base.json`: ❌ 1 regression · 1 tool sequences changed · 1 added · 1 removed" in (project.root / "new.md").read_text()
+    assert "Compared with the baseline `base.json`: 1 regression · 1 tool sequence changed · 1 added · 1 removed" in (project.root / "new.md").read_text()
 
     diff = cli("report", "diff", "base.json", "new.json", cwd=project.root)
     assert diff.returncode == 1, diff.stderr
     md = diff.stdout
-    assert "**❌ 1 regression · 1 tool sequences changed · 1 added · 1 removed** (2 scenarios compared)" in md
+    assert "**❌ 1 regression · 1 tool sequence changed · 1 added · 1 removed** (2 scenarios compared)" in md
     assert "### Regressions (1)\n\n- **Bank › Transfer** — passed → failed" in md
     assert "- **Bank › Balance** — tools `get_balance` → `get_all_balances` (added `get_all_balances`; removed `get_balance`)" in md
     assert "Goodbye &lt;b&gt;bold&lt;/b&gt;" in md and "<b>" not in md  # names are escaped
@@ -254,14 +254,18 @@ def test_doctor_lists_every_problem_without_hanging(project: Project) -> None:
     lines = done.stdout.splitlines()
     assert done.returncode == 1, done.stdout + done.stderr
     assert lines[0].startswith("[ok]   config: ") and lines[0].endswith("pyproject.toml is valid")
-    assert "[ok]   features: 1 files, 2 scenarios parse" in lines
+    assert "[ok]   features: 1 file, 2 scenarios parse" in lines
     assert "[FAIL] steps: 1 undefined: features/hello.feature:8: When the user waves" in lines
-    assert any(line.startswith("[ok]   model scripted (") for line in lines)
+    assert any(line.startswith("[ok]   model 'scripted' (") for line in lines)
     assert ("[ok]   model 'anthropic/claude-sonnet-4-5' (features/hello.feature:7): provider anthropic, "
             "key not needed in replay mode, price known") in lines
     assert any(line.startswith("[ok]   server 'bank': started in ") and line.endswith("4 tools: get_balance, get_all_balances, transfer, get_transactions") for line in lines)
     assert any(line.startswith("[FAIL] server 'stuck': ") and "2 s" in line for line in lines), done.stdout
-    assert "[FAIL] agent 'banker': allowed_tools bank.launder not offered by its servers (bank)" in lines
+    assert any(
+        line.startswith("[FAIL] agent 'banker': ") and "allowed_tools entry is not offered by the servers of the agent 'banker': 'bank.launder'" in line
+        and "Its servers offer: bank.get_all_balances, bank.get_balance, bank.get_transactions, bank.transfer." in line
+        for line in lines
+    ), done.stdout
     assert ("[FAIL] cassettes: 2 of 2 conversations have none in features/cassettes/: "
             "features/hello.feature:2, features/hello.feature:7") in lines
     assert any(line.startswith("[FAIL] server (streamable-http http://127.0.0.1:9/mcp) 'web': ") and "cannot reach" in line for line in lines)
@@ -289,7 +293,7 @@ def test_init_writes_a_project_that_passes_offline(tmp_path: Path) -> None:
     done = cli("init", "shop", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "left alone features/environment.py (it exists)" in done.stdout
-    assert "added      pyproject.toml ([tool.behave_aitest] at its end; nothing else changed)" in done.stdout
+    assert "added      pyproject.toml ([tool.behave_aitest] and [tool.behave] (the HTML report) at its end; nothing else changed)" in done.stdout
     assert "wrote      features/example.feature" in done.stdout
     assert (root / "features" / "environment.py").read_text() == mine
     assert (root / "pyproject.toml").read_text().startswith(EXISTING + "\n")

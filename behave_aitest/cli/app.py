@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "behave_aitest.cli.cassettes:add_cassette_commands",
     "behave_aitest.cli.doctor:add_doctor_command",
     "behave_aitest.cli.scaffold:add_init_command",
+    "behave_aitest.cli.docs:add_docs_command",
 )
 
 FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".md": "md", ".markdown": "md"}

@@ -46,7 +46,7 @@ def run(behave_args: Sequence[str], out: Any) -> int:
         print(message(check.line()), file=out, flush=True)
 
     parsed: list[Check] = []
-    features, userdata = features_and_steps(behave_args, parsed.append)
+    features, userdata, registry = features_and_steps(behave_args, parsed.append)
     try:
         config = load_config(userdata, for_run=True)
     except ConfigError as exc:
@@ -63,7 +63,10 @@ def run(behave_args: Sequence[str], out: Any) -> int:
             expand_model_flows(features, config.models)
         for check in model_checks(config, features or []):
             say(check)
-        for check in server_checks(config):
+        listed: dict[str, list[str]] = {}
+        for check in server_checks(config, listed):
+            say(check)
+        for check in run_checks(config, features or [], listed, registry):
             say(check)
         for check in agent_checks(config):
             say(check)
@@ -103,7 +106,7 @@ def agent_checks(config: Config) -> list[Check]:
 # --------------------------------------------------------------------------- features
 
 
-def features_and_steps(behave_args: Sequence[str], say: Any) -> tuple[list[Any] | None, dict[str, Any]]:
+def features_and_steps(behave_args: Sequence[str], say: Any) -> tuple[list[Any] | None, dict[str, Any], Any]:
     """Parse the features and load the step modules as behave does (a dry run, in this
     process, no hooks): parse errors and undefined steps, with their locations."""
     from behave.configuration import Configuration
@@ -113,7 +116,7 @@ def features_and_steps(behave_args: Sequence[str], say: Any) -> tuple[list[Any] 
         config = Configuration(["--dry-run", "--format", "null", "--no-summary", "--no-snippets", *behave_args])
     except BaseException as exc:  # behave's own argparse exits on a bad option
         say(Check(FAIL, f"behave options {' '.join(behave_args)!r}: {exc}"))
-        return None, {}
+        return None, {}, None
     # A check writes nothing: [tool.behave]'s formatters (a report that would overwrite the
     # last real one), their output files and the JUnit reporter are dropped.
     config.format = ["null"]
@@ -128,30 +131,36 @@ def features_and_steps(behave_args: Sequence[str], say: Any) -> tuple[list[Any] 
     except Exception as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         say(Check(FAIL, f"features: {detail}"))
-        return None, dict(config.userdata)
+        return None, dict(config.userdata), None
     features = list(runner.features)
     scenarios = sum(1 for f in features for _ in f.walk_scenarios())
     if not features:
         say(Check(FAIL, f"features: none found in {', '.join(config.paths) or 'features/'}"))
     else:
-        say(Check(OK, f"features: {len(features)} files, {scenarios} scenarios parse"))
+        from ..text.safetext import plural
+
+        say(Check(OK, f"features: {plural(len(features), 'file')}, {plural(scenarios, 'scenario')} parse"))
     undefined = list(dict.fromkeys((str(s.location), f"{s.keyword} {s.name}") for s in runner.undefined_steps))
     if undefined:
         listed = "; ".join(f"{where}: {step}" for where, step in undefined)
         say(Check(FAIL, f"steps: {len(undefined)} undefined: {listed}"))
     elif features:
         say(Check(OK, "steps: every step has a definition"))
-    return features, dict(config.userdata)
+    return features, dict(config.userdata), runner.step_registry
 
 
 # --------------------------------------------------------------------------- models
 
 
 def model_checks(config: Config, features: list[Any]) -> list[Check]:
-    """Each model: routable by litellm, its key in the environment, its price known."""
+    """Each model the run may call: its provider, key and price (what the run refuses about
+    models, :func:`run_checks` says, through the run's own functions)."""
     from ..run.hooks import models_named
 
-    models = models_named(features, config)
+    try:
+        models = models_named(features, config)
+    except ConfigError:
+        return []  # run_checks shows it
     if config.judge_model:
         models.setdefault(config.judge_model, "judge_model")
     checks = []
@@ -159,14 +168,24 @@ def model_checks(config: Config, features: list[Any]) -> list[Check]:
         if "<" in model:
             continue  # an Outline placeholder: the rows name the real models
         if is_scripted(model):
+            from ..run.hooks import check_scripted_models
+
+            try:
+                check_scripted_models({model: where}, config)
+            except ConfigError:
+                continue  # the run refuses it: a FAIL line of run_checks
             rules = f"rules in {config.scripted_rules}" if config.scripted_rules else "no scripted_rules file configured"
-            checks.append(Check(OK, f"model scripted ({where}): the built-in scripted model, no key needed ({rules})"))
+            checks.append(Check(OK, f"model {model!r} ({where}): the built-in scripted model, no key needed ({rules})"))
             continue
-        checks.append(model_check(model, where, config))
+        check = model_check(model, where, config)
+        if check is not None:
+            checks.append(check)
     return checks
 
 
-def model_check(model: str, where: str, config: Config) -> Check:
+def model_check(model: str, where: str, config: Config) -> Check | None:
+    """A model's provider, key and price; None when litellm cannot route it (the run's
+    ``check_models`` says so among :func:`run_checks`)."""
     from ..model.llm import litellm_module, missing_keys
     from ..model.preflight import _has_api_base
 
@@ -174,12 +193,12 @@ def model_check(model: str, where: str, config: Config) -> Check:
     try:
         provider = litellm.get_llm_provider(model)[1]
     except Exception:
-        return Check(FAIL, f"model {model!r} ({where}): litellm cannot route it; write it as provider/model, e.g. openai/gpt-4.1-mini")
+        return None
     price = "price known" if model in config.prices or _price_known(litellm, model) else "price unknown (costs will show as unknown; add [tool.behave_aitest.prices])"
     missing = missing_keys(model, has_api_base=_has_api_base(config, model))
-    if missing and config.cassette != "replay":
-        return Check(FAIL, f"model {model!r} ({where}): provider {provider}, {' / '.join(missing)} not set in the environment; {price}")
-    key = "key not needed in replay mode" if missing else "key set"
+    if missing and config.cassette not in ("replay", "auto"):
+        return Check(WARN, f"model {model!r} ({where}): provider {provider}, {' / '.join(missing)} not set in the environment; {price}")
+    key = f"key not needed in {config.cassette} mode" if missing else "key set"
     status = OK if "unknown" not in price else WARN
     return Check(status, f"model {model!r} ({where}): provider {provider}, {key}, {price}")
 
@@ -195,12 +214,13 @@ def _price_known(litellm: Any, model: str) -> bool:
 # --------------------------------------------------------------------------- servers
 
 
-def server_checks(config: Config) -> list[Check]:
-    """Start (or reach) every server once, list its tools, stop it; never longer than its
-    ``startup_timeout_s`` (plus a little for stopping it). Then each agent's allowed_tools."""
+def server_checks(config: Config, listed: dict[str, list[str]]) -> list[Check]:
+    """Start (or reach) every server once, list its tools (into ``listed``), stop it; never
+    longer than its ``startup_timeout_s`` (plus a little for stopping it). Then each agent's
+    allowed_tools."""
     import anyio
 
-    checks, listed = [], {}
+    checks = []
     with tempfile.TemporaryDirectory(prefix="aitest-doctor-") as folder:
         for server in config.servers.values():
             check, tools = anyio.run(_server_check, server, Path(folder) / f"{server.name}.log")
@@ -222,6 +242,7 @@ async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list
         with anyio.fail_after(server.startup_timeout_s + 5):  # connect has its own timeout; this is the backstop
             async with connect(server, errlog) as connection:
                 tools = [t.name for t in connection.tools]
+                era = connection.protocol_version
                 bad = [f"{t.name}: {t.schema_problem}" for t in connection.tools if t.schema_problem]
     except TimeoutError:
         return Check(FAIL, f"{what} {server.name!r}: did not start within {server.startup_timeout_s:g} s (startup_timeout_s)"), None
@@ -232,20 +253,68 @@ async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list
     seconds = time.monotonic() - started
     if bad:
         return Check(FAIL, f"{what} {server.name!r}: started in {seconds:.1f} s, invalid tool schemas: {'; '.join(bad)}"), tools
-    return Check(OK, f"{what} {server.name!r}: started in {seconds:.1f} s, {len(tools)} tools: {', '.join(tools) or 'none'}"), tools
+    spoken = f" (MCP {era})" if era else ""
+    return Check(OK, f"{what} {server.name!r}: started in {seconds:.1f} s{spoken}, {len(tools)} tools: {', '.join(tools) or 'none'}"), tools
 
 
 def allowed_tool_checks(config: Config, listed: dict[str, list[str]]) -> list[Check]:
-    """Every agent's ``allowed_tools`` entry is offered by one of its servers (that started)."""
+    """Every agent's ``allowed_tools`` entry is offered by one of its servers (that started),
+    by the rule and message of the run (behave_aitest/agent/names.py)."""
+    from ..agent.names import allowed_tools_problem
+
     checks = []
     for agent in config.agents.values():
         if agent.allowed_tools is None or not all(s in listed for s in agent.servers):
             continue
-        offered = {f"{s}.{t}" for s in agent.servers for t in listed[s]} | {t for s in agent.servers for t in listed[s]}
-        unknown = [t for t in agent.allowed_tools if t not in offered]
-        if unknown:
-            checks.append(Check(FAIL, f"agent {agent.name!r}: allowed_tools {', '.join(unknown)} not offered by its servers ({', '.join(agent.servers)})"))
+        problem = allowed_tools_problem(agent.allowed_tools, _known(agent.name, list(agent.servers), agent.allowed_tools, listed), agent.where)
+        if problem:
+            checks.append(Check(FAIL, f"agent {agent.name!r}: {problem}"))
     return checks
+
+
+def _known(agent: str, servers: list[str], allowed: Sequence[str] | None, listed: dict[str, list[str]]) -> Any:
+    from ..agent.names import KnownTools
+
+    pairs = tuple((s, t) for s in servers for t in listed.get(s, []))
+    offered = tuple(allowed) if allowed is not None else tuple(t for _, t in pairs)
+    return KnownTools(agent or "(unnamed)", pairs, offered)
+
+
+# --------------------------------------------------------------------------- the run's own checks
+
+
+def run_checks(config: Config, features: list[Any], listed: dict[str, list[str]], registry: Any) -> list[Check]:
+    """What the run refuses before its first scenario (``hooks.run_problems``, the same
+    function ``before_all`` calls), plus the tools each step names for its scenario's agent
+    (the check those steps make when they run): doctor never passes what the run refuses."""
+    from ..run.hooks import _NAMED, run_problems
+
+    agent_step, server_step = _NAMED[0][0], _NAMED[1][0]  # the run's own patterns
+
+    def tools(scenario: Any, step: Any) -> str | None:
+        from ..agent.names import step_problem
+
+        match = registry.find_match(step) if registry is not None else None
+        if match is None:
+            return None
+        agent = next(iter(config.agents.values())) if len(config.agents) == 1 else None
+        servers = list(agent.servers) if agent is not None else []
+        for earlier in scenario.all_steps:
+            if earlier is step:
+                break
+            named = agent_step.fullmatch(earlier.name)
+            if named and named.group(1) in config.agents:
+                agent = config.agents[named.group(1)]
+                servers = list(agent.servers)
+            server = server_step.fullmatch(earlier.name)
+            if server and server.group(1) not in servers:
+                servers.append(server.group(1))
+        if not all(s in listed for s in servers):
+            return None  # a server that did not start: its own line says so
+        return step_problem(step, match, _known(agent.name if agent else "", servers, agent.allowed_tools if agent else None, listed))
+
+    problems = run_problems(features, config, tools)
+    return [Check(FAIL, " ".join(p.split())) for p in problems]
 
 
 # --------------------------------------------------------------------------- cassettes

@@ -74,11 +74,19 @@ def _write_new(root: Path, relative: str, text: str) -> Outcome:
     return Outcome(relative, "wrote")
 
 
+REPORT_HINT = (
+    'it has its own [tool.behave]: add format = ["behave_aitest.formatter:HTMLFormatter"] and '
+    'outfiles = ["reports/aitest.html"] to it for the HTML report'
+)
+
+
 def _add_table(path: Path) -> Outcome:
-    """The ``[tool.behave_aitest]`` table: appended to pyproject.toml, or a new file."""
+    """The ``[tool.behave_aitest]`` table and, unless the file has its own, a ``[tool.behave]``
+    that writes the HTML report: appended to pyproject.toml, or a new file."""
     table = template("table.toml.txt")
+    behave_table = template("behave_table.toml.txt")
     if not path.exists():
-        return _write_new(path.parent, path.name, table.lstrip("\n"))
+        return _write_new(path.parent, path.name, (table + behave_table).lstrip("\n"))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -89,7 +97,8 @@ def _add_table(path: Path) -> Outcome:
         return Outcome(path.name, "left alone", f"it is not valid TOML ({exc}); add the table by hand")
     if "behave_aitest" in data.get("tool", {}):
         return Outcome(path.name, "left alone", "it already has [tool.behave_aitest]")
-    joined = text + ("" if text.endswith("\n") or not text else "\n") + table
+    own_behave = "behave" in data.get("tool", {})
+    joined = text + ("" if text.endswith("\n") or not text else "\n") + table + ("" if own_behave else behave_table)
     try:
         tomllib.loads(joined)
     except tomllib.TOMLDecodeError:
@@ -99,7 +108,9 @@ def _add_table(path: Path) -> Outcome:
             out.write(joined[len(text):])
     except OSError as exc:
         raise InitError(f"{path}: cannot write it ({exc.strerror or exc}).") from None
-    return Outcome(path.name, "added", "[tool.behave_aitest] at its end; nothing else changed")
+    if own_behave:
+        return Outcome(path.name, "added", f"[tool.behave_aitest] at its end; nothing else changed; {REPORT_HINT}")
+    return Outcome(path.name, "added", "[tool.behave_aitest] and [tool.behave] (the HTML report) at its end; nothing else changed")
 
 
 # --------------------------------------------------------------------------- --from-server
@@ -111,16 +122,24 @@ def _gherkin_text(text: str, limit: int = 200) -> str:
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
-def draft(server: str, tools: list[Any], agent: str | None) -> str:
-    """A feature with one scenario per tool (``tools``: servers.ToolSpec), to be rewritten."""
+def draft(server: str, tools: list[Any], agent: str | None, left_out: list[str] | None = None) -> str:
+    """A feature with one scenario per tool (``tools``: servers.ToolSpec), to be rewritten.
+    ``agent``: the agent that uses the server (its ``allowed_tools`` already applied to
+    ``tools``; ``left_out`` names the others); None: no agent uses it, so each scenario gives
+    the server to the scenario's agent with ``Given the MCP server``."""
     lines = [
         "@draft",
         f"Feature: What the {_gherkin_text(server)} tools are for (a draft written by behave-aitest init --from-server)",
         "  One scenario per tool. Rewrite each request as a user would say it and add what must hold",
         "  (the steps: behave --steps-catalog). Drop the @draft tag when it is done; until then",
         '  leave it out of a run with --tags="not @draft".',
-        "",
     ]
+    if left_out:
+        lines.append(f"  The agent {agent}'s allowed_tools leave out {', '.join(_gherkin_text(t, 80) for t in left_out)}: no scenario for them.")
+    if agent is None:
+        lines.append(f"  No agent uses the server {_gherkin_text(server)}: each scenario adds it with Given the MCP server")
+        lines.append("  (or add it to an agent's servers and use Given the agent).")
+    lines.append("")
     for tool in tools:
         name = _gherkin_text(tool.name, 80)
         lines.append(f"  Scenario: {name}")
@@ -131,6 +150,8 @@ def draft(server: str, tools: list[Any], agent: str | None) -> str:
             lines.append(f"    # Parameters: {_gherkin_text(params)}")
         if agent:
             lines.append(f'    Given the agent "{agent}"')
+        else:
+            lines.append(f'    Given the MCP server "{_gherkin_text(server, 80)}"')
         lines.append(f'    When the user says "TODO: ask for something that needs {name}"')
         lines.append(f'    Then the agent called tool "{name}"')
         lines.append("")
@@ -166,9 +187,16 @@ def from_server(root: Path, name: str) -> Outcome:
     server = config.servers[name]
     with tempfile.TemporaryDirectory(prefix="aitest-init-") as folder:
         tools = anyio.run(_list_tools, server, Path(folder) / "server.log")
-    agent = next((a.name for a in config.agents.values() if name in a.servers), None)
+    user = next((a for a in config.agents.values() if name in a.servers), None)
+    left_out: list[str] = []
+    if user is not None and user.allowed_tools is not None:
+        from ..agent.names import KnownTools
+
+        allowed = [t for t in tools if any(KnownTools(user.name, ((name, t.name),), ()).has(e) for e in user.allowed_tools)]
+        left_out = [t.name for t in tools if t not in allowed]
+        tools = allowed
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "server"
-    return _write_new(root, f"features/{slug}_tools.feature", draft(name, tools, agent))
+    return _write_new(root, f"features/{slug}_tools.feature", draft(name, tools, user.name if user else None, left_out))
 
 
 async def _list_tools(server: Any, errlog: Path) -> list[Any]:

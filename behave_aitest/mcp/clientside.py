@@ -108,7 +108,8 @@ class ClientSide:
         try:
             result, record = await sample(self.sampler, params, self.server)
         except Exception as exc:
-            target.sampling_calls.append(SamplingCall(server=self.server, model=str(self.sampler.settings.model), error=f"{type(exc).__name__}: {exc}"))
+            failed = getattr(exc, "sampling_record", None)  # the request, as sample() recorded it
+            target.sampling_calls.append(failed or SamplingCall(server=self.server, model=str(self.sampler.settings.model), error=f"{type(exc).__name__}: {exc}"))
             return types.ErrorData(code=types.INTERNAL_ERROR, message=f"The client's model failed: {type(exc).__name__}")
         target.sampling_calls.append(record)
         return types.CreateMessageResult.model_validate(result)

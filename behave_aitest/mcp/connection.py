@@ -69,6 +69,7 @@ class ServerConnection:
     client: Any = None  # clientside.ClientSide: answers the server's questions, collects its events
     mcp: Any = None  # the SDK's mcp.Client over this session (input_required rounds, relisting)
     warnings: list[str] = field(default_factory=list)  # tools not offered, and why
+    listening: bool = False  # a 2026-07-28 subscriptions/listen stream carries its tool-list changes
 
     def transport_closed(self) -> bool:
         """The transport has ended (the server's stdout closed, the HTTP stream ended):
@@ -117,7 +118,12 @@ class ServerConnection:
         finally:
             if events is not None:
                 self.client.end_call(events)
-        from .content import result_view
+        if self.listening:
+            # A change the server published during the call came on the listen stream before
+            # the call's answer; let the stream's task mark it before the next model call.
+            for _ in range(3):
+                await anyio.sleep(0)
+        from .content import result_view, structured_for_record
 
         view = result_view(result)
         return ToolOutcome(
@@ -126,7 +132,7 @@ class ServerConnection:
             time.perf_counter() - started,
             events,
             view,
-            getattr(result, "structured_content", None),
+            structured_for_record(getattr(result, "structured_content", None)),
         )
 
     async def _call_tool(self, tool: str, arguments: dict[str, Any], events: Any) -> Any:
@@ -165,10 +171,27 @@ class ServerConnection:
     async def get_prompt(self, name: str, arguments: Mapping[str, str]) -> Any:
         return await (self.mcp or self.session).get_prompt(name, dict(arguments))
 
-    async def list_resources(self) -> list[Any]:
-        if not getattr(self.capabilities(), "resources", None):
-            return []
-        return list((await (self.mcp or self.session).list_resources()).resources)
+    async def list_resources(self, pages: int = 100) -> list[Any]:
+        """Every resource the server lists, page after page (``nextCursor``)."""
+        return await self._all_pages("list_resources", "resources", pages)
+
+    async def list_resource_templates(self, pages: int = 100) -> list[Any]:
+        """Every resource template (``resources/templates/list``), page after page."""
+        return await self._all_pages("list_resource_templates", "resource_templates", pages)
+
+    async def _all_pages(self, method: str, field: str, pages: int) -> list[Any]:
+        caps = self.capabilities()
+        if caps is not None and not getattr(caps, "resources", None):
+            return []  # a 2025 server that declared no resources (a 2026 one declares nothing here)
+        found: list[Any] = []
+        cursor: str | None = None
+        for _ in range(pages):
+            page = await getattr(self.mcp or self.session, method)(cursor=cursor)
+            found += list(getattr(page, field, None) or [])
+            cursor = getattr(page, "next_cursor", None)
+            if not cursor:
+                break
+        return found
 
     def capabilities(self) -> Any:
         return getattr(self.session, "server_capabilities", None)
@@ -176,6 +199,19 @@ class ServerConnection:
     @property
     def protocol_version(self) -> str | None:
         return getattr(self.session, "protocol_version", None)
+
+
+def template_matches(template: str, uri: str) -> bool:
+    """Whether ``uri`` is one of a resource template's URIs (RFC 6570 simple and reserved
+    expansion: ``{name}`` is one path segment, ``{+path}`` anything)."""
+    import re
+
+    pattern, at = "", 0
+    for found in re.finditer(r"\{(\+?)[^}]*\}", template):
+        pattern += re.escape(template[at:found.start()]) + (".+" if found.group(1) else "[^/?#]+")
+        at = found.end()
+    pattern += re.escape(template[at:])
+    return re.fullmatch(pattern, uri) is not None
 
 
 async def all_tools(mcp: Any, pages: int = 100) -> list[Any]:
@@ -273,6 +309,7 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
                     listed = await all_tools(mcp)
             tools, warnings = tool_specs(config, listed)
             connection = ServerConnection(config, mcp.session, tools, errlog, incoming=read, client=client, mcp=mcp, warnings=warnings)
+            connection.listening = await listen_for_tool_changes(mcp, client, stack)
             yield connection
     except (ConfigError, ServerError):
         raise
@@ -280,6 +317,37 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
         if connection is not None:  # the server was up: what failed is the caller's business
             raise
         raise start_failure(config, first_leaf(exc), errlog, statuses) from None
+
+
+async def listen_for_tool_changes(mcp: Any, client: Any, stack: AsyncExitStack) -> bool:
+    """At 2026-07-28, open a ``subscriptions/listen`` stream for tool-list changes and mark
+    them on the client side (``client.tools_changed``) as a 2025 ``notifications/tools/
+    list_changed`` would: that era sends no unsolicited notification, so without the stream a
+    tool the server adds during a call stays unknown to the next model call. The stream is
+    acknowledged before the connection is handed out (no change is missed after it), read by a
+    task of ``stack`` and cancelled when the connection closes. An older era, or a server that
+    refuses the stream, keeps the connection as it is; False then."""
+    import anyio
+    from mcp.client.subscriptions import ListenNotSupportedError
+
+    async def listen(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with mcp.listen(tools_list_changed=True) as subscription:
+                task_status.started(True)
+                async for event in subscription:
+                    if type(event).__name__ == "ToolsListChanged":
+                        client.tools_changed = True
+        except ListenNotSupportedError:
+            task_status.started(False)
+        except Exception:  # refused, or the stream dropped: the connection itself decides what is dead
+            try:
+                task_status.started(False)
+            except RuntimeError:  # already started: the stream ended after its acknowledgement
+                pass
+
+    group = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(group.cancel_scope.cancel)  # runs before the group's exit: the stream's task stops
+    return bool(await group.start(listen))
 
 
 def _client(read: Any, write: Any, client: Any, config: ServerConfig) -> Any:

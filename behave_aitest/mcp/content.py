@@ -101,6 +101,19 @@ def result_view(result: Any) -> ContentView:
     return view
 
 
+def structured_for_record(value: Any) -> Any:
+    """A tool's ``structuredContent`` as the record keeps it: any text longer than
+    :data:`MAX_IMAGE_CHARS` (an image's base64 repeated there) is described, not kept, by the
+    limit the image blocks follow; the model still gets the result whole."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_IMAGE_CHARS else f"[{len(value)} characters, not kept: over the report's limit of {MAX_IMAGE_CHARS}]"
+    if isinstance(value, dict):
+        return {k: structured_for_record(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [structured_for_record(v) for v in value]
+    return value
+
+
 def resource_contents_text(contents: Any) -> str:
     """The text of a ``resources/read`` answer: each part with its URI and type."""
     parts = []
@@ -114,8 +127,10 @@ def resource_contents_text(contents: Any) -> str:
 def image_message(images: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
     """The user message that carries tool images to a vision model: an OpenAI-style
     ``image_url`` data URI per image (litellm translates it for each provider)."""
+    from ..model.llm import TOOL_IMAGE_TEXT
+
     content: list[dict[str, Any]] = []
     for label, image in images:
-        content.append({"type": "text", "text": f"Image returned by the tool call {label}:"})
+        content.append({"type": "text", "text": f"{TOOL_IMAGE_TEXT}{label}:"})
         content.append({"type": "image_url", "image_url": {"url": f"data:{image['mime_type']};base64,{image['data']}"}})
     return {"role": "user", "content": content}

@@ -64,6 +64,7 @@ async def sample(sampler: Sampler, params: Any, server: str) -> tuple[dict[str, 
     except Exception as exc:
         record.error = f"{type(exc).__name__}: {exc}"
         record.latency_s = time.perf_counter() - started
+        exc.sampling_record = record  # type: ignore[attr-defined]  # the failed call keeps its request
         raise
     record.response = reply.content or ""
     record.input_tokens, record.output_tokens = reply.input_tokens, reply.output_tokens

@@ -39,6 +39,35 @@ def litellm_module() -> Any:
     return _litellm
 
 
+# The text that opens each tool image in the user message carrying tool images to a vision
+# model (mcp/content.py builds it; the scripted model reads such a message as tool results).
+TOOL_IMAGE_TEXT = "Image returned by the tool call "
+
+_warmed = False
+
+
+async def warm_up() -> None:
+    """Import litellm and run its first-call set-up (about 40 more modules it imports lazily,
+    over a second of CPU) once per process, through a mocked completion that sends nothing.
+
+    A turn's ``timeout_s`` covers model and tool calls only: called before the turn's
+    deadline starts, this keeps start-up out of it (a first turn on a busy machine otherwise
+    timed out with no model call, cancelling litellm half-way and leaving its coroutine
+    un-awaited).
+    """
+    global _warmed
+    if _warmed:
+        return
+    litellm = litellm_module()
+    try:
+        await litellm.acompletion(
+            model="openai/behave-aitest-warm-up", messages=[{"role": "user", "content": "warm-up"}], mock_response="ok", api_key="none"
+        )
+    except Exception:  # a warm-up that fails costs the first call its set-up time, nothing else
+        pass
+    _warmed = True
+
+
 # Variables that only say *where* a provider is: a configured api_base stands in for them.
 _WHERE_KEYS = ("API_BASE", "BASE_URL", "ENDPOINT")
 
@@ -210,5 +239,27 @@ async def complete(request: dict[str, Any], *, timeout_s: float | None = None) -
     """
     litellm = litellm_module()
     started = time.perf_counter()
-    response = await litellm.acompletion(**request, max_retries=0, timeout=timeout_s)
+    try:
+        response = await litellm.acompletion(**request, max_retries=0, timeout=timeout_s)
+    except Exception as exc:
+        refused = scripted_refusal(exc, str(request.get("model") or ""))
+        if refused is None:
+            raise
+        from ..errors import TurnFailure
+
+        raise TurnFailure("model", refused) from None
     return reply_from_response(response, time.perf_counter() - started)
+
+
+def scripted_refusal(exc: BaseException, model: str) -> str | None:
+    """The scripted model's own words when it refuses a message (no rule for it, a rule
+    calling a tool the agent lacks: behave_aitest/model/scripted.py), without the
+    ``BadRequestError: litellm.BadRequestError: OpenAIException -`` litellm puts before them;
+    None for any other error."""
+    from ..config import is_scripted
+
+    if not is_scripted(model.removeprefix("openai/")) or getattr(exc, "status_code", None) != 400:
+        return None
+    text = str(exc)
+    at = text.find("the scripted model ")
+    return text[at:] if at >= 0 else None

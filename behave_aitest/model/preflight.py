@@ -25,16 +25,17 @@ def check_keys(models: Mapping[str, str], config: Config) -> None:
     and in replay and auto cassette modes (a replay never calls a provider; ``auto`` may not)."""
     if config.cassette in ("replay", "auto"):
         return
-    problems = []
+    problems, first_key = [], ""
     for model, where in models.items():
         if is_scripted(model) or "<" in model:
             continue
         keys = missing_keys(model, has_api_base=_has_api_base(config, model))
         if keys:
             problems.append(f"model {model!r} ({where}) needs {' / '.join(keys)}")
+            first_key = first_key or keys[0]
     if problems:
         raise ConfigError(
             f"{'; '.join(problems)}: not set in the environment. Export the key before running behave "
-            "(e.g. export OPENAI_API_KEY=...), replay recorded cassettes with -D aitest.cassette=replay, "
+            f"(e.g. export {first_key}=...), replay recorded cassettes with -D aitest.cassette=replay, "
             "or use the scripted model."
         )

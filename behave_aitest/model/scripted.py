@@ -3,7 +3,9 @@
 It lets the example features (and a new user's first run) work offline and for free,
 through the same path a real model takes: litellm sends real HTTP requests to a local
 OpenAI-compatible server (:mod:`behave_aitest.fakellm`) whose answers come from here.
-It is deliberately simple and says so in its answers when no rule matches.
+It is deliberately simple. A message no rule matches is the turn's error, never an answer:
+an answer could repeat the user's words and let ``Then the response mentions`` pass by
+accident (see :func:`no_rule`).
 
 A rules file (TOML) is a list of ``[[rule]]`` tables, tried in order against the latest
 user message::
@@ -169,7 +171,12 @@ def read_models(path: Path) -> dict[str, list[Rule]]:
 
 def undefined_model(model: str, models: Mapping[str, Any], path: Path) -> str:
     """The message for a scripted model the rules file does not define."""
+    import difflib
+
     known = ", ".join(sorted(models)) or "none"
+    close = difflib.get_close_matches(model, list(models), n=1)
+    if close:
+        known += f"; did you mean {close[0]!r}?"
     if model == SCRIPTED_PREFIX:
         how = "add top-level [[rule]] tables"
     else:
@@ -229,11 +236,48 @@ def _render_argument(value: Any, values: Mapping[str, Any]) -> Any:
     return value
 
 
+# The HTTP status of the scripted model's refusals: litellm maps it to BadRequestError, which
+# is never retried, so the turn ends at once with the message as its error.
+REFUSAL_STATUS = 400
+
+
+def refusal(text: str) -> dict[str, Any]:
+    """A reply the local server sends as an HTTP error: the turn's error, not an answer."""
+    return {"status": REFUSAL_STATUS, "message": text, "type": "invalid_request_error", "code": "scripted_no_rule"}
+
+
+def no_rule(model: str, user_text: str, source: str) -> str:
+    """Why the scripted model gives no answer to ``user_text``: the message and the rules file.
+
+    Never an answer: "(no rule matches 'Tell me a joke')" contains the user's words, so
+    ``Then the response mentions "joke"`` (or ``Then the agent answered``) would pass on a
+    turn nobody scripted. As an error the turn stops and the step says what to add.
+    """
+    return (
+        f"the scripted model {model!r} has no rule for the user's message {user_text!r} in {source}: "
+        "add a [[rule]] whose 'when' matches it, or check the rules above it (docs/scripted-model.md)."
+    )
+
+
+def tool_images(message: Mapping[str, Any]) -> bool:
+    """A user message that only carries tool images to a vision model (after the tool results):
+    part of the tool results, not something the user said, so never "the latest user message"."""
+    content = message.get("content")
+    if not isinstance(content, list) or not content:
+        return False
+    texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    from .llm import TOOL_IMAGE_TEXT
+
+    return bool(texts) and all(str(t).startswith(TOOL_IMAGE_TEXT) for t in texts)
+
+
 class RulesBrain:
     """Answers chat requests from rules; stateless (everything comes from the messages)."""
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], model: str = SCRIPTED_PREFIX, source: str = "the rules file") -> None:
         self.rules = list(rules)
+        self.model = model
+        self.source = source
 
     @classmethod
     def from_file(cls, path: Path) -> RulesBrain:
@@ -241,7 +285,7 @@ class RulesBrain:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise RulesError(f"{path}: not valid TOML: {exc}.") from None
-        return cls(parse_rules(data, str(path)))
+        return cls(parse_rules(data, str(path)), source=str(path))
 
     def _match(
         self, user_text: str, earlier: Sequence[Mapping[str, Any]], system: str = ""
@@ -267,14 +311,14 @@ class RulesBrain:
 
     def __call__(self, request: Mapping[str, Any]) -> dict[str, Any]:
         messages = list(request.get("messages", []))
-        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user" and not tool_images(m)), default=None)
         if last_user is None:
             return {"content": "(scripted model: there is no user message to answer)"}
         user_text = _text(messages[last_user])
         system = "\n".join(_text(m) for m in messages if m.get("role") == "system")
         matched = self._match(user_text, messages[:last_user], system)
         if matched is None:
-            return {"content": f"(scripted model: no rule matches {user_text!r})"}
+            return refusal(no_rule(self.model, user_text, self.source))
         rule, values = matched
         after = messages[last_user + 1:]
         results = [_text(m) for m in after if m.get("role") == "tool"]
@@ -312,7 +356,7 @@ class ScriptedModels:
     """
 
     def __init__(self, models: Mapping[str, Sequence[Rule]], source: str = "the rules file") -> None:
-        self.brains = {name: RulesBrain(rules) for name, rules in models.items()}
+        self.brains = {name: RulesBrain(rules, name, source) for name, rules in models.items()}
         self.source = source
 
     @classmethod
@@ -324,5 +368,5 @@ class ScriptedModels:
         model = model[len("openai/"):] if model.startswith("openai/") else model
         brain = self.brains.get(model)
         if brain is None:
-            return {"content": f"(scripted model: {model!r} is not defined in {self.source})"}
+            return refusal(f"the scripted model {model!r} is not defined in {self.source}.")
         return brain(request)

@@ -204,8 +204,10 @@ class ParallelRunner(Runner):
                 continue
             kept.append(formatter)
         if dropped and not quiet:
+            jobs = getattr(self.config, "jobs", 1) or 1
+            who = "behave-aitest -j" if jobs > 1 else "behave-aitest (a shard runs as -j 1)"  # no -j given: do not name it
             print(
-                f"behave-aitest -j: the console formatter {', '.join(sorted(set(dropped)))} is replaced by one line per "
+                f"{who}: the console formatter {', '.join(sorted(set(dropped)))} is replaced by one line per "
                 "conversation; give it an output file (-f NAME -o FILE) to keep its output."
             )
         return kept

@@ -142,6 +142,14 @@ def _pass_rate(scenario: Mapping[str, Any]) -> tuple[int, int] | None:
     return None
 
 
+def _failure(scenario: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The new run's first failing step and its message (report's ``first_failure``)."""
+    failure = scenario.get("first_failure")
+    if not isinstance(failure, Mapping):
+        return None
+    return {"step": failure.get("step"), "message": failure.get("message")}
+
+
 def compare_scenario(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """One scenario present in both runs."""
     reasons: list[str] = []
@@ -170,6 +178,7 @@ def compare_scenario(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[st
         "regression": regression,
         "improved": b_status in _FAILED and n_status == "passed",
         "reasons": reasons,
+        "failure": _failure(new) if regression else None,
         "pass_rate": rates,
         "tools": tools,
         **{m: delta(b_m[m], n_m[m]) for m in METRICS},
@@ -265,16 +274,16 @@ def _num(metric: str, value: float | None) -> str:
 LABELS = {"cost_usd": "Cost", "tokens": "Tokens", "latency_s": "Model latency"}
 
 
-def headline(diff: Mapping[str, Any]) -> str:
+def headline(diff: Mapping[str, Any], icons: bool = True) -> str:
+    """``❌ 2 regressions · 1 improved``; without the emoji (``icons=False``) for HTML, where a
+    machine without an emoji font shows them as empty boxes (docs/report.md: no emoji)."""
     s = diff["summary"]
-    icon = "❌" if diff["regressions"] else "✅"
+    icon = ("❌ " if diff["regressions"] else "✅ ") if icons else ""
     parts = [f"{diff['regressions']} regression{'s' * (diff['regressions'] != 1)}"]
-    parts += [
-        f"{s[k]} {label}"
-        for k, label in (("improved", "improved"), ("tool_changes", "tool sequences changed"), ("added", "added"), ("removed", "removed"), ("throttled", "throttled by the provider"))
-        if s.get(k)
-    ]
-    return f"{icon} " + " · ".join(parts)
+    parts += [f"{s[k]} {label}" for k, label in (("improved", "improved"), ("added", "added"), ("removed", "removed"), ("throttled", "throttled by the provider")) if s.get(k)]
+    if s.get("tool_changes"):
+        parts.insert(2 if s.get("improved") else 1, f"{s['tool_changes']} tool sequence{'s' * (s['tool_changes'] != 1)} changed")
+    return icon + " · ".join(parts)
 
 
 def markdown(diff: Mapping[str, Any], limit: int = MARKDOWN_BUDGET) -> str:
@@ -327,10 +336,38 @@ def _md_row(row: Mapping[str, Any], md: Any, code: Any) -> str:
     if row["kind"] == "removed":
         return text + f" — was {md(row['base_status'])}"
     parts = [md(r) for r in row["reasons"]]
+    if failure_text(row):
+        parts.append(md(failure_text(row)))
     tools = row.get("tools")
     if tools:
         parts.append(tool_text(tools, code))
     return text + (" — " + "; ".join(parts) if parts else "")
+
+
+def argument_changes(change: Mapping[str, Any]) -> str:
+    """``amount 500 → 5000, memo (none) → "x"``: each argument whose value changed, old → new
+    (values as JSON); the whole arguments when they are not two objects."""
+    try:
+        old, new = json.loads(change["base"]), json.loads(change["new"])
+    except (TypeError, ValueError):
+        old = new = None
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return f"{change['base']} → {change['new']}"
+    shown = lambda key, args: json.dumps(args[key], ensure_ascii=False) if key in args else "(none)"  # noqa: E731
+    keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k, _MISSING) != new.get(k, _MISSING)]
+    return ", ".join(f"{k} {shown(k, old)} → {shown(k, new)}" for k in keys) or "same values"
+
+
+_MISSING = object()
+
+
+def failure_text(row: Mapping[str, Any]) -> str:
+    """A regression's failing step and the first line of its message, or nothing."""
+    failure = row.get("failure") or {}
+    if not failure.get("step") and not failure.get("message"):
+        return ""
+    first = str(failure.get("message") or "").strip().splitlines()[:1]
+    return f"failed at {failure.get('step') or '?'}" + (f": {first[0]}" if first else "")
 
 
 def tool_text(tools: Mapping[str, Any], code: Any = str) -> str:
@@ -346,7 +383,7 @@ def tool_text(tools: Mapping[str, Any], code: Any = str) -> str:
     if tools["reordered"]:
         notes.append("reordered")
     if tools["arguments_changed"]:
-        notes.append("arguments changed: " + seq([c["tool"] for c in tools["arguments_changed"]]))
+        notes.append("arguments changed: " + "; ".join(f"{code(c['tool'])}: {argument_changes(c)}" for c in tools["arguments_changed"]))
     return f"tools {seq(tools['base'])} → {seq(tools['new'])} ({'; '.join(notes)})"
 
 
@@ -378,7 +415,7 @@ def html(diff: Mapping[str, Any]) -> str:
     for metric in METRICS:
         d = diff["totals"][metric]
         check = next((c for c in diff["thresholds"] if c["metric"] == metric), None)
-        flag = f" ⛔ above +{check['max_increase'] * 100:.0f}%" if check and check["breached"] else ""
+        flag = f" (above +{check['max_increase'] * 100:.0f}%)" if check and check["breached"] else ""
         totals.append((LABELS[metric], (_num(metric, d["base"]), _num(metric, d["new"]), _pct(d["pct"])), flag))
     rows = []
     for r in diff["scenarios"]:
@@ -388,13 +425,13 @@ def html(diff: Mapping[str, Any]) -> str:
             status, what = r["base_status"], "removed"
         else:
             status = r["new_status"] if r["base_status"] == r["new_status"] else f"{r['base_status']} → {r['new_status']}"
-            what = "; ".join([*r["reasons"], *([tool_text(r["tools"])] if r.get("tools") else [])]) or "–"
+            what = "; ".join([*r["reasons"], *([failure_text(r)] if failure_text(r) else []), *([tool_text(r["tools"])] if r.get("tools") else [])]) or "–"
         cost = _pct(r["cost_usd"]["pct"]) if r.get("cost_usd") else "–"
         tokens = _pct(r["tokens"]["pct"]) if r.get("tokens") else "–"
         rows.append({**r, "status": status, "what": what, "cost": cost, "tokens": tokens, "improved": r.get("improved")})
     rows.sort(key=lambda r: (not r["regression"], not r.get("tools"), r["key"]))
     env = Environment(autoescape=True)
-    return env.from_string(_HTML).render(diff=diff, title="behave-aitest diff", headline=headline(diff), totals=totals, rows=rows)
+    return env.from_string(_HTML).render(diff=diff, title="behave-aitest diff", headline=headline(diff, icons=False), totals=totals, rows=rows)
 
 
 def render(diff: Mapping[str, Any], kind: str) -> str:
@@ -447,7 +484,7 @@ def attach_baseline(doc: Doc, path: str | None) -> Doc:
         "file": str(path),
         "error": None,
         "generated_at": diff["base"]["generated_at"],
-        "headline": headline(diff),
+        "headline": headline(diff, icons=False),
         "totals": diff["totals"],
         "removed": [r["key"] for r in diff["scenarios"] if r["kind"] == "removed"],
         "scenarios": by_ref,

@@ -283,9 +283,10 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
         lines += ["## Model leaderboard", "", "| # | Model | Passed | Pass rate | Cost | Time | Tokens | Tool errors |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
         for row in doc["models"]:
             ran = row["passed"] + row["failed"] + row["error"]
-            medal = {1: "🥇", 2: "🥈", 3: "🥉"}.get(row["rank"], str(row["rank"]))
+            medal = {1: "🥇", 2: "🥈", 3: "🥉"}.get(row["rank"], str(row["rank"])) if row.get("rank") else "–"
+            apart = f" ({md(row['apart'])})" if row.get("apart") else ""
             lines.append(
-                f"| {medal} | {code(row['model']).replace('|', chr(92) + '|')}{' ⛔ below min_pass_rate' if row.get('below_gate') else ''} | {row['passed']}/{ran} | {percent(row['pass_rate'])} | {md(cost(row))} "
+                f"| {medal} | {code(row['model']).replace('|', chr(92) + '|')}{' ⛔ below min_pass_rate' if row.get('below_gate') else ''}{apart} | {row['passed']}/{ran} | {percent(row['pass_rate'])} | {md(cost(row))} "
                 f"| {seconds(row['duration_s'])} | {tokens(row['input_tokens'] + row['output_tokens'])} | {row['tool_errors']} |"
             )
         lines.append("")

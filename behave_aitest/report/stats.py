@@ -5,7 +5,7 @@ calls), the run's summary and the model matrix (the leaderboard) drawn from a do
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .schema import OUTCOMES, TOP_LEVEL, Doc, _epoch
@@ -111,6 +111,7 @@ def summarize(doc: Doc) -> Doc:
     """(Re)compute the derived parts: ``totals``, the ``models`` leaderboard, ``partial``."""
     totals: dict[str, Any] = {"features": len(doc["features"]), "scenarios": 0, **dict.fromkeys(OUTCOMES, 0), **empty_stats()}
     per_model: dict[str, dict[str, Any]] = {}
+    ran_by: dict[str, set[tuple[str, ...]]] = {}  # the matrix rows each model ran
     for feature in doc["features"]:
         add_stats(totals, feature["stats"])
         for scenario in feature["scenarios"]:
@@ -119,6 +120,7 @@ def summarize(doc: Doc) -> Doc:
             model = scenario.get("model")
             if not model:
                 continue
+            ran_by.setdefault(model, set()).add((base_title(feature), *_matrix_row(scenario, str(model))[0]))
             row = per_model.setdefault(
                 model, {"model": model, "scenarios": 0, **dict.fromkeys(OUTCOMES, 0), **empty_stats(), "duration_s": 0.0}
             )
@@ -145,9 +147,12 @@ def summarize(doc: Doc) -> Doc:
         # the messages of behave_aitest.repeats.model_gate start with "model '<name>' "
         row["below_gate"] = any(message.startswith(f"model {row['model']!r} ") for message in gate)
         rows.append(_round(row))
-    rows.sort(key=lambda r: (-(r["pass_rate"] or 0.0), r["unknown_cost_calls"] > 0, r["cost_usd"], r["duration_s"], r["model"]))
+    compared = compared_models(ran_by)
+    for row in rows:
+        row["apart"] = None if row["model"] in compared else apart_reason(row["model"], compared, ran_by)
+    rows.sort(key=lambda r: (r["apart"] is not None, -(r["pass_rate"] or 0.0), r["unknown_cost_calls"] > 0, r["cost_usd"], r["duration_s"], r["model"]))
     for rank, row in enumerate(rows, 1):
-        row["rank"] = rank
+        row["rank"] = rank if row["apart"] is None else None
     doc["models"] = rows
     reasons = [reason for run in runs for reason in run.get("partial_reasons", [])]
     doc["partial_reasons"] = list(dict.fromkeys(reasons))
@@ -156,6 +161,36 @@ def summarize(doc: Doc) -> Doc:
     doc.clear()
     doc.update(ordered)  # the summary first: what a person opening the file wants to see
     return doc
+
+
+def compared_models(ran_by: Mapping[str, set[tuple[str, ...]]]) -> list[str]:
+    """The models the leaderboard ranks: those that ran the very same scenarios.
+
+    Pass rates over different scenarios do not compare (plain ``scripted`` passing 12 small
+    talks is not better than ``scripted/careful`` on 2 transfers). Models are grouped by the
+    set of scenarios (matrix rows) they ran; the largest group is ranked (ties: the one that
+    ran more scenarios, then the group of the model seen first). A run of one model ranks it.
+    """
+    groups: dict[frozenset[tuple[str, ...]], list[str]] = {}
+    for model, ran in ran_by.items():
+        groups.setdefault(frozenset(ran), []).append(model)
+    if not groups:
+        return []
+    best = max(groups.items(), key=lambda item: (len(item[1]), len(item[0])))  # ties: the first model's group
+    return sorted(best[1])
+
+
+def apart_reason(model: str, compared: Sequence[str], ran_by: Mapping[str, set[tuple[str, ...]]]) -> str:
+    """Why ``model`` is shown apart from the ranked models (what it ran that they did not)."""
+    mine = ran_by.get(model, set())
+    theirs = ran_by.get(compared[0], set()) if compared else set()
+    other, missing = len(mine - theirs), len(theirs - mine)
+    parts = []
+    if other:
+        parts.append(f"{other} other scenario{'s' * (other != 1)}")
+    if missing:
+        parts.append(f"not {missing} of theirs")
+    return f"not ranked: it ran other scenarios than {', '.join(compared)} ({'; '.join(parts)}), so their pass rates do not compare"
 
 
 def base_title(feature: Mapping[str, Any]) -> str:

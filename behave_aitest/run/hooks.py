@@ -28,7 +28,7 @@ from ..config import Config, ConfigError, is_scripted, load_config, unknown_name
 from ..text.safetext import quiet_http_logs
 from . import reasons, repeats
 from .runtime import Runtime, runtime_of
-from .tags import SESSION_TAG, model_tags, scenario_model
+from .tags import JUDGE_TAG, SESSION_TAG, model_tags, own_tags, scenario_model
 
 
 def _noted(hook: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -167,33 +167,81 @@ _NAMED = (
 
 
 def check_features(features: list[Any], runtime: Runtime) -> None:
-    """Fail before the first scenario on mistakes visible in the feature files."""
-    config = runtime.config
+    """Fail before the first scenario on mistakes visible in the feature files (the first of
+    :func:`run_problems`; doctor lists them all)."""
+    problems = run_problems(features, runtime.config)
+    if problems:
+        raise ConfigError(problems[0])
+
+
+# Steps that call a model (a turn, a judge): a scripted model then needs its rules file.
+_CALLS_A_MODEL = re.compile(
+    r"the user says\b|the user runs the prompt\b|a simulated user talks to the agent\b|the (response|conversation) satisfies\b"
+    r"|the response scores\b|the agent (did not )?asked? for clarification"
+)
+
+
+def run_problems(features: list[Any], config: Config, tools: Callable[[Any, Any], str | None] | None = None) -> list[str]:
+    """Every mistake in the feature files and the config that the run refuses before its
+    first scenario, one message each: agents and servers named by steps (with a did-you-mean),
+    models no provider serves, scripted models the rules file does not define (``@model:``,
+    ``@judge:``, ``Given the model``, the config), the scripted model without a rules file,
+    missing keys. ``before_all`` raises the first; ``behave-aitest doctor`` shows them all,
+    so doctor can never pass what the run refuses. ``tools(scenario, step)``, when given
+    (doctor, which has started the servers), checks the tools steps name as well."""
+    problems: list[str] = []
+    where = str(config.path or "pyproject.toml")
+
+    def keep(check: Callable[[], Any]) -> None:
+        try:
+            check()
+        except ConfigError as exc:
+            if str(exc) not in problems:
+                problems.append(str(exc))
+
     for feature in features:
         for scenario in feature.walk_scenarios():
             for step in scenario.all_steps:
                 for pattern, names, kind, table in _NAMED:
                     found = pattern.fullmatch(step.name)
                     if found and found.group(1) not in getattr(config, names):
-                        raise unknown_name(
-                            kind, found.group(1), getattr(config, names), table, str(config.path or "pyproject.toml"), str(step.location)
-                        )
-    models = models_named(features, config)
-    where = str(config.path or "pyproject.toml")
+                        error = str(unknown_name(kind, found.group(1), getattr(config, names), table, where, str(step.location)))
+                        if error not in problems:
+                            problems.append(error)
+                if tools is not None:
+                    problem = tools(scenario, step)
+                    if problem and problem not in problems:
+                        problems.append(problem)
+    try:
+        models = models_named(features, config)
+    except ConfigError as exc:
+        return [*problems, str(exc)]
     if config.cassette != "replay":  # a replay never calls a provider; a model without a cassette is a miss
-        check_models(models)
-        check_scripted_models(models, config)
+        keep(lambda: check_models(models))
+        judge = {config.judge_model: f"{where} [tool.behave_aitest] judge_model"} if config.judge_model else {}
+        for model, named_at in {**judge, **models}.items():
+            keep(lambda model=model, named_at=named_at: check_scripted_models({model: named_at}, config))
+        calls_a_model = any(_CALLS_A_MODEL.match(s.name) for f in features for sc in f.walk_scenarios() for s in sc.all_steps)
+        if config.scripted_rules is None and calls_a_model:
+            scripted = [(m, w) for m, w in {**judge, **models}.items() if is_scripted(m) and "<" not in m]
+            if scripted:
+                model, named_at = scripted[0]
+                problems.append(
+                    f"{named_at}: the model {model!r} is the built-in scripted model but no rules file is configured: "
+                    f'set scripted_rules = "features/scripted_model.toml" in {where}, '
+                    "or choose a real model with -D aitest.model=<provider/model> (docs/scripted-model.md)."
+                )
         from ..model.preflight import check_keys
 
-        judge = {config.judge_model: f"{where} [tool.behave_aitest] judge_model"} if config.judge_model else {}
-        check_keys({**judge, **models}, config)  # a missing key: once, before the first scenario
+        keep(lambda: check_keys({**judge, **models}, config))  # a missing key: once, before the first scenario
         if config.embedding_model:  # a chat model named as the embedding model: one line, now (docs/checks-meaning-safety.md)
             from ..model.embeddings import embedding_model_problem
 
             problem = embedding_model_problem(config.embedding_model, f"{where} [tool.behave_aitest] embedding_model")
             if problem:
-                raise ConfigError(problem)
-        check_spend_cap([*judge, *models], config)
+                problems.append(problem)
+        keep(lambda: check_spend_cap([*judge, *models], config))
+    return problems
 
 
 def check_spend_cap(models: list[str], config: Config) -> None:
@@ -218,6 +266,7 @@ def models_named(features: list[Any], config: Config) -> dict[str, str]:
     simulated users' models (which ``-D aitest.model`` does not replace)."""
     models: dict[str, str] = {}
     user_models: dict[str, str] = {}
+    judges: dict[str, str] = {}  # @judge: tags: the judge's model, which -D aitest.model does not replace
     for feature in features:
         for model in [getattr(feature, "aitest_model", None), *model_tags(feature.tags)]:
             if model:
@@ -226,6 +275,8 @@ def models_named(features: list[Any], config: Config) -> dict[str, str]:
             model = scenario_model(scenario)
             if model:
                 models.setdefault(model, str(scenario.location))
+            for judge in judge_tags(scenario):
+                judges.setdefault(judge, f"{scenario.location} @{JUDGE_TAG}{judge}")
             for step in scenario.all_steps:
                 simulated_user_model(scenario, step, config, user_models)
                 named = _MODEL_STEP.fullmatch(step.name)
@@ -236,9 +287,15 @@ def models_named(features: list[Any], config: Config) -> dict[str, str]:
         models.setdefault(model, f"{where} [tool.behave_aitest]")
     if config.model_override:
         models = {config.model_override: "-D aitest.model"}  # it replaces every other choice
-    for model, named_at in user_models.items():
+    for model, named_at in {**user_models, **judges}.items():
         models.setdefault(model, named_at)
     return models
+
+
+def judge_tags(scenario: Any) -> list[str]:
+    """The models ``@judge:`` tags name on a scenario (its own tags first) and its feature."""
+    tags = [*own_tags(scenario), *(str(t) for t in scenario.feature.tags)]
+    return list(dict.fromkeys(t[len(JUDGE_TAG):].strip() for t in tags if t.startswith(JUDGE_TAG) and t[len(JUDGE_TAG):].strip()))
 
 
 def simulated_user_model(scenario: Any, step: Any, config: Config, models: dict[str, str]) -> None:

@@ -131,6 +131,14 @@ class ModelChoice:
         """The completer for one turn or judgement: priced, and through the conversation's cassette."""
         complete = self._priced_completer(settings)
         cassette = self.current.cassette if self.current is not None else None
+        if cassette is None or getattr(cassette, "mode", None) != "replay":
+            # Start-up work never counts against a turn's timeout_s (it covers model and tool
+            # calls): litellm's import and first-call set-up (seconds of CPU, more on a busy
+            # machine) happen here, before the turn's deadline starts. A replay never calls a
+            # provider, and does not import it.
+            from ..model.llm import warm_up
+
+            self.call(warm_up)
         return cassette.completer(complete, settings) if cassette is not None else complete
 
     def embedder(self, live: LiveConversation) -> Any:

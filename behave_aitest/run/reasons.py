@@ -114,7 +114,23 @@ class _Sink:
         pass
 
 
-def _make_formatter(config: Any) -> Any:
+def undefined_message(step: Any, registry: Any) -> str:
+    """What an undefined step says (behave gives it no message, so reports showed none): that
+    it is undefined, the nearest step of the runner's catalogue, and a snippet to define it."""
+    import difflib
+
+    try:
+        patterns = [str(d.pattern) for definitions in registry.steps.values() for d in definitions]
+    except Exception:  # no registry, or another layout: no suggestion, the rest still helps
+        patterns = []
+    close = difflib.get_close_matches(str(step.name), patterns, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}? (behave --steps-catalog lists every step.)" if close else " behave --steps-catalog lists every step."
+    keyword = str(getattr(step, "step_type", "") or "step").lower()
+    snippet = f"@{keyword}({str(step.name)!r})\ndef step_impl(context):\n    raise NotImplementedError"
+    return f"Undefined step: no step definition matches {f'{step.keyword} {step.name}'!r}.{hint} To define it:\n{snippet}"
+
+
+def _make_formatter(config: Any, registry: Any = None) -> Any:
     class ReasonFirst(_formatter_base()):  # type: ignore[misc]
         """The first formatter behave calls: puts the reason first in a step error's message."""
 
@@ -125,6 +141,8 @@ def _make_formatter(config: Any) -> Any:
             text = step_message(step)
             if text is not None:
                 step.error_message = text
+            elif getattr(getattr(step, "status", None), "name", "") == "undefined" and not getattr(step, "error_message", None):
+                step.error_message = undefined_message(step, registry)
 
         def close(self) -> None:
             pass
@@ -140,4 +158,4 @@ def install(runner: Any) -> None:
         return
     if any(getattr(f, "name", None) == "aitest-reason-first" for f in formatters):
         return
-    formatters.insert(0, _make_formatter(getattr(runner, "config", None)))
+    formatters.insert(0, _make_formatter(getattr(runner, "config", None), getattr(runner, "step_registry", None)))

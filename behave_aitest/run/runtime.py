@@ -71,6 +71,7 @@ class Runtime(ModelChoice, ServerScopes):
         self._conversation_ids = itertools.count(1)  # c1, c2, ... in the order conversations start
         self._scripted: Any = None
         self._printed: set[str] = set()  # warnings about servers' tools, printed once per run
+        self._allowed_said: dict[tuple[str, tuple[str, ...]], str] = {}  # allowed_tools mistakes, said in full once
         self.cassettes: Any = None  # a cassettes.CassetteLibrary, unless cassette = "off"
         self.external: Any = None  # agent.external.session.ExternalAgents, on the first external agent's turn
         if config.cassette != "off":  # imported only when used: a dry run or a plain run must not pay for it
@@ -500,22 +501,30 @@ class Runtime(ModelChoice, ServerScopes):
         connections = self.connections(live)
 
         async def read() -> str:
-            problems = []
+            from ..agent.names import did_you_mean
+            from ..mcp.connection import template_matches
+
+            problems: list[str] = []
+            known: list[str] = []
+            offering, others = [], []
             for conn in connections:
                 try:
                     listed = [str(r.uri) for r in await conn.list_resources()]
+                    templates = [str(t.uri_template) for t in await conn.list_resource_templates()]
                 except Exception:
-                    listed = []
-                if listed and uri not in listed:
-                    problems.append(f"{conn.name} does not list it")
-                    continue
+                    listed, templates = [], []
+                known += listed
+                offers = uri in listed or any(template_matches(t, uri) for t in templates)
+                (offering if offers else others).append(conn)
+            # the servers that list it (or a template it fits) first; any other may still read it
+            for conn in [*offering, *others]:
                 try:
                     return resource_contents_text((await conn.read_resource(uri)).contents)
                 except Exception as exc:
                     problems.append(f"{conn.name}: {type(exc).__name__}: {exc}")
             raise ConfigError(
                 f"The resource {uri!r} cannot be read from the agent's servers "
-                f"({'; '.join(problems) or 'the agent has no servers'})."
+                f"({'; '.join(problems) or 'the agent has no servers'}).{did_you_mean(uri, known)}"
             )
 
         live.attachments.append(self.call(read))
@@ -541,8 +550,11 @@ class Runtime(ModelChoice, ServerScopes):
                             f"{type(exc).__name__}: {exc}"
                         ) from None
                     return [{"role": m.role, "content": blocks_view([m.content]).text} for m in result.messages]
+            from ..agent.names import did_you_mean
+
+            bare = [k.partition(".")[2] for k in known]
             raise ConfigError(
-                f"Unknown prompt {name!r}: the agent's servers offer {', '.join(known) or 'no prompts'}."
+                f"Unknown prompt {name!r}: the agent's servers offer {', '.join(known) or 'no prompts'}.{did_you_mean(name, bare)}"
             )
 
         return self.call(get)

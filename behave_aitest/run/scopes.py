@@ -45,6 +45,8 @@ class ServerScopes:
 
     config: Config
     current: Any
+    current_scenario: Any
+    _allowed_said: dict[tuple[str, tuple[str, ...]], str]
 
     def _scope(self, name: str) -> Scope:
         """A new feature or conversation scope, remembered until closed (see :meth:`close`)."""
@@ -85,10 +87,34 @@ class ServerScopes:
         """The tools the agent may use now, its servers started on first use."""
         if connections is None:
             connections = self._tool_connections(live)
+        self._check_allowed_tools(live, connections)
         try:
             return ToolBox(connections, live.agent.allowed_tools, resources=live.agent.resources)
         except AgentSetupError as exc:
             raise ConfigError(f"Agent {live.agent.name or '(unnamed)'}: {exc}") from None
+
+    def _check_allowed_tools(self, live: LiveConversation, connections: list[Any]) -> None:
+        """``allowed_tools`` entries no server of the agent offers: said in full once per run
+        (a did-you-mean each, the tools the servers offer: agent/names.py, as doctor says it);
+        a later conversation of the same agent points at the scenario that said it."""
+        from ..agent.names import KnownTools, allowed_tools_problem
+
+        allowed = live.agent.allowed_tools
+        if allowed is None:
+            return
+        name = live.agent.name or "(unnamed)"
+        said: dict[tuple[str, tuple[str, ...]], str] = self._allowed_said
+        key = (name, tuple(allowed))
+        if key in said:
+            raise ConfigError(f"Agent {name}: its allowed_tools name tools its servers do not offer: see {said[key]}.")
+        listed = tuple((c.name, t.name) for c in connections for t in c.tools)
+        agent = self.config.agents.get(live.agent.name or "")
+        where = agent.where if agent is not None and list(agent.allowed_tools or []) == list(allowed) else "Given the agent may only use the tools"
+        problem = allowed_tools_problem(allowed, KnownTools(name, listed, ()), where)
+        if problem:
+            scenario = self.current_scenario
+            said[key] = f"the first scenario that used it ({getattr(scenario, 'location', 'earlier in this run')})"
+            raise ConfigError(problem)
 
     def _tool_connections(self, live: LiveConversation) -> list[Any]:
         """The agent's servers; with cassette_tools = "record", recorded or replayed by the cassette."""

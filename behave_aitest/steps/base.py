@@ -134,3 +134,30 @@ def regex(pattern: str) -> re.Pattern[str]:
         return re.compile(pattern, re.IGNORECASE | re.DOTALL)
     except re.error as exc:
         raise StepUsageError(f"Not a valid regular expression {pattern!r}: {exc}.") from None
+
+
+# --------------------------------------------------------------------------- named tools
+
+
+def step_text(context: Any, fallback: str) -> str:
+    """The running step as written (``Then the agent called tool "x"``), for messages."""
+    step = getattr(runtime_of(context), "current_step", None)
+    return f"{step.keyword} {step.name}" if step is not None and getattr(step, "name", None) else fallback
+
+
+def known_tools(context: Any) -> Any:
+    """What the scenario's agent's steps may name (behave_aitest/agent/names.py): its servers'
+    tools (started on first use, as a turn starts them) and the tools called so far."""
+    from ..agent.names import known_tools as known
+
+    runtime = runtime_of(context)
+    live = runtime.live()
+    return known(runtime.toolbox(live), live.agent.name or "", checks.calls_of(live.record.turns))
+
+
+def check_tools(context: Any, names: Sequence[str] | str, fallback: str) -> None:
+    """Each named tool exists for the scenario's agent, else this step's error with a
+    did-you-mean: a check on a name nobody offers could pass whatever the agent did."""
+    from ..agent.names import check_tool
+
+    check_tool(names, known_tools(context), step_text(context, fallback))

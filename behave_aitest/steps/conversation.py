@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..agent import checks
-from .base import AgentError, StepUsageError, ThrottledError, given, live_of, runtime_of, when
+from .base import AgentError, StepUsageError, ThrottledError, given, known_tools, live_of, runtime_of, step_text, when
 
 __all__: list[str] = []
 
@@ -60,8 +60,15 @@ def step_server(context: Any, name: str) -> None:
 @given('the agent may only use the tools "{names}"')
 def step_allowed_tools(context: Any, names: str) -> None:
     """Offer the model only these tools (comma-separated; "server.tool" picks one server's tool).
-    A tool the model calls anyway is refused and recorded as an error."""
-    live_of(context).agent.allowed_tools = checks.split_names(names)
+    A tool the model calls anyway is refused and recorded as an error. A name the agent's
+    servers do not list is an error with a did-you-mean."""
+    from ..agent.names import allowed_tools_problem
+
+    entries = checks.split_names(names)
+    problem = allowed_tools_problem(entries, known_tools(context), step_text(context, f'Given the agent may only use the tools "{names}"'))
+    if problem:
+        raise StepUsageError(problem)
+    live_of(context).agent.allowed_tools = entries
 
 
 # --------------------------------------------------------------------------- When
@@ -95,6 +102,8 @@ def _say(context: Any, text: str, user_messages: list[dict[str, Any]] | None = N
         kind, _, detail = turn.error.partition(": ")
         label = TURN_ERRORS.get(kind, kind)
         message = f"The agent did not finish the turn ({label}): {detail}\n{checks.describe([turn])}"
+        if kind == "elicitation":  # the agent finished; the scenario's own answers were wrong
+            message = f"The scenario's answers do not fit a server's question: {detail}\n{checks.describe([turn])}"
         if kind in ("max_turns", "elicitation"):
             raise AssertionError(message)  # the agent misbehaved: a failure, not an error
         runtime.break_session(f"the turn did not finish ({label})")

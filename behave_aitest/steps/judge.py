@@ -26,7 +26,24 @@ def _judge(context: Any, kind: str, criteria: list[str], run: Any) -> Any:
     try:
         return runtime.run_judge(settings, lambda complete, request: run(complete, request, record)), turns
     except JudgeError as exc:
-        raise JudgeStepError(f"The judge could not give a verdict: {exc}") from None
+        raise JudgeStepError(f"The judge could not give a verdict: {exc}{_no_judge_hint(runtime, live, settings.model)}") from None
+
+
+def _no_judge_hint(runtime: Any, live: Any, model: str) -> str:
+    """How to set a judge, when none is set and the scripted agent model stood in for it."""
+    from ..config import is_scripted
+
+    if not is_scripted(model) or model != runtime.model_for(live) or runtime.config.judge_model:
+        return ""
+    scenario = runtime.current_scenario
+    tags = [str(t) for t in [*getattr(scenario, "tags", []), *getattr(getattr(scenario, "feature", None), "tags", [])]]
+    if any(t.startswith("judge:") for t in tags):
+        return ""
+    return (
+        f"\nno judge model is set, so the agent's own model {model!r} judged. Set one with a @judge:<model> tag, "
+        "judge_model in [tool.behave_aitest] (or -D aitest.judge_model=<provider/model>), or give a scripted "
+        "judge its rules (docs/scripted-model.md#a-judge)."
+    )
 
 
 class JudgeStepError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..agent import checks
-from .base import StepUsageError, fail, regex, then, turns_of
+from .base import StepUsageError, check_tools, fail, known_tools, regex, step_text, then, turns_of
 
 __all__: list[str] = []
 
@@ -15,6 +15,7 @@ __all__: list[str] = []
 
 def _called(context: Any, name: str, whole: bool) -> None:
     turns, what = turns_of(context, whole)
+    check_tools(context, name, f'Then the agent called tool "{name}"')
     if not checks.calls_named(turns, name):
         fail(f"Expected the agent to call tool {name!r} in {what}, but it did not.", turns, what)
 
@@ -34,6 +35,7 @@ def step_called_conv(context: Any, name: str) -> None:
 
 def _not_called(context: Any, name: str, whole: bool) -> None:
     turns, what = turns_of(context, whole)
+    check_tools(context, name, f'Then the agent did not call tool "{name}"')
     if checks.calls_named(turns, name):
         fail(f"Expected the agent not to call tool {name!r} in {what}, but it did.", turns, what)
 
@@ -52,6 +54,7 @@ def step_not_called_conv(context: Any, name: str) -> None:
 
 def _count(context: Any, name: str, count: int, whole: bool) -> None:
     turns, what = turns_of(context, whole)
+    check_tools(context, name, f'Then the agent called tool "{name}" {count} times')
     actual = len(checks.calls_named(turns, name))
     if actual != count:
         fail(f"Expected tool {name!r} to be called {count} time(s) in {what}, but it was called {actual} time(s).", turns, what)
@@ -85,6 +88,7 @@ def argument_checks(context: Any, step: str) -> list[checks.ArgumentCheck]:
 def _called_with(context: Any, name: str, whole: bool) -> None:
     expected = argument_checks(context, f'the agent called tool "{name}" with:')
     turns, what = turns_of(context, whole)
+    check_tools(context, name, f'Then the agent called tool "{name}" with:')
     calls = checks.calls_named(turns, name)
     if not calls:
         fail(f"Expected a call to tool {name!r} in {what}, but there was none.", turns, what)
@@ -130,6 +134,7 @@ def _names_from_table(context: Any, step: str) -> list[str]:
 def _in_order(context: Any, whole: bool, exactly: bool) -> None:
     names = _names_from_table(context, "the agent called the tools in order:")
     turns, what = turns_of(context, whole)
+    check_tools(context, names, "Then the agent called the tools in order:")
     calls = checks.calls_of(turns)
     if exactly:
         ok = len(calls) == len(names) and all(checks.name_matches(c, n) for c, n in zip(calls, names))
@@ -163,6 +168,7 @@ def step_exactly_in_order(context: Any) -> None:
 def _any_order(context: Any, whole: bool) -> None:
     names = _names_from_table(context, "the agent called the tools in any order:")
     turns, what = turns_of(context, whole)
+    check_tools(context, names, "Then the agent called the tools in any order:")
     missing = checks.missing_in_any_order(names, checks.calls_of(turns))
     if missing:
         fail(
@@ -190,6 +196,7 @@ def step_any_order_conv(context: Any) -> None:
 def _only(context: Any, whole: bool) -> None:
     names = _names_from_table(context, "the agent called only the tools:")
     turns, what = turns_of(context, whole)
+    check_tools(context, names, "Then the agent called only the tools:")
     other = checks.calls_outside(names, checks.calls_of(turns))
     if other:
         called = ", ".join(dict.fromkeys(c.name or c.provider_name for c in other))
@@ -234,8 +241,11 @@ def step_at_most_conv(context: Any, count: int) -> None:
 
 
 def _never_glob(context: Any, pattern: str, whole: bool) -> None:
+    from ..agent.names import check_pattern
+
     checks.check_glob(pattern)
     turns, what = turns_of(context, whole)
+    check_pattern(pattern, known_tools(context), step_text(context, f'Then the agent never called a tool matching "{pattern}"'))
     found = checks.calls_matching_glob(pattern, checks.calls_of(turns))
     if found:
         names = ", ".join(dict.fromkeys(c.name for c in found))
@@ -319,6 +329,7 @@ def step_no_tool_failed_conv(context: Any) -> None:
 
 def _result_mentions(context: Any, name: str, text: str, whole: bool) -> None:
     turns, what = turns_of(context, whole)
+    check_tools(context, name, f'Then the result of tool "{name}" mentions "{text}"')
     calls = checks.calls_named(turns, name)
     if not any(checks.mentions(c.result, text) for c in calls):
         fail(f"Expected a result of tool {name!r} in {what} to mention {text!r}.", turns, what)
@@ -335,3 +346,14 @@ def step_result_mentions(context: Any, name: str, text: str) -> None:
 def step_result_mentions_conv(context: Any, name: str, text: str) -> None:
     """Like "the result of tool ... mentions ...", over every turn of the conversation so far."""
     _result_mentions(context, name, text, True)
+
+
+# What doctor checks without a turn (behave_aitest/agent/names.py, step_names): the argument
+# or table of each step that names tools, read from behave's match of the step.
+for _step in (step_called, step_called_conv, step_not_called, step_not_called_conv, step_count, step_count_conv,
+              step_called_with, step_called_with_conv, step_result_mentions, step_result_mentions_conv):
+    _step.aitest_names = "name"  # type: ignore[attr-defined]
+for _step in (step_in_order, step_in_order_conv, step_exactly_in_order, step_any_order, step_any_order_conv, step_only, step_only_conv):
+    _step.aitest_names = "table"  # type: ignore[attr-defined]
+for _step in (step_never_glob, step_never_glob_conv):
+    _step.aitest_names = "pattern"  # type: ignore[attr-defined]

@@ -120,7 +120,10 @@ async def unlock_admin(ctx: Context) -> str:
     if "archive" not in [t.name for t in await server.list_tools()]:
         server.add_tool(_archive, name="archive", description="Archive a project.", structured_output=False)
         server.remove_tool("unlock_admin")
+        # 2025 clients get notifications/tools/list_changed; 2026-07-28 ones (which drop that
+        # notification) get the event on the subscriptions/listen stream they opened.
         await ctx.session.send_tool_list_changed()
+        await ctx.notify_tools_changed()
     return "Admin tools unlocked: archive."
 
 
@@ -131,6 +134,12 @@ async def _archive(project: str) -> str:
 @server.resource("studio://brand-guide", name="brand guide", mime_type="text/markdown")
 def brand_guide() -> str:
     return "# Brand guide\nUse autumn colours. Never use pink."
+
+
+@server.resource("studio://projects/{name}", name="project brief", mime_type="text/plain")
+def project_brief(name: str) -> str:
+    """A resource template: its URIs are not in resources/list, only the template is."""
+    return f"Project {name}: a logo in autumn colours."
 
 
 @server.prompt(description="Ask for a critique of a design.")

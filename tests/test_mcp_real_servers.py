@@ -1,0 +1,148 @@
+"""Issue 24, part B: the MCP client against real servers. Item 7: a stateless (2026-07-28)
+server's tool-list changes reach the next model call, through ``subscriptions/listen`` (that
+era has no unsolicited notifications). Item 8: an attached resource may come from a resource
+template. The studio server (behave_aitest/testing/studio_server.py) runs for real over stdio;
+its ``unlock_admin`` tool swaps itself for ``archive`` and says the list changed."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Project, llm_config
+from behave_aitest.model.fakellm import FakeOpenAI
+
+CONFIG = """
+[tool.behave_aitest.servers.studio]
+command = ["python", "-m", "behave_aitest.testing.studio_server"]
+protocol = "2026-07-28"
+
+[tool.behave_aitest.agents.admin]
+servers = ["studio"]
+"""
+
+FEATURE = """
+Feature: Tool list changes of a stateless server
+  Scenario: unlock, then archive in the same turn
+    Given the agent "admin"
+    When the user says "unlock admin and archive the fox project"
+    Then the result of tool "archive" mentions "Archived fox"
+"""
+
+
+def test_a_stateless_servers_tool_list_change_reaches_the_next_model_call(project: Project, fake_llm: FakeOpenAI) -> None:
+    project.config(llm_config(fake_llm, CONFIG))
+    project.feature("stateless.feature", FEATURE)
+    fake_llm.add({"tool_calls": [("unlock_admin", {})]}, {"tool_calls": [("archive", {"project": "fox"})]}, {"content": "Archived."})
+    result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json", "-f", "plain")
+    assert result.returncode == 0, result.output
+    offered = [[t["function"]["name"] for t in r.get("tools", [])] for r in fake_llm.requests]
+    assert "unlock_admin" in offered[0] and "archive" not in offered[0], offered
+    assert "archive" in offered[1] and "unlock_admin" not in offered[1], offered
+    doc = json.loads((project.root / "r.json").read_text(encoding="utf-8"))
+    turn = doc["features"][0]["scenarios"][0]["turns"][0]
+    assert turn["tool_list_changes"] == ["studio: +archive -unlock_admin"], turn.get("tool_list_changes")
+
+
+LEGACY = """
+[tool.behave_aitest.servers.legacy]
+command = ["python", "-m", "behave_aitest.testing.studio_server"]
+protocol = "legacy"
+
+[tool.behave_aitest.agents.old]
+servers = ["legacy"]
+"""
+
+ATTACH = """
+Feature: Attached resources
+  Scenario: a URI of a resource template
+    Given the agent "old"
+    And the resource "studio://projects/fox" is attached
+    When the user says "what is the fox project?"
+    Then the response mentions "autumn"
+
+  Scenario: a URI no server has
+    Given the agent "old"
+    And the resource "studio://brand-guid" is attached
+
+  Scenario: a prompt no server has
+    Given the agent "old"
+    When the user runs the prompt "critque"
+
+  Scenario: answers that do not fit the question
+    Given the agent "old"
+    And the user will answer the server's questions with:
+      | field | value |
+      | brief | a fox |
+    When the user says "start a design"
+"""
+
+
+def test_an_attached_resource_may_come_from_a_template(project: Project, fake_llm: FakeOpenAI) -> None:
+    """Item 8: ``Given the resource ... is attached`` reads a URI of a resource template (as
+    ``read_resource`` does) on a 2025 server, whose list it is not in; one that no server can
+    read says what was meant."""
+    project.config(llm_config(fake_llm, LEGACY))
+    project.feature("attach.feature", ATTACH)
+    fake_llm.add({"content": "A logo in autumn colours."}, {"tool_calls": [("start_design", {})]}, {"content": "ok"})
+    result = project.run("-f", "plain")
+    assert "1 scenario passed, 1 failed, 2 error" in result.output, result.output
+    # item 13: answers that do not fit a question are the scenario's mistake, not the agent's trouble
+    block = result.output[result.output.index("Scenario: answers that do not fit the question"):]
+    assert "The scenario's answers do not fit a server's question" in block and "did not finish the turn" not in block, block
+    user = [m for m in fake_llm.requests[0]["messages"] if m["role"] == "user"]
+    assert "Project fox: a logo in autumn colours." in user[-1]["content"], user
+    assert "'studio://brand-guid'" in result.output and "Did you mean 'studio://brand-guide'?" in result.output, result.output
+    # item 2, prompts: a did-you-mean too
+    assert "Unknown prompt 'critque': the agent's servers offer legacy.critique. Did you mean 'critique'?" in result.output, result.output
+
+
+def test_the_scripted_model_reads_a_tool_image_as_part_of_the_tool_results() -> None:
+    """Item 11: with ``vision = true`` a tool's image reaches the model as a user message after
+    the tool results; the scripted model read it as the latest user message ("no rule matches
+    'Image returned by …'") instead of answering the user's message with the results."""
+    from behave_aitest.mcp.content import image_message
+    from behave_aitest.model.scripted import RulesBrain, parse_rules
+
+    brain = RulesBrain(parse_rules({"rule": [{"when": "sketch", "call": [{"tool": "sketch"}], "reply": "Here: {result}"}]}, "rules.toml"))
+    messages = [
+        {"role": "user", "content": "Make a sketch of a fox"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "sketch", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "1", "content": "A sketch of fox"},
+        image_message([("sketch #1", {"mime_type": "image/png", "data": "iVBORw0KGgo="})]),
+    ]
+    reply = brain({"messages": messages, "tools": [{"type": "function", "function": {"name": "sketch"}}]})
+    assert reply == {"content": "Here: A sketch of fox"}, reply
+
+
+def test_structured_content_keeps_no_text_over_the_image_limit() -> None:
+    """Item 12: a tool image's base64 repeated in ``structuredContent`` went whole into the
+    report (600 KB image, 808 KB report.json) although images over the limit are not kept."""
+    from behave_aitest.mcp.content import MAX_IMAGE_CHARS, structured_for_record
+
+    big = "A" * (MAX_IMAGE_CHARS + 1)
+    kept = structured_for_record({"name": "fox", "image": {"data": big, "mimeType": "image/png"}, "frames": [big, "small"]})
+    assert kept["name"] == "fox" and kept["frames"][1] == "small" and kept["image"]["mimeType"] == "image/png"
+    assert big not in str(kept) and "not kept" in kept["image"]["data"] and str(MAX_IMAGE_CHARS + 1) in kept["frames"][0], kept
+    assert structured_for_record(None) is None and structured_for_record({"a": "x" * 10}) == {"a": "x" * 10}
+
+
+SAMPLING = """
+Feature: A failed sampling request
+  Scenario: the client's model fails while the server samples
+    Given the agent "old"
+    When the user says "a slogan about leaves"
+"""
+
+
+def test_a_failed_sampling_call_keeps_its_request(project: Project, fake_llm: FakeOpenAI) -> None:
+    """Item 13: a sampling request whose model call failed was recorded with its error only;
+    it keeps its request (messages, max_tokens) like one that succeeded."""
+    project.config(llm_config(fake_llm, LEGACY, retries=0))
+    project.feature("sampling.feature", SAMPLING)
+    fake_llm.add({"tool_calls": [("slogan", {"topic": "leaves"})]}, {"status": 400, "message": "bad request for sampling"}, {"content": "No slogan."})
+    result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json", "-f", "plain")
+    doc = json.loads((project.root / "r.json").read_text(encoding="utf-8"))
+    call = doc["features"][0]["scenarios"][0]["turns"][0]["tool_calls"][0]
+    sampled = call["sampling_calls"][0]
+    assert sampled["error"] and "bad request for sampling" in sampled["error"], (sampled, result.output)
+    assert sampled["messages"] and sampled["max_tokens"], sampled
