@@ -93,9 +93,12 @@ class ClientSide:
         return found
 
     async def elicit(self, context: Any, params: Any) -> Any:
+        import anyio
         import mcp_types as types
 
-        result, record = answer(self.plan, params)
+        # off the event loop: the schema is the server's (its patterns are bounded, but a
+        # check must never hold the loop, or the turn's timeout_s could not cut it)
+        result, record = await anyio.to_thread.run_sync(answer, self.plan, params, abandon_on_cancel=True)
         self._target().elicitations.append(record)
         return types.ElicitResult.model_validate(result)
 
