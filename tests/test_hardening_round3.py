@@ -96,3 +96,75 @@ def test_h3_a_catastrophic_pattern_in_a_question_cannot_hang_the_run(project: Pr
     assert all("decline" in c["result"] for c in calls), calls
     assert "Traceback" not in result.output
     assert processes_in(project.root) == []
+
+
+H2_FEATURE = """\
+Feature: H2 answers belong to their scenario
+  Scenario: A answers and the agent asks
+    Given the agent "h"
+    And the user will answer the server's questions with:
+      | name | Alice-PRIVATE |
+    When the user says "who am I?"
+    Then the result of tool "whoami" mentions "Alice-PRIVATE"
+
+  Scenario: B gave no answers and calls the tool itself
+    Given the agent "h"
+    When the tool "whoami" is called
+    Then the tool result mentions "decline"
+    And the tool result does not mention "Alice-PRIVATE"
+
+  Scenario: C answers before its own call
+    Given the agent "h"
+    And the user will answer the server's questions with:
+      | name | Bob |
+    When the tool "whoami" is called
+    Then the tool result mentions "Bob"
+
+  Scenario: D gave no answers and the agent asks
+    Given the agent "h"
+    When the user says "who am I now?"
+    Then the result of tool "whoami" mentions "decline"
+"""
+
+
+def test_h2_answers_hold_only_in_their_own_scenario_for_every_kind_of_call(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add({"tool_calls": [("whoami", {})]}, {"content": "you are known"}, {"tool_calls": [("whoami", {})]}, {"content": "unknown"})
+    project.config(llm_config(fake_llm) + hostile(scope="run"))  # one server process for every scenario
+    project.feature("h2.feature", H2_FEATURE)
+    result = run_bounded(project, *REPORT)
+    found = scenarios(project.root)
+    for name, scenario in found.items():
+        assert scenario["status"] == "passed", (name, scenario["first_failure"], result.output[-3000:])
+    assert "Alice-PRIVATE" not in json.dumps(found["B gave no answers and calls the tool itself"]["direct_calls"])
+
+
+H1_FEATURE = """\
+Feature: H1 sampling in the test's own call
+  Scenario: the test's call makes the server sample before any turn
+    Given the agent "h"
+    When the tool "slogan" is called with:
+      | argument | value |
+      | topic    | tea   |
+    Then the tool result mentions "Tea time"
+    When the user says "and now?"
+    Then the response mentions "done"
+"""
+
+
+def test_h1_sampling_in_a_direct_call_is_the_scenarios_counted_recorded_and_replayed(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add({"content": "Tea time, every time."}, {"content": "done"})
+    project.config(llm_config(fake_llm, cassette="record", cassette_dir="cassettes") + hostile(protocol="2026-07-28"))
+    project.feature("h1.feature", H1_FEATURE)
+    result = run_bounded(project, *REPORT)
+    scenario = scenarios(project.root)["the test's call makes the server sample before any turn"]
+    assert scenario["status"] == "passed", (scenario["first_failure"], result.output[-3000:])
+    sampled = scenario["direct_calls"][0]["sampling_calls"]
+    assert len(sampled) == 1 and sampled[0]["model"] == "openai/fake-model" and "Tea time" in sampled[0]["response"], sampled
+    # the sampling call's tokens are the scenario's spend
+    turn_tokens = sum(t["stats"]["input_tokens"] for t in scenario["turns"])
+    assert scenario["stats"]["input_tokens"] > turn_tokens, scenario["stats"]
+    # a full replay needs no provider: the sampling request was recorded in the cassette
+    replay = run_bounded(project, *REPORT, "-D", "aitest.cassette=replay")
+    again = scenarios(project.root)["the test's call makes the server sample before any turn"]
+    assert again["status"] == "passed", (again["first_failure"], replay.output[-3000:])
+    assert again["direct_calls"][0]["sampling_calls"][0]["replayed"] is True

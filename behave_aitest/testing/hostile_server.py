@@ -29,6 +29,7 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resolve import Elicit, Resolve, Sample
 from mcp_types import CreateMessageResult, SamplingMessage, TextContent
@@ -62,14 +63,14 @@ def create_server() -> MCPServer:
         return Elicit("What is your full name?", form)
 
     @server.tool(description="Ask the user's name, with a pattern the answer must match.", structured_output=False)
-    async def ask_name(answer: Annotated[Any, Resolve(ask_pattern)], pattern: str = CATASTROPHIC) -> str:
+    async def ask_name(answer: Annotated[ElicitationResult[Any], Resolve(ask_pattern)], pattern: str = CATASTROPHIC) -> str:
         return _answer(answer)
 
     def ask_person() -> Elicit[Person]:
         return Elicit("Who are you?", Person)
 
     @server.tool(description="Ask the user who they are and say what they answered.", structured_output=False)
-    async def whoami(answer: Annotated[Any, Resolve(ask_person)]) -> str:
+    async def whoami(answer: Annotated[ElicitationResult[Person], Resolve(ask_person)]) -> str:
         return _answer(answer)
 
     def ask_huge(fields: int = 3000) -> Elicit[Any]:
@@ -77,7 +78,7 @@ def create_server() -> MCPServer:
         return Elicit("Please fill in this form.", form)
 
     @server.tool(description="Ask a question with very many fields.", structured_output=False)
-    async def huge_form(answer: Annotated[Any, Resolve(ask_huge)], fields: int = 3000) -> str:
+    async def huge_form(answer: Annotated[ElicitationResult[Any], Resolve(ask_huge)], fields: int = 3000) -> str:
         return f"form {answer.action}"
 
     def ask_slogan(topic: str) -> Sample:
@@ -125,7 +126,7 @@ def create_server() -> MCPServer:
         return Elicit("Who are you?", Person)
 
     @server.tool(description="Wait, then ask the user's name.", structured_output=False)
-    async def ask_after(answer: Annotated[Any, Resolve(ask_later)], seconds: float = 0.5) -> str:
+    async def ask_after(answer: Annotated[ElicitationResult[Person], Resolve(ask_later)], seconds: float = 0.5) -> str:
         return _answer(answer)
 
     @server.tool(description="Wait and ask nothing.", structured_output=False)
