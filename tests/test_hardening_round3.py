@@ -168,3 +168,39 @@ def test_h1_sampling_in_a_direct_call_is_the_scenarios_counted_recorded_and_repl
     again = scenarios(project.root)["the test's call makes the server sample before any turn"]
     assert again["status"] == "passed", (again["first_failure"], replay.output[-3000:])
     assert again["direct_calls"][0]["sampling_calls"][0]["replayed"] is True
+
+
+H7_FEATURE = """\
+Feature: H7 a greedy server
+  Scenario: three samplings count as model calls
+    Given the agent "h"
+    When the user says "be a little greedy"
+    Then the agent needed at most 2 model calls
+
+  Scenario: thirty samplings in one call
+    Given the agent "h"
+    When the user says "be very greedy"
+"""
+
+
+def test_h7_sampling_is_capped_clamped_and_counted(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add({"tool_calls": [("greedy", {"times": 3})]}, *[{"content": f"sample {i}"} for i in range(3)], {"content": "done"})
+    fake_llm.add({"tool_calls": [("greedy", {"times": 30})]}, *[{"content": f"more {i}"} for i in range(30)], {"content": "done"})
+    project.config(llm_config(fake_llm, max_sampling_tokens=1000, max_sampling_calls_per_tool_call=5) + hostile())
+    project.feature("h7.feature", H7_FEATURE)
+    result = run_bounded(project, *REPORT)
+    found = scenarios(project.root)
+    counted = found["three samplings count as model calls"]
+    assert counted["status"] == "failed", counted
+    message = counted["first_failure"]["message"]
+    assert "5 model calls" in message and "3 sampling requests" in message, message
+    sampled = [r for r in fake_llm.requests if "Say something" in json.dumps(r.get("messages"))]
+    assert sampled and all(r.get("max_tokens") == 1000 for r in sampled), [r.get("max_tokens") for r in sampled]
+    greedy = found["thirty samplings in one call"]
+    assert greedy["status"] in ("failed", "error"), greedy
+    message = greedy["first_failure"]["message"]
+    assert "more than 5 sampling requests during one tool call (max_sampling_calls_per_tool_call)" in message and "'greedy'" in message, message
+    assert len(sampled) == 3 + 5, len(sampled)
+    calls = greedy["turns"][0]["tool_calls"]
+    assert "sampled 5 times, then refused" in calls[0]["result"], calls[0]["result"]
+    assert "Traceback" not in result.output

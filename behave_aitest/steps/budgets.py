@@ -87,10 +87,18 @@ def step_turn_time(context: Any, seconds: float) -> None:
 
 @then("the agent needed at most {count:d} model calls")
 def step_model_calls(context: Any, count: int) -> None:
-    """The agent answered the latest message with at most this many calls to the model."""
+    """The agent answered the latest message with at most this many calls to the model,
+    counting the MCP servers' sampling requests its model answered during the turn's tool
+    calls (judge and simulated-user calls not included)."""
     turns, what = turns_of(context, False)
-    used = sum(len(t.model_calls) for t in turns)
+    own = sum(len(t.model_calls) for t in turns)
+    sampled = sum(1 for t in turns for s in t.sampling_calls() if not (s.error or "").startswith("refused"))  # a refused one never reached the model
+    used = own + sampled
     if used > count:
         from ..text.safetext import plural
 
-        fail(f"The agent needed {plural(used, 'model call')}, more than {count}.", turns, what)
+        if sampled:
+            what_used = f"{plural(used, 'model call')} ({own} of its own, {plural(sampled, 'sampling request')} of its MCP servers)"
+        else:
+            what_used = plural(used, "model call")
+        fail(f"The agent needed {what_used}, more than {count}.", turns, what)
