@@ -204,3 +204,33 @@ def test_h7_sampling_is_capped_clamped_and_counted(project: Project, fake_llm: F
     calls = greedy["turns"][0]["tool_calls"]
     assert "sampled 5 times, then refused" in calls[0]["result"], calls[0]["result"]
     assert "Traceback" not in result.output
+
+
+H6_FEATURE = """\
+Feature: H6 floods
+  Scenario: progress, logs and a huge question
+    Given the agent "h"
+    When the user says "flood me"
+"""
+
+
+def test_h6_floods_of_progress_logs_and_fields_are_bounded_and_counted(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add(
+        {"tool_calls": [("progress_flood", {"count": 5000}), ("log_flood", {"count": 2000, "size": 1000}), ("huge_form", {"fields": 3000})]},
+        {"content": "flooded"},
+    )
+    project.config(llm_config(fake_llm, max_progress_per_call=50, max_logs_per_call=40, timeout_s=300) + hostile())
+    project.feature("h6.feature", H6_FEATURE)
+    result = run_bounded(project, *REPORT, timeout=300)
+    report = project.root / "reports" / "r.json"
+    scenario = scenarios(project.root)["progress, logs and a huge question"]
+    assert scenario["status"] == "passed", (scenario["first_failure"], result.output[-2000:])
+    calls = {c["name"]: c for c in scenario["turns"][0]["tool_calls"]}
+    progress = calls["progress_flood"]["progress"]
+    assert len(progress) == 51 and progress[0]["progress"] == 1 and progress[-1]["progress"] == 5000, progress[:3]
+    assert "4950 progress notifications not kept (max_progress_per_call = 50" in json.dumps(progress), progress[25]
+    logs = calls["log_flood"]["logs"]
+    assert len(logs) == 41 and "1960 log messages not kept (max_logs_per_call = 40" in json.dumps(logs), logs[20]
+    question = calls["huge_form"]["elicitations"][0]
+    assert len(question["fields"]) <= 50 and question["fields_not_kept"] == 2950, {k: v for k, v in question.items() if k != "schema"}
+    assert report.stat().st_size < 500_000, report.stat().st_size

@@ -28,6 +28,9 @@ ACTIONS = ("accept", "decline", "cancel")
 # The time every ``pattern`` of one question may take together (H3): far more than any
 # sane pattern needs on a scenario's answer, far less than a turn.
 PATTERN_TIME_S = 1.0
+# A question's record keeps at most this many fields (a flood of fields, H6) and this much message.
+MAX_RECORDED_FIELDS = 50
+MAX_RECORDED_MESSAGE = 10_000
 # Deeper than this, a schema is not checked by jsonschema (its recursion would be the limit).
 MAX_SCHEMA_DEPTH = 32
 
@@ -146,13 +149,15 @@ def _too_slow(pattern: str) -> str:
 def answer(plan: ElicitationPlan, params: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the ``ElicitResult`` fields to send, the record of the question and its answer)."""
     mode = getattr(params, "mode", "form") or "form"
-    record: dict[str, Any] = {"mode": mode, "message": getattr(params, "message", "")}
+    message = str(getattr(params, "message", "") or "")
+    if len(message) > MAX_RECORDED_MESSAGE:
+        message = f"{message[:MAX_RECORDED_MESSAGE]}... [{len(message) - MAX_RECORDED_MESSAGE} more characters not kept]"
+    record: dict[str, Any] = {"mode": mode, "message": message}
     if mode == "url":
         record.update(url=getattr(params, "url", None), action="decline", reason="URL-mode questions are always declined")
         return {"action": "decline"}, record
     schema = _plain(getattr(params, "requested_schema", None)) or {}
-    record["schema"] = schema
-    record["fields"] = list((schema.get("properties") or {}).keys())
+    record.update(_recorded_schema(schema))
     if plan.action != "accept":
         record["action"] = plan.action
         if not plan.given:
@@ -164,6 +169,18 @@ def answer(plan: ElicitationPlan, params: Any) -> tuple[dict[str, Any], dict[str
         return {"action": "decline"}, record
     record.update(action="accept", content=dict(plan.values))
     return {"action": "accept", "content": dict(plan.values)}, record
+
+
+def _recorded_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The question's schema and field names for the record: at most ``MAX_RECORDED_FIELDS``
+    fields (the rest counted in ``fields_not_kept``)."""
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    names = list(properties)
+    if len(names) <= MAX_RECORDED_FIELDS:
+        return {"schema": schema, "fields": names}
+    kept = names[:MAX_RECORDED_FIELDS]
+    shown = {**schema, "properties": {n: properties[n] for n in kept}}
+    return {"schema": shown, "fields": kept, "fields_not_kept": len(names) - len(kept)}
 
 
 def asked_for(record: dict[str, Any], wanted: str) -> bool:
