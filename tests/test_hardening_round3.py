@@ -234,3 +234,38 @@ def test_h6_floods_of_progress_logs_and_fields_are_bounded_and_counted(project: 
     question = calls["huge_form"]["elicitations"][0]
     assert len(question["fields"]) <= 50 and question["fields_not_kept"] == 2950, {k: v for k, v in question.items() if k != "schema"}
     assert report.stat().st_size < 500_000, report.stat().st_size
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``behave-aitest ARGS`` as a user types it (``python -m behave_aitest.cli``)."""
+    full = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "behave_aitest.cli", *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=180)
+
+
+H4_PASSWORD = "s3cret-Passw0rd-H4"
+H4_TOKEN = "tok-Doctor-9f8e7d6c5b4a"
+H4_HEADER = "hdr-Secret-1a2b3c4d5e6f"
+
+
+def test_h4_doctor_prints_no_secret(project: Project) -> None:
+    project.config(f"""
+        [tool.behave_aitest]
+        model = "scripted"
+        [tool.behave_aitest.servers.web]
+        url = "http://alice:{H4_PASSWORD}@127.0.0.1:9/mcp"
+        startup_timeout_s = 5
+        [tool.behave_aitest.servers.envtoken]
+        command = ["python", "-m", "behave_aitest.testing.hostile_server"]
+        env = {{ HOSTILE_EXIT_AT_START = "1", HOSTILE_TOKEN = "{H4_TOKEN}" }}
+        [tool.behave_aitest.servers.header]
+        command = ["python", "-m", "behave_aitest.testing.hostile_server"]
+        env = {{ HOSTILE_EXIT_AT_START = "1", HOSTILE_TOKEN = "${{HDR_SECRET}}" }}
+    """)
+    project.feature("a.feature", "Feature: A\n  Scenario: a\n    When the user says \"hi\"\n")
+    done = cli("doctor", cwd=project.root, env={"HDR_SECRET": H4_HEADER})
+    out = done.stdout + done.stderr
+    assert "server 'envtoken'" in out and "server 'header'" in out and "refusing to start" in out, out
+    for secret in (H4_PASSWORD, H4_TOKEN, H4_HEADER):
+        assert secret not in out, (secret, out)
+    assert "[REDACTED" in out, out
