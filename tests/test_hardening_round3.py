@@ -17,7 +17,7 @@ from typing import Any
 
 from conftest import Project, Result, llm_config, processes_in
 
-from behave_aitest.fakellm import FakeOpenAI
+from behave_aitest.model.fakellm import FakeOpenAI
 
 HOSTILE = """
 [tool.behave_aitest.servers.hostile]
@@ -216,7 +216,9 @@ Feature: H6 floods
 
 def test_h6_floods_of_progress_logs_and_fields_are_bounded_and_counted(project: Project, fake_llm: FakeOpenAI) -> None:
     fake_llm.add(
-        {"tool_calls": [("progress_flood", {"count": 5000}), ("log_flood", {"count": 2000, "size": 1000}), ("huge_form", {"fields": 3000})]},
+        {"tool_calls": [("progress_flood", {"count": 5000})]},  # one at a time: each call owns its messages
+        {"tool_calls": [("log_flood", {"count": 2000, "size": 1000})]},
+        {"tool_calls": [("huge_form", {"fields": 3000})]},
         {"content": "flooded"},
     )
     project.config(llm_config(fake_llm, max_progress_per_call=50, max_logs_per_call=40, timeout_s=300) + hostile())
@@ -269,3 +271,23 @@ def test_h4_doctor_prints_no_secret(project: Project) -> None:
     for secret in (H4_PASSWORD, H4_TOKEN, H4_HEADER):
         assert secret not in out, (secret, out)
     assert "[REDACTED" in out, out
+
+
+H16_FEATURE = """\
+Feature: H16 a question from one of two calls at once
+  Scenario: two calls, one asks
+    Given the agent "h"
+    When the user says "ask while quiet"
+"""
+
+
+def test_h16_a_question_during_parallel_calls_is_the_servers_not_a_guessed_calls(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add({"tool_calls": [("ask_after", {"seconds": 0.5}), ("quiet", {"seconds": 3})]}, {"content": "both done"})
+    project.config(llm_config(fake_llm) + hostile())  # 2025-11-25: a question carries no request id
+    project.feature("h16.feature", H16_FEATURE)
+    result = run_bounded(project, *REPORT)
+    turn = scenarios(project.root)["two calls, one asks"]["turns"][0]
+    calls = {c["name"]: c for c in turn["tool_calls"]}
+    assert not calls["quiet"].get("elicitations"), (calls["quiet"], result.output[-2000:])
+    events = turn.get("server_events") or []
+    assert [e["server"] for e in events] == ["hostile"] and events[0]["elicitations"][0]["message"] == "Who are you?", events

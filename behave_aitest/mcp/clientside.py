@@ -5,11 +5,13 @@ notifications); on a 2026-07-28 server the same callbacks answer the ``input_req
 round trips. Which tool call an event belongs to: on a 2026-07-28 server it is exact (the
 SDK answers ``input_required`` inside the call's own task, which carries the call in a
 context variable); progress is exact in both eras (each call has its own progress token).
-A 2025-11-25 server's request arrives on the session's own task, tied to no call: it is
-put on the call of this connection that is running (the most recent one when several run
-at once), else on the call that ended last (a notification sent just before a result can
-be read just after it; the record shares the lists, so it still shows), else it waits in
-``unattached`` for the next call.
+A 2025-11-25 server's request (and a log message in either era) arrives tied to no call:
+it is put on the call of this connection when exactly one is running, or when none is, on
+the call that ended less than ``LATE_S`` ago (a notification sent just before a result can
+be read just after it; the record shares the lists, so it still shows). Otherwise (several
+calls at once, or nothing running) it is never guessed: it goes on the server's
+``timeline``, which the runtime moves onto the turn's record (``Turn.server_events``) with
+the server's name (issue 24 item 10, issue 25 H16).
 
 What a server may ask is bounded (issue 25; docs/mcp.md "Limits"; :class:`ClientLimits`,
 from the configuration): sampling requests per tool call and per turn (past them the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +52,8 @@ class ClientLimits:
         return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__ if hasattr(config, name)})
 
 
-REFUSED = "refused"  # the start of a refused sampling call's error (see sampling_refusal)
+REFUSED = "refused"
+LATE_S = 0.5  # a message read this long after its call ended still belongs to it  # the start of a refused sampling call's error (see sampling_refusal)
 
 
 @dataclass
@@ -98,8 +102,9 @@ class ClientSide:
         self.plan = ElicitationPlan()  # set per conversation by the runtime
         self.sampler: Sampler | None = None  # set per turn by the runtime
         self.active: list[CallEvents] = []
-        self.unattached = CallEvents()
+        self.timeline = CallEvents()  # what no single call can own (see the module's docstring)
         self.last: CallEvents | None = None  # the call that ended last (the record shares its lists)
+        self.last_ended = 0.0  # time.monotonic() when it ended
         self.tools_changed = False
 
     # ----------------------------------------------------------------- routing
@@ -108,14 +113,15 @@ class ClientSide:
         current = _CURRENT.get()
         if current is not None and current in self.active:
             return current
-        if self.active:
-            return self.active[-1]
-        # a notification sent just before the result may be read just after it
-        return self.last if self.last is not None else self.unattached
+        if len(self.active) == 1:
+            return self.active[0]
+        if not self.active and self.last is not None and time.monotonic() - self.last_ended < LATE_S:
+            return self.last  # a notification sent just before the result may be read just after it
+        return self.timeline
 
     def begin_call(self) -> CallEvents:
-        """A call starts: its events (with what arrived since the last call) become current in this task."""
-        events, self.unattached = self.unattached, CallEvents()
+        """A call starts: its events become current in this task."""
+        events = CallEvents()
         self.active.append(events)
         _CURRENT.set(events)
         return events
@@ -123,7 +129,15 @@ class ClientSide:
     def end_call(self, events: CallEvents) -> None:
         if events in self.active:
             self.active.remove(events)
-        self.last = events
+        self.last, self.last_ended = events, time.monotonic()
+
+    def take_timeline(self) -> CallEvents | None:
+        """What arrived on the server's timeline since the last time (None: nothing)."""
+        events = self.timeline
+        if not (events.elicitations or events.sampling_calls or events.logs):
+            return None
+        self.timeline = CallEvents()
+        return events
 
     # ----------------------------------------------------------------- callbacks (SDK signatures)
 

@@ -29,7 +29,7 @@ from ..record.records import THROTTLED_PREFIX
 from ..text import safetext
 from ..text.redact import Redactor
 from .schema import _FAILED, OUTCOMES, SCHEMA, SCHEMA_VERSION, Doc, iso, outcome
-from .stats import _round, add_stats, empty_stats, summarize, turn_stats
+from .stats import _round, add_stats, direct_call_stats, empty_stats, summarize, turn_stats
 
 CLIPPED_KEYS = frozenset({"turns", "error", "message", "text", "hook_error", "hook_errors", "warnings", "direct_calls"})
 
@@ -186,6 +186,8 @@ def turn_dict(turn: Any) -> dict[str, Any]:
         data["tool_list_changes"] = list(turn.tool_list_changes)
     if getattr(turn, "checks", None):  # similarity, numbers, injection drills (docs/checks-meaning-safety.md)
         data["checks"] = [_plain(c) for c in turn.checks]
+    if getattr(turn, "server_events", None):  # on the server's timeline, not on a guessed call
+        data["server_events"] = [_plain(e) for e in turn.server_events]
     data["stats"] = _round(turn_stats(data))
     return data
 
@@ -304,6 +306,8 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     simulations = [simulation_dict(s) for s in getattr(record, "simulations", []) or []]
     for simulation in simulations:
         add_stats(stats, simulation["stats"])
+    direct = [tool_call_dict(c) for c in direct_calls]
+    add_stats(stats, direct_call_stats(direct))
     history_at_start = getattr(record, "history_at_start", 0) if record is not None else 0
     conversation_id = getattr(record, "conversation_id", None)
     conversation = conversations.get(conversation_id) if conversation_id else None
@@ -334,7 +338,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "steps": steps,
         "turns": turns,
         "stats": _round(stats),
-        "direct_calls": [tool_call_dict(c) for c in direct_calls],
+        "direct_calls": direct,
         "rate_limits": {m: dict(v) for m, v in (getattr(record, "rate_limits", None) or {}).items()},
         "simulations": simulations,  # its simulated users (docs/simulated-user.md)
         "skip_reason": getattr(record, "skip_reason", None),  # a @session broken by an earlier turn's error

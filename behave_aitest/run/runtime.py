@@ -27,6 +27,7 @@ from ..config import (
     unknown_name,
 )
 from ..errors import StepUsageError
+from ..mcp.clientside import sampling_refusal
 from ..mcp.connection import first_leaf
 from ..record.records import Conversation, ScenarioRecord, ToolCall, Turn
 from ..text.redact import Redactor
@@ -37,7 +38,7 @@ from .conversation import (
     elicitation_error,
 )
 from .models import ModelChoice
-from .scopes import Scope, ServerScopes
+from .scopes import Scope, ServerScopes, _sides, server_events
 from .tags import (  # noqa: F401 - the run's names
     JUDGE_TAG,
     MODEL_TAG,
@@ -244,6 +245,8 @@ class Runtime(ModelChoice, ServerScopes):
         self.current = None
         if live is not None:
             live.doubles.clear()  # a double lasts one scenario: in a @session the next one has the real tool
+            live.elicitation = None  # answers hold to the end of their own scenario (H2), in a @session too
+            self._forget_client_sides(live)
         if live is not None and not live.record.session:
             try:
                 self._close_cassette(live)
@@ -388,8 +391,12 @@ class Runtime(ModelChoice, ServerScopes):
                 user_messages=user_messages,
             )
         )
+        turn.server_events.extend(server_events(_sides(connections)))
         if turn.error is None:
             turn.error = elicitation_error(turn)
+        if turn.error is None:
+            refused = sampling_refusal(turn.tool_calls)
+            turn.error = f"server: {refused}" if refused else None
         turn.simulated = simulated
         live.record.turns.append(turn)
         live.record.model = live.record.model or settings.model
@@ -439,6 +446,10 @@ class Runtime(ModelChoice, ServerScopes):
         conn, spec = self._agent_tool(live, name, step)
         record = live.scenario
         number = len(record.direct_calls) + 1 if record is not None else 1
+        # what the server asks during the test's own call is the scenario's too: its answers,
+        # and its agent's model for sampling (priced, through the cassette) (H1, H2)
+        settings = self.turn_settings(live)
+        self._client_sides(live, [conn], settings, self._completer(settings))
         try:
             call = self.call(call_directly, conn, spec, arguments, f"test_{number}")
         except BaseException as exc:
