@@ -291,3 +291,37 @@ def test_h16_a_question_during_parallel_calls_is_the_servers_not_a_guessed_calls
     assert not calls["quiet"].get("elicitations"), (calls["quiet"], result.output[-2000:])
     events = turn.get("server_events") or []
     assert [e["server"] for e in events] == ["hostile"] and events[0]["elicitations"][0]["message"] == "Who are you?", events
+
+
+H5_H8_FEATURE = '''\
+Feature: H5 and H8 the simulated user
+  Scenario: DONE before any message is no goal reached
+    When a simulated user talks to the agent for at most 3 turns:
+      """
+      PERSONA-silent
+      """
+    Then the simulated user reached its goal
+
+  Scenario: a lone surrogate from the simulated user is not the agent's error
+    When a simulated user talks to the agent for at most 2 turns:
+      """
+      PERSONA-slip
+      """
+    Then the simulated user reached its goal
+'''
+
+
+def test_h5_h8_the_simulated_user_cannot_pass_by_silence_nor_blame_the_agent(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add({"content": "DONE"}, {"content": "DONE"}, {"content": "DONE"}, model="fake-user")
+    fake_llm.add({"content": "Hello \ud800 there"}, {"content": "DONE"}, model="fake-user")
+    fake_llm.add({"content": "hi"})
+    project.config(llm_config(fake_llm, retries=0, user_model="openai/fake-user"))
+    project.feature("sim.feature", H5_H8_FEATURE)
+    result = run_bounded(project, *REPORT)
+    found = scenarios(project.root)
+    silent = found["DONE before any message is no goal reached"]
+    assert silent["status"] == "error", (silent["first_failure"], result.output[-2000:])
+    assert "DONE before writing any message" in silent["first_failure"]["message"], silent["first_failure"]
+    slip = found["a lone surrogate from the simulated user is not the agent's error"]
+    assert slip["status"] == "passed", (slip["first_failure"], result.output[-2000:])
+    assert slip["turns"][0]["user_text"] == "Hello \ufffd there"
