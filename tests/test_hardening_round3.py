@@ -325,3 +325,27 @@ def test_h5_h8_the_simulated_user_cannot_pass_by_silence_nor_blame_the_agent(pro
     slip = found["a lone surrogate from the simulated user is not the agent's error"]
     assert slip["status"] == "passed", (slip["first_failure"], result.output[-2000:])
     assert slip["turns"][0]["user_text"] == "Hello \ufffd there"
+
+
+def test_h12_init_never_writes_through_a_link_out_of_the_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.toml"
+    outside.write_text('[project]\nname = "other"\n', encoding="utf-8")
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "pyproject.toml").symlink_to(outside)
+    done = cli("init", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outside.read_text(encoding="utf-8") == '[project]\nname = "other"\n'
+    assert "nothing else changed" not in done.stdout and "outside the folder" in done.stdout, done.stdout
+
+
+def test_h20_init_from_server_keeps_names_findable_and_control_characters_inert(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.behave_aitest]\nmodel = "scripted"\n[tool.behave_aitest.servers.hostile]\n'
+        'command = ["python", "-m", "behave_aitest.testing.hostile_server"]\n', encoding="utf-8",
+    )
+    done = cli("init", "--from-server", "hostile", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    draft = (tmp_path / "features" / "hostile_tools.feature").read_text(encoding="utf-8")
+    assert "\x1b" not in draft and "\x00" not in draft and "\\x1b[31mloudly" in draft, draft
+    assert 'Then the agent called tool "say"hi"' in draft, draft

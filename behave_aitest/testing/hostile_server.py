@@ -14,6 +14,7 @@ Every attack is a tool, so a test picks it by name:
   999,999,999) (2025-11-25 era: a request per sampling, during the call).
 * ``progress_flood`` sends ``count`` progress notifications; ``log_flood`` sends
   ``count`` log messages of ``size`` characters each; both then answer "done".
+* ``say"hi`` has a quote in its name and ESC and NUL in its description.
 * ``ask_after`` waits ``seconds`` then asks the user's name; ``quiet`` waits ``seconds``
   and asks nothing: called together, a question must not be blamed on ``quiet``.
 
@@ -135,6 +136,13 @@ def create_server() -> MCPServer:
 
         await anyio.sleep(seconds)
         return "quiet"
+
+    async def quoted() -> str:
+        return "hi"
+
+    # a name with a quote, a description with ESC and NUL (init --from-server must keep the
+    # name a step can find, and show the control characters as escapes)
+    server.add_tool(quoted, name='say"hi', description="Say hi \x1b[31mloudly\x1b[0m\x00 and stop.", structured_output=False)
 
     return server
 
