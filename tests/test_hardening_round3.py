@@ -349,3 +349,23 @@ def test_h20_init_from_server_keeps_names_findable_and_control_characters_inert(
     draft = (tmp_path / "features" / "hostile_tools.feature").read_text(encoding="utf-8")
     assert "\x1b" not in draft and "\x00" not in draft and "\\x1b[31mloudly" in draft, draft
     assert 'Then the agent called tool "say"hi"' in draft, draft
+
+
+FAULTY = """
+[tool.behave_aitest.servers.faulty]
+command = ["python", "-m", "behave_aitest.testing.faulty_server"]
+[tool.behave_aitest.agents.f]
+servers = ["faulty"]
+"""
+
+
+def test_h18_a_big_tool_result_is_a_bounded_span_attribute(project: Project, fake_llm: FakeOpenAI) -> None:
+    fake_llm.add({"tool_calls": [("big", {"megabytes": 3})]}, {"content": "big one"})
+    project.config(llm_config(fake_llm, otel="spans.json", otel_content="on") + FAULTY)
+    project.feature("big.feature", 'Feature: B\n  Scenario: big\n    Given the agent "f"\n    When the user says "big"\n')
+    result = run_bounded(project, "-f", "plain")
+    assert result.returncode == 0, result.output[-2000:]
+    spans = project.root / "spans.json"
+    text = spans.read_text(encoding="utf-8")
+    assert "line 0000000" in text and "more characters not exported" in text
+    assert spans.stat().st_size < 200_000, spans.stat().st_size
