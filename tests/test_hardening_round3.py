@@ -369,3 +369,49 @@ def test_h18_a_big_tool_result_is_a_bounded_span_attribute(project: Project, fak
     text = spans.read_text(encoding="utf-8")
     assert "line 0000000" in text and "more characters not exported" in text
     assert spans.stat().st_size < 200_000, spans.stat().st_size
+
+
+def _good_report(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    from test_report_unit import build, session_feature
+
+    from behave_aitest import report
+
+    good = tmp_path / "good.json"
+    good.write_text(report.dumps(build(session_feature())), encoding="utf-8")
+    return good, json.loads(good.read_text(encoding="utf-8"))
+
+
+def test_h9_report_diff_refuses_a_partial_or_empty_run(tmp_path: Path) -> None:
+    good, doc = _good_report(tmp_path)
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({**doc, "partial": True, "partial_reasons": ["The run was interrupted"]}), encoding="utf-8")
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({**doc, "features": []}), encoding="utf-8")
+    done = cli("report", "diff", str(good), str(partial), cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "PARTIAL" in done.stdout and "interrupted run" in done.stderr, done.stdout + done.stderr
+    done = cli("report", "diff", str(good), str(empty), cwd=tmp_path)
+    assert done.returncode == 1 and "no features" in done.stderr, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_h11_deep_json_and_a_bad_first_failure_give_one_line(tmp_path: Path) -> None:
+    from behave_aitest.report import SCHEMA
+
+    good, doc = _good_report(tmp_path)
+    deepest = tmp_path / "deepest.json"
+    deepest.write_text('{"schema": "%s", "schema_version": 1, "features": %s%s}' % (SCHEMA, "[" * 100_000, "]" * 100_000), encoding="utf-8")
+    deep = tmp_path / "deep.json"
+    deep_doc = json.loads(json.dumps(doc))
+    deep_doc["features"][0]["scenarios"][0]["warnings"] = "NESTED"
+    deep.write_text(json.dumps(deep_doc).replace('"NESTED"', "[" * 990 + '"end"' + "]" * 990), encoding="utf-8")
+    bad = tmp_path / "bad.json"
+    bad_doc = json.loads(json.dumps(doc))
+    bad_doc["features"][0]["scenarios"][0]["first_failure"] = "it broke"
+    bad.write_text(json.dumps(bad_doc), encoding="utf-8")
+    for broken in (deepest, deep, bad):
+        for argv in (["report", "render", str(broken), "-o", "x.html"], ["report", "merge", str(good), str(broken), "-o", "m.html"],
+                     ["report", "diff", str(good), str(broken)]):
+            done = cli(*argv, cwd=tmp_path)
+            assert done.returncode == 1, (argv, done.stderr)
+            assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1 and str(broken) in done.stderr, (argv, done.stderr)

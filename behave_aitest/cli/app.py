@@ -65,7 +65,7 @@ def _malformed(names: Sequence[str], exc: Exception) -> Exception:
 
 
 # What a field of the wrong type raises while summarising, merging or rendering.
-_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -117,6 +117,8 @@ def _diff(args: argparse.Namespace) -> int:
     from ..report import diff
 
     base, new = diff.load_pair(args.base, args.new)
+    if not new.get("features"):  # a run that ran nothing shows no regression, and proves nothing (H9)
+        raise report.ReportError(f"{args.new}: the report has no features: nothing to compare with {args.base}.")
     thresholds = {m: v for m, v in (("cost_usd", args.max_cost_increase), ("tokens", args.max_token_increase), ("latency_s", args.max_latency_increase)) if v is not None}
     try:
         result = diff.compare(base, new, thresholds, base_name=args.base, new_name=args.new)
@@ -134,6 +136,9 @@ def _diff(args: argparse.Namespace) -> int:
     else:
         sys.stdout.buffer.write(text.encode("utf-8", errors="replace"))
         sys.stdout.buffer.flush()
+    if result.get("partial"):  # an interrupted run cannot show that nothing regressed (H9)
+        print(f"behave-aitest: {', '.join(result['partial'])}: the report of an interrupted run (partial): the comparison is incomplete.", file=sys.stderr)
+        return 1
     return 1 if result["regressions"] else 0
 
 

@@ -229,6 +229,8 @@ def compare(base: Mapping[str, Any], new: Mapping[str, Any], thresholds: Mapping
         "totals": totals,
         "thresholds": checks,
         "scenarios": rows,
+        # a run that was interrupted cannot show that nothing regressed (issue 25, H9)
+        "partial": [name for name, doc in ((base_name, base), (new_name, new)) if doc.get("partial")],
     }
 
 
@@ -274,6 +276,7 @@ def headline(diff: Mapping[str, Any]) -> str:
         for k, label in (("improved", "improved"), ("tool_changes", "tool sequences changed"), ("added", "added"), ("removed", "removed"), ("throttled", "throttled by the provider"))
         if s.get(k)
     ]
+    parts += [f"PARTIAL: {name} is the report of an interrupted run" for name in diff.get("partial") or []]
     return f"{icon} " + " · ".join(parts)
 
 
