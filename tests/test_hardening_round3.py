@@ -415,3 +415,34 @@ def test_h11_deep_json_and_a_bad_first_failure_give_one_line(tmp_path: Path) -> 
             done = cli(*argv, cwd=tmp_path)
             assert done.returncode == 1, (argv, done.stderr)
             assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1 and str(broken) in done.stderr, (argv, done.stderr)
+
+
+SHARDED = """\
+Feature: Four conversations
+  Scenario: one
+    Given the user declines the server's questions
+  Scenario: two
+    Given the user declines the server's questions
+  Scenario: three
+    Given the user declines the server's questions
+  Scenario: four
+    Given the user declines the server's questions
+"""
+
+
+def test_h10_report_merge_refuses_gaps_and_doubles_of_shards(project: Project) -> None:
+    project.config('[tool.behave_aitest]\nmodel = "scripted"\n')
+    project.feature("four.feature", SHARDED)
+    for k in (1, 2):
+        done = run_bounded(project, "--runner", "behave_aitest.parallel:ParallelRunner", "-D", f"aitest.shard={k}/2",
+                           "-f", "behave_aitest.formatter:JSONFormatter", "-o", f"reports/s{k}.json")
+        assert done.returncode == 0, done.output[-2000:]
+    reports = project.root / "reports"
+    both = cli("report", "merge", str(reports / "s1.json"), str(reports / "s2.json"), "-o", "m.json", cwd=project.root)
+    assert both.returncode == 0, both.stderr
+    assert "4 scenarios: 4 passed" in both.stderr, both.stderr
+    twice = cli("report", "merge", str(reports / "s1.json"), str(reports / "s1.json"), "-o", "m.json", cwd=project.root)
+    assert twice.returncode == 1 and "shard 1/2 given more than once" in twice.stderr, twice.stderr
+    alone = cli("report", "merge", str(reports / "s2.json"), "-o", "m.json", cwd=project.root)
+    assert alone.returncode == 1 and "shard 1/2 not given" in alone.stderr and "ran in no shard given" in alone.stderr, alone.stderr
+    assert "Traceback" not in twice.stderr + alone.stderr

@@ -92,6 +92,11 @@ def _merge(args: argparse.Namespace) -> int:
     from ..record import coverage
 
     docs = [report.load(path) for path in args.inputs]
+    from ..report.merge import shard_problem
+
+    problem = shard_problem(docs, list(args.inputs))
+    if problem:  # a gap or a double would be a wrong total (issue 25, H10)
+        raise report.ReportError(f"cannot merge: {problem}.")
     try:
         doc = report.merge(docs, title=args.title)
         if args.min_tool_coverage is not None and doc.get("coverage"):

@@ -136,7 +136,10 @@ class ParallelRunner(Runner):
             return self._stopped_before_start(f"{type(exc).__name__}: {exc}")
         durations = self._durations(config)
         if config.shard is not None:
+            whole = plan
             plan = units.shard(plan, *config.shard, durations if config.durations else None)
+            # the report records the plan, so report merge can refuse gaps and doubles (issue 25, H10)
+            self.config.aitest_shard = units.shard_record(whole, plan, *config.shard)
         self.formatters = self._formatters()
         cassettes = None
         if config.cassette != "off":

@@ -434,6 +434,7 @@ def build_document(
     partial_reasons: Iterable[str] = (),
     hook_errors: Iterable[str] = (),
     redactor: Redactor | None = None,
+    shard: Mapping[str, Any] | None = None,
 ) -> Doc:
     """The report document of one behave run (see docs/report.md for every field).
 
@@ -458,6 +459,8 @@ def build_document(
         "config_file": _relative(config_path) if config_path else None,
         "versions": versions(),
         "hook_errors": list(hook_errors),
+        # -D aitest.shard=K/N: the plan this shard is part of (parallel.units.shard_record), for report merge
+        "shard": dict(shard) if shard else None,
         # only when the gate is on (min_pass_rate < 1); at 1.0 the scenario outcomes already say it
         "models_below_gate": list(getattr(runtime, "models_below_gate", []) or []) if getattr(config, "min_pass_rate", 1.0) < 1 else [],
     }
