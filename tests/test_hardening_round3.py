@@ -446,3 +446,34 @@ def test_h10_report_merge_refuses_gaps_and_doubles_of_shards(project: Project) -
     alone = cli("report", "merge", str(reports / "s2.json"), "-o", "m.json", cwd=project.root)
     assert alone.returncode == 1 and "shard 1/2 not given" in alone.stderr and "ran in no shard given" in alone.stderr, alone.stderr
     assert "Traceback" not in twice.stderr + alone.stderr
+
+
+def test_h19_temporary_folders_of_a_killed_run_are_removed_at_the_next_start(project: Project, fake_llm: FakeOpenAI, tmp_path: Path) -> None:
+    fake_llm.add({"tool_calls": [("hang", {"seconds": 600})]})
+    fake_llm.add({"content": "hello"})
+    project.config(llm_config(fake_llm) + FAULTY.replace('faulty_server"]\n', 'faulty_server"]\nenv = { NOTES = "${AITEST_SERVER_DIR}/n.json" }\n'))
+    project.feature("a.feature", 'Feature: A\n  Scenario: busy\n    Given the agent "f"\n    When the user says "hang"\n')
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update({"OPENAI_API_KEY": "sk-fake", "TMPDIR": str(temp)})
+    proc = subprocess.Popen([sys.executable, "-m", "behave", "--no-color", "-f", "plain"], cwd=project.root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # until the server is inside the tool
+            logs = list(temp.glob("behave-aitest-*/*.stderr.log"))
+            if any("hanging in tool" in p.read_text(errors="replace") for p in logs):
+                break
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGKILL)  # behave and its server: nothing cleans up
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    left = sorted(p.name for p in temp.iterdir())
+    assert any(n.startswith("behave-aitest-") for n in left) and any(n.startswith("aitest-faulty-") for n in left), left
+    project.feature("a.feature", "Feature: A\n  Scenario: quick\n    When the user says \"hi\"\n")
+    done = run_bounded(project, "-f", "plain", env={"TMPDIR": str(temp)})
+    assert done.returncode == 0, done.output[-2000:]
+    assert sorted(p.name for p in temp.iterdir()) == [], sorted(p.name for p in temp.iterdir())

@@ -260,7 +260,10 @@ class ParallelRunner(Runner):
 
     def _execute(self, run: _Run, order: list[units.Unit], jobs: int, config: Any) -> None:
         method = _start_method()
-        log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-j-"))
+        from ..text.files import owned_tempdir, remove_stale_tempdirs
+
+        remove_stale_tempdirs()  # left by runs killed with SIGKILL (H19)
+        log_dir = Path(owned_tempdir("behave-aitest-j-"))
         queue = collections.deque(order)
         workers: list[_Worker] = []
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)

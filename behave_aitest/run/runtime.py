@@ -30,6 +30,7 @@ from ..errors import StepUsageError
 from ..mcp.clientside import sampling_refusal
 from ..mcp.connection import first_leaf
 from ..record.records import Conversation, ScenarioRecord, ToolCall, Turn
+from ..text.files import owned_tempdir, remove_stale_tempdirs
 from ..text.redact import Redactor
 from .conversation import (
     AgentState,
@@ -67,7 +68,8 @@ class Runtime(ModelChoice, ServerScopes):
         self.portal: Any = None
         self._loop = ExitStack()  # the portal's event loop: stopped after every scope
         self._scopes: list[Scope] = []  # feature and conversation scopes not yet closed
-        self.log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-"))
+        remove_stale_tempdirs()  # left by runs killed with SIGKILL (H19)
+        self.log_dir = Path(owned_tempdir("behave-aitest-"))
         self._ids = itertools.count(1)  # server log files
         self._conversation_ids = itertools.count(1)  # c1, c2, ... in the order conversations start
         self._scripted: Any = None
