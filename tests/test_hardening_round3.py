@@ -477,3 +477,33 @@ def test_h19_temporary_folders_of_a_killed_run_are_removed_at_the_next_start(pro
     done = run_bounded(project, "-f", "plain", env={"TMPDIR": str(temp)})
     assert done.returncode == 0, done.output[-2000:]
     assert sorted(p.name for p in temp.iterdir()) == [], sorted(p.name for p in temp.iterdir())
+
+
+def test_h13_sigterm_early_in_a_parallel_run_still_reports_every_planned_conversation(project: Project, fake_llm: FakeOpenAI) -> None:
+    project.config(llm_config(fake_llm))
+    project.feature("four.feature", SHARDED)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["OPENAI_API_KEY"] = "sk-fake"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "behave", "--no-color", "-j", "2", "--runner", "behave_aitest.parallel:ParallelRunner",
+         "-f", "behave_aitest.formatter:JSONFormatter", "-o", "reports/r.json", "--junit", "--junit-directory", "reports/junit"],
+        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # the plan is made: SIGTERM before any worker has started
+            lines.append(line)
+            if "conversations on 2 workers" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        out = "".join(lines) + proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode != 0, out
+    found = scenarios(project.root)
+    assert sorted(found) == ["four", "one", "three", "two"], (sorted(found), out[-2000:])
+    assert list((project.root / "reports" / "junit").glob("*.xml")), out[-2000:]
+    assert "Traceback" not in out, out[-3000:]
