@@ -3,6 +3,10 @@
 A reader (a CI artefact upload, a browser, a second worker, ``git diff``) must see the old file
 or the whole new one, never a part, and an interrupted write must leave nothing a later run
 could mistake for a cassette or a report.
+
+Temporary folders (:func:`owned_tempdir`) name the process that owns them, so a run killed
+outright (SIGKILL) leaves nothing for ever: the next run removes the folders whose owner is
+gone (:func:`remove_stale_tempdirs`).
 """
 
 from __future__ import annotations
