@@ -52,8 +52,8 @@ class ClientLimits:
         return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__ if hasattr(config, name)})
 
 
-REFUSED = "refused"
-LATE_S = 0.5  # a message read this long after its call ended still belongs to it  # the start of a refused sampling call's error (see sampling_refusal)
+REFUSED = "refused"  # the start of a refused sampling call's error (see sampling_refusal)
+LATE_S = 0.5  # a message read this long after its call ended still belongs to it
 
 
 @dataclass
@@ -236,12 +236,15 @@ class ClientSide:
         return progress
 
 
-def sampling_refusal(calls: list[Any]) -> str | None:
-    """The first refused sampling request among the turn's tool calls, as the turn's error."""
-    for call in calls:
-        for sampled in getattr(call, "sampling_calls", None) or []:
+def sampling_refusal(owners: list[Any]) -> str | None:
+    """The first refused sampling request among the turn's tool calls (and its servers'
+    timelines, ``record.ServerEvents``), as the turn's error."""
+    for owner in owners:
+        for sampled in getattr(owner, "sampling_calls", None) or []:
             if (sampled.error or "").startswith(REFUSED):
-                return f"{sampled.error[len(REFUSED) + 2:]}, during the call to {call.name!r}: the rest were refused"
+                name = getattr(owner, "name", None)
+                where = f"during the call to {name!r}" if name else "while several of its tool calls ran"
+                return f"{sampled.error[len(REFUSED) + 2:]}, {where}: the rest were refused"
     return None
 
 

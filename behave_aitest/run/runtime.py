@@ -397,7 +397,7 @@ class Runtime(ModelChoice, ServerScopes):
         if turn.error is None:
             turn.error = elicitation_error(turn)
         if turn.error is None:
-            refused = sampling_refusal(turn.tool_calls)
+            refused = sampling_refusal([*turn.tool_calls, *turn.server_events])
             turn.error = f"server: {refused}" if refused else None
         turn.simulated = simulated
         live.record.turns.append(turn)
