@@ -507,3 +507,22 @@ def test_h13_sigterm_early_in_a_parallel_run_still_reports_every_planned_convers
     assert sorted(found) == ["four", "one", "three", "two"], (sorted(found), out[-2000:])
     assert list((project.root / "reports" / "junit").glob("*.xml")), out[-2000:]
     assert "Traceback" not in out, out[-3000:]
+
+
+def test_h17_calling_another_agents_tool_names_the_server_not_allowed_tools(project: Project) -> None:
+    project.config("""
+        [tool.behave_aitest]
+        model = "scripted"
+        [tool.behave_aitest.servers.hostile]
+        command = ["python", "-m", "behave_aitest.testing.hostile_server"]
+        [tool.behave_aitest.servers.faulty]
+        command = ["python", "-m", "behave_aitest.testing.faulty_server"]
+        [tool.behave_aitest.agents.a]
+        servers = ["hostile"]
+        [tool.behave_aitest.agents.b]
+        servers = ["faulty"]
+    """)
+    project.feature("h17.feature", 'Feature: H17\n  Scenario: b\'s tool\n    Given the agent "a"\n    When the tool "faulty.echo" is called with:\n      | text | hi |\n')
+    result = run_bounded(project, "-f", "plain")
+    assert "The MCP server 'faulty' (agent 'b' uses it) is not one of its servers (hostile)." in result.output, result.output[-2000:]
+    assert "allowed_tools" not in result.output, result.output[-2000:]

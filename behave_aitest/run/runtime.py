@@ -423,7 +423,13 @@ class Runtime(ModelChoice, ServerScopes):
             offered = toolbox.offered()
             close = difflib.get_close_matches(name, offered, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            if toolbox.known_elsewhere(name.rpartition(".")[2]):
+            server, _, tool = name.rpartition(".")
+            if server and server in self.config.servers and server not in live.agent.servers:
+                # another agent's server (issue 25, H17): not an allowed_tools matter
+                users = sorted(a.name for a in self.config.agents.values() if server in a.servers)
+                used = f" (agent {', '.join(repr(u) for u in users)} uses it)" if users else ""
+                hint = f" The MCP server {server!r}{used} is not one of its servers ({', '.join(live.agent.servers) or 'none'})."
+            elif live.agent.allowed_tools is not None and toolbox.known_elsewhere(tool):
                 hint = " Its servers offer it, but its allowed_tools leave it out."
             raise StepUsageError(
                 f"{step}: the agent {live.agent.name or '(unnamed)'!r} has no tool {name!r}.{hint} "
