@@ -153,6 +153,12 @@ class Config:
     baseline: str | None = None  # a previous run's JSON report: deltas shown inline in the HTML report
     otel: str | None = None  # "otlp" or PATH.json: OpenTelemetry spans of the run (behave_aitest.telemetry)
     otel_content: str = "off"  # "on": tool arguments and results in the spans too (redacted)
+    # what one MCP server may ask of the client (issue 25, H6/H7; docs/mcp.md "Limits")
+    max_sampling_calls_per_tool_call: int = 10
+    max_sampling_calls_per_turn: int = 25
+    max_sampling_tokens: int = 4096  # a sampling request's maxTokens is lowered to this
+    max_progress_per_call: int = 200  # progress notifications kept per tool call (first and last half)
+    max_logs_per_call: int = 200  # log messages kept per tool call (first and last half)
     prices: Mapping[str, Price] = field(default_factory=dict)
     servers: Mapping[str, ServerConfig] = field(default_factory=dict)
     agents: Mapping[str, AgentConfig] = field(default_factory=dict)
@@ -361,6 +367,12 @@ RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "baseline": _str,
     "otel": lambda value: _otel(_str(value)),
     "otel_content": _choice("off", "on"),
+    # what one MCP server may ask of the client (issue 25)
+    "max_sampling_calls_per_tool_call": _positive_int,
+    "max_sampling_calls_per_turn": _positive_int,
+    "max_sampling_tokens": _positive_int,
+    "max_progress_per_call": _positive_int,
+    "max_logs_per_call": _positive_int,
 }
 TOP_KEYS: dict[str, Callable[[Any], Any]] = {**RUN_KEYS, "prices": dict, "servers": dict, "agents": dict, "rate_limits": dict}
 RATE_LIMIT_KEYS: dict[str, Callable[[Any], Any]] = {

@@ -245,6 +245,7 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
             partial_reasons=reasons,
             hook_errors=getattr(self.config, "aitest_hook_errors", []) or [],
             redactor=Redactor.from_environment(getattr(runtime, "config", None)),
+            shard=getattr(self.config, "aitest_shard", None),
         )
 
     def render(self, doc: report.Doc) -> str:

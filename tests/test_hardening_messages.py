@@ -325,7 +325,8 @@ def test_a_field_of_the_wrong_type_deep_inside_is_one_line_too(tmp_path: Path, c
     (tmp_path / "odd.json").write_text(report.dumps(doc), encoding="utf-8")
     assert cli.main(["report", "render", str(tmp_path / "odd.json"), "-o", str(tmp_path / "x.md")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"behave-aitest: {tmp_path / 'odd.json'}: malformed report, cannot render it (AttributeError") and err.count("\n") == 1, err
+    # refused when read, naming the field (issue 25, H11), no longer an AttributeError from the renderer
+    assert err.startswith(f"behave-aitest: {tmp_path / 'odd.json'}: features[0].scenarios[1].first_failure: must be an object or null") and err.count("\n") == 1, err
 
 
 def test_message_escaping_keeps_tabs_and_newlines_and_bounds_every_line() -> None:

@@ -10,7 +10,8 @@ The loop (:func:`run`) asks the simulator for the next user message and hands it
 agent as an ordinary turn (the caller's ``say``, marked simulated). A reply that is exactly
 ``DONE`` (after trimming) means the goal is reached; an empty reply ends the conversation
 too, without its goal and never as an error. Both are refused before the minimum number of
-turns: the simulator is told to go on. After the maximum number of turns the simulator is
+turns: the simulator is told to go on. A ``DONE`` before any user message at all (no
+scripted opening either) is refused the same way: a goal is not reached by saying nothing. After the maximum number of turns the simulator is
 asked once more, so a goal reached on the last turn still counts; nothing more is sent.
 
 Traps others fell into, avoided on purpose: the opening message is never sent twice (a
@@ -28,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..model.llm import ModelReply
+from ..text.safetext import json_safe
 from ..record.records import Simulation, SimulatorCall, Turn
 from .loop import TurnSettings, _complete_with_retries
 
@@ -140,24 +142,33 @@ def run(
             simulation.ended = "error"
             raise
         _fill(call, reply, attempts)
-        text = (reply.content or "").strip()
+        # a lone surrogate is the simulator's slip, not the agent's: it would break the agent's
+        # own model request, and be reported as the agent's model error (issue 25, H8)
+        text = json_safe((reply.content or "").strip())
         call.reply = text
         ends = text == DONE or not text
+        # a DONE before any user message is no goal reached (H5): it must say something first
+        minimum = max(simulation.min_turns, 1 if text == DONE and not turns() else 0)
         if written >= simulation.max_turns:  # the last look: was the goal reached on the last turn?
             call.outcome = "done" if text == DONE else "empty" if not text else "final"
             return _end(simulation, "done" if text == DONE else "empty" if not text else "max_turns")
-        if ends and written < simulation.min_turns:
+        if ends and written < minimum:
             call.outcome = "refused"
             refused += 1
             if refused > MAX_REFUSALS:
                 simulation.ended = "error"
+                if minimum > simulation.min_turns:
+                    raise SimulatorError(
+                        f"it replied DONE before writing any message to the agent, also after being told {MAX_REFUSALS} "
+                        "times to write one (a goal is not reached by saying nothing)"
+                    )
                 raise SimulatorError(
                     f"it ended the conversation after {written} of at least {simulation.min_turns} turns "
                     f"({'DONE' if text else 'an empty reply'}), also after being told {MAX_REFUSALS} times to go on"
                 )
             pending = [
                 {"role": "assistant", "content": text or "(an empty message)"},
-                {"role": "user", "content": GO_ON.format(minimum=simulation.min_turns, written=written)},
+                {"role": "user", "content": GO_ON.format(minimum=minimum, written=written)},
             ]
             continue
         if ends:

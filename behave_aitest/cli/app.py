@@ -66,7 +66,7 @@ def _malformed(names: Sequence[str], exc: Exception) -> Exception:
 
 
 # What a field of the wrong type raises while summarising, merging or rendering.
-_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -93,6 +93,11 @@ def _merge(args: argparse.Namespace) -> int:
     from ..record import coverage
 
     docs = [report.load(path) for path in args.inputs]
+    from ..report.merge import shard_problem
+
+    problem = shard_problem(docs, list(args.inputs))
+    if problem:  # a gap or a double would be a wrong total (issue 25, H10)
+        raise report.ReportError(f"cannot merge: {problem}.")
     try:
         doc = report.merge(docs, title=args.title)
         if args.min_tool_coverage is not None and doc.get("coverage"):
@@ -118,6 +123,8 @@ def _diff(args: argparse.Namespace) -> int:
     from ..report import diff
 
     base, new = diff.load_pair(args.base, args.new)
+    if not new.get("features"):  # a run that ran nothing shows no regression, and proves nothing (H9)
+        raise report.ReportError(f"{args.new}: the report has no features: nothing to compare with {args.base}.")
     thresholds = {m: v for m, v in (("cost_usd", args.max_cost_increase), ("tokens", args.max_token_increase), ("latency_s", args.max_latency_increase)) if v is not None}
     try:
         result = diff.compare(base, new, thresholds, base_name=args.base, new_name=args.new)
@@ -135,6 +142,9 @@ def _diff(args: argparse.Namespace) -> int:
     else:
         sys.stdout.buffer.write(text.encode("utf-8", errors="replace"))
         sys.stdout.buffer.flush()
+    if result.get("partial"):  # an interrupted run cannot show that nothing regressed (H9)
+        print(f"behave-aitest: {', '.join(result['partial'])}: the report of an interrupted run (partial): the comparison is incomplete.", file=sys.stderr)
+        return 1
     return 1 if result["regressions"] else 0
 
 

@@ -36,14 +36,19 @@ class Check:
 
 
 def run(behave_args: Sequence[str], out: Any) -> int:
-    """Run every check, printing each line as it is known; 1 when any failed."""
+    """Run every check, printing each line as it is known; 1 when any failed. Every line goes
+    through the run's one secret rule (``redact.Redactor``, built from the same config and
+    environment as a run's): a URL's password, a server's ``env`` or ``headers`` value, a
+    provider key in a server's stderr tail never reach the console (issue 25, H4)."""
+    from ..text.redact import Redactor
     from ..text.safetext import message
 
     checks: list[Check] = []
+    redactor = Redactor.from_environment(None)
 
     def say(check: Check) -> None:
         checks.append(check)
-        print(message(check.line()), file=out, flush=True)
+        print(message(redactor.text(check.line())), file=out, flush=True)
 
     parsed: list[Check] = []
     features, userdata, registry = features_and_steps(behave_args, parsed.append)
@@ -53,6 +58,7 @@ def run(behave_args: Sequence[str], out: Any) -> int:
         say(Check(FAIL, f"config: {exc}"))
         config = None
     else:
+        redactor = Redactor.from_environment(config)
         say(Check(OK, f"config: {config.path or 'no [tool.behave_aitest] table: defaults'} is valid"))
     for check in parsed:  # the config first, then what behave parsed
         say(check)

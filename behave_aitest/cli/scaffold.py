@@ -59,8 +59,19 @@ def init(root: Path) -> list[Outcome]:
     return outcomes
 
 
+def _outside(root: Path, target: Path) -> bool:
+    """``target`` (or a folder on its way) is a link that leads out of ``root``: never written
+    through (issue 25, H12)."""
+    try:
+        return not target.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return True
+
+
 def _write_new(root: Path, relative: str, text: str) -> Outcome:
     target = root / relative
+    if target.is_symlink() or _outside(root, target):
+        return Outcome(relative, "left alone", "it is a link that leads out of the folder; nothing written through it")
     if target.exists():
         return Outcome(relative, "left alone", "it exists")
     try:
@@ -84,6 +95,8 @@ def _add_table(path: Path) -> Outcome:
     """The ``[tool.behave_aitest]`` table and, unless the file has its own, a ``[tool.behave]``
     that writes the HTML report: appended to pyproject.toml, or a new file."""
     table = template("table.toml.txt")
+    if path.is_symlink() and _outside(path.parent, path):
+        return Outcome(path.name, "left alone", f"it is a link to {path.resolve()}, outside the folder; add the table there by hand if you mean to")
     behave_table = template("behave_table.toml.txt")
     if not path.exists():
         return _write_new(path.parent, path.name, (table + behave_table).lstrip("\n"))
@@ -117,8 +130,11 @@ def _add_table(path: Path) -> Outcome:
 
 
 def _gherkin_text(text: str, limit: int = 200) -> str:
-    """A server's text on one Gherkin line: no line breaks, no quotes that end a step's string."""
-    one = " ".join(str(text).split()).replace('"', "'")
+    """A server's text on one Gherkin line: no line breaks, control characters (ESC, NUL) shown
+    as escapes (issue 25, H20). Quotes stay: a step's ``"{name}"`` takes a name holding one."""
+    from ..text.safetext import escape
+
+    one = escape(" ".join(str(text).split()))
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
@@ -141,8 +157,10 @@ def draft(server: str, tools: list[Any], agent: str | None, left_out: list[str] 
         lines.append("  (or add it to an agent's servers and use Given the agent).")
     lines.append("")
     for tool in tools:
-        name = _gherkin_text(tool.name, 80)
+        name = _gherkin_text(tool.name, 1000)
         lines.append(f"  Scenario: {name}")
+        if name != tool.name:
+            lines.append("    # The tool's name holds characters a step cannot hold (line breaks, control characters): the steps below name it as shown, not as the server spells it.")
         if tool.description:
             lines.append(f"    # What the server says it does: {_gherkin_text(tool.description)}")
         params = _parameters(tool.input_schema)

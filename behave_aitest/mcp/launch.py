@@ -60,9 +60,10 @@ def server_cwd(config: ServerConfig, server_dir: str | None) -> str | None:
 def new_server_dir(config: ServerConfig) -> str:
     """A new, empty folder for one stdio server process (see :data:`SERVER_DIR_VAR`)."""
     import re
-    import tempfile
 
-    return tempfile.mkdtemp(prefix=f"aitest-{re.sub(r'[^A-Za-z0-9_-]', '_', config.name)[:40]}-")
+    from ..text.files import owned_tempdir
+
+    return owned_tempdir(f"aitest-{re.sub(r'[^A-Za-z0-9_-]', '_', config.name)[:40]}-")
 
 
 def resolve_command(command: tuple[str, ...], server_dir: str | None = None) -> tuple[str, list[str]]:

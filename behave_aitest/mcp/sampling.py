@@ -4,8 +4,10 @@ Per server, ``sampling = "agent"`` (the default) answers with the conversation's
 a model string with that model, and ``"off"`` does not offer sampling at all. The call goes
 through the same completer as the agent's own calls (prices, cassettes, concurrency
 limits), its cost is the agent's spend, and it is recorded on the tool call during which
-the server asked. ``maxTokens`` and ``systemPrompt`` are honoured; tools in a sampling
-request are not offered (the client does not declare ``sampling.tools``).
+the server asked. ``maxTokens`` (lowered to ``max_sampling_tokens``: a server never chooses
+what the provider is asked to spend) and ``systemPrompt`` are honoured; tools in a sampling
+request are not offered (the client does not declare ``sampling.tools``). How many
+requests a server may make is bounded by the client side (``clientside.ClientLimits``).
 """
 
 from __future__ import annotations
@@ -46,18 +48,20 @@ def sampling_messages(params: Any) -> list[dict[str, Any]]:
     return messages
 
 
-async def sample(sampler: Sampler, params: Any, server: str) -> tuple[dict[str, Any], SamplingCall]:
-    """Ask the model; return the ``CreateMessageResult`` fields and the record."""
+async def sample(sampler: Sampler, params: Any, server: str, max_tokens: int | None = None) -> tuple[dict[str, Any], SamplingCall]:
+    """Ask the model; return the ``CreateMessageResult`` fields and the record. The
+    request's ``maxTokens`` is lowered to ``max_tokens`` (the ceiling) when above it."""
     settings = sampler.settings
     request = {**settings.request, "messages": sampling_messages(params)}
     request.pop("tools", None)
-    if getattr(params, "max_tokens", None):
-        request["max_tokens"] = params.max_tokens
+    asked = getattr(params, "max_tokens", None)
+    if asked:
+        request["max_tokens"] = min(asked, max_tokens) if max_tokens else asked
     if getattr(params, "temperature", None) is not None:
         request["temperature"] = params.temperature
     if getattr(params, "stop_sequences", None):
         request["stop"] = list(params.stop_sequences)
-    record = SamplingCall(server=server, model=settings.model, messages=request["messages"], max_tokens=getattr(params, "max_tokens", None))
+    record = SamplingCall(server=server, model=settings.model, messages=request["messages"], max_tokens=request.get("max_tokens") if asked else None)
     started = time.perf_counter()
     try:
         reply = await sampler.complete(request, timeout_s=settings.timeout_s)

@@ -136,28 +136,41 @@ class ParallelRunner(Runner):
             return self._stopped_before_start(f"{type(exc).__name__}: {exc}")
         durations = self._durations(config)
         if config.shard is not None:
+            whole = plan
             plan = units.shard(plan, *config.shard, durations if config.durations else None)
-        self.formatters = self._formatters()
-        cassettes = None
-        if config.cassette != "off":
-            from ..record.cassettes import CassetteLibrary
-
-            cassettes = CassetteLibrary(config)
-        for line in hooks.banners(config, cassettes):
-            print(line)
-        shard = f", shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
-        workers = min(jobs, max(len(plan), 1))
-        print(f"behave-aitest: {len(plan)} conversation{'s' * (len(plan) != 1)} on {workers} worker{'s' * (workers != 1)}{shard}")
-        sys.stdout.flush()
+            # the report records the plan, so report merge can refuse gaps and doubles (issue 25, H10)
+            self.config.aitest_shard = units.shard_record(whole, plan, *config.shard)
+        # From here a SIGTERM is a Ctrl-C (the formatters then leave SIGTERM to us): whenever it
+        # comes, the run is finished the ordinary way, every planned conversation in the report
+        # and JUnit, untested when it did not run (issue 25, H13).
+        previous_term = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         run = _Run(plan, config=config)
-        if plan:
+        try:
             try:
-                self._preload(config)
-            except KeyboardInterrupt:  # Ctrl-C during the imports: nothing ran, nothing to stop
+                self.formatters = self._formatters()
+                cassettes = None
+                if config.cassette != "off":
+                    from ..record.cassettes import CassetteLibrary
+
+                    cassettes = CassetteLibrary(config)
+                for line in hooks.banners(config, cassettes):
+                    print(line)
+                shard = f", shard {config.shard[0]}/{config.shard[1]}" if config.shard else ""
+                workers = min(jobs, max(len(plan), 1))
+                print(f"behave-aitest: {len(plan)} conversation{'s' * (len(plan) != 1)} on {workers} worker{'s' * (workers != 1)}{shard}")
+                sys.stdout.flush()
+                if plan:
+                    self._preload(config)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM before any worker started: nothing to stop
                 run.aborted = True
-            else:
+                if not getattr(self, "formatters", None):
+                    self.formatters = self._formatters(quiet=True)
+            if plan and not run.aborted:
                 self._execute(run, units.longest_first(plan, durations), workers, config)
-        return self._finish(run, config)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a later SIGTERM must not cut the reports being written
+            return self._finish(run, config)
+        finally:
+            signal.signal(signal.SIGTERM, previous_term if previous_term is not None else signal.SIG_DFL)
 
     def _stopped_before_start(self, reason: str) -> bool:
         """A mistake found before any worker starts: said in one line, as a sequential run's
@@ -259,7 +272,10 @@ class ParallelRunner(Runner):
 
     def _execute(self, run: _Run, order: list[units.Unit], jobs: int, config: Any) -> None:
         method = _start_method()
-        log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-j-"))
+        from ..text.files import owned_tempdir, remove_stale_tempdirs
+
+        remove_stale_tempdirs()  # left by runs killed with SIGKILL (H19)
+        log_dir = Path(owned_tempdir("behave-aitest-j-"))
         queue = collections.deque(order)
         workers: list[_Worker] = []
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)

@@ -137,6 +137,27 @@ def longest_first(units: Sequence[Unit], durations: Mapping[str, float]) -> list
     return sorted(units, key=lambda u: (-weight(u, durations), u.index))
 
 
+def unit_id(unit: Unit) -> str:
+    """A unit's name in a shard's report: its label, location and run number."""
+    return f"{unit.label} ({unit.location})" + (f" run {unit.run}/{unit.runs}" if unit.runs > 1 else "")
+
+
+def shard_record(whole: Sequence[Unit], mine: Sequence[Unit], k: int, n: int) -> dict[str, Any]:
+    """What a shard's report says of its plan: which plan (a digest of every unit of the
+    whole run), which part, the units of the whole plan and its own (``report merge`` checks
+    that the shards given cover the plan once)."""
+    import hashlib
+
+    every = [unit_id(u) for u in whole]
+    return {
+        "plan": hashlib.sha256("\n".join(every).encode("utf-8", "surrogatepass")).hexdigest()[:16],
+        "k": k,
+        "n": n,
+        "plan_units": every,
+        "units": [unit_id(u) for u in mine],
+    }
+
+
 def shard(units: Sequence[Unit], k: int, n: int, durations: Mapping[str, float] | None = None) -> list[Unit]:
     """The K-th (1-based) of N balanced, disjoint parts of the plan; together they hold every unit once.
 

@@ -60,6 +60,17 @@ class SamplingCall:
 
 
 @dataclass
+class ServerEvents:
+    """A server's questions, sampling requests and log messages of a turn that belong to no one
+    tool call (the protocol gave no request id and several calls, or none, were running)."""
+
+    server: str
+    elicitations: list[dict[str, Any]] = field(default_factory=list)
+    sampling_calls: list[SamplingCall] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class ToolCall:
     """One tool call the model asked for, and what the MCP server answered."""
 
@@ -190,10 +201,13 @@ class Turn:
     judge_calls: list[JudgeCall] = field(default_factory=list)  # judgements made of this turn
     checks: list[CheckResult] = field(default_factory=list)  # offline checks made of this turn (similarity, numbers, injection)
     tool_list_changes: list[str] = field(default_factory=list)  # "server: +new -gone" after tools/list_changed
+    # what a server asked or said during the turn that no single tool call owns (several calls
+    # at once, nothing running): never put on a guessed call (docs/mcp.md)
+    server_events: list[ServerEvents] = field(default_factory=list)
 
     def sampling_calls(self) -> list[SamplingCall]:
-        """Model calls servers asked for during this turn's tool calls (the agent's spend too)."""
-        return [s for c in self.tool_calls for s in c.sampling_calls]
+        """Model calls servers asked for during this turn (the agent's spend too)."""
+        return [s for c in self.tool_calls for s in c.sampling_calls] + [s for e in self.server_events for s in e.sampling_calls]
     simulated: bool = False  # the user message came from the simulated user (docs/simulated-user.md)
     agent_kind: str | None = None  # "python", "service", "command": an external agent ran it (docs/agents.md)
     warnings: list[str] = field(default_factory=list)  # e.g. an external agent that made no model call through the endpoint

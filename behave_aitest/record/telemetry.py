@@ -57,6 +57,18 @@ class Span:
     error: str | None = None
 
 
+# A content attribute (tool arguments, a tool result, a judge's reason) keeps at most this many
+# characters: a 3 MB tool result must not become a 3 MB span attribute (collectors drop or
+# refuse such spans; issue 25, H18). The report keeps the whole text.
+MAX_CONTENT_CHARS = 8_000
+
+
+def _bounded(text: str, limit: int = MAX_CONTENT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters not exported; the JSON report has the full text]"
+
+
 def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
@@ -146,8 +158,8 @@ def tool_span(call: Any, root: Span, at: float, *, content: bool, clean: Any) ->
         span.attributes["behave_aitest.mcp_server"] = call.server
     if content:  # opt-in: what the model sent and what the server answered, redacted
         arguments = json.dumps(call.arguments, ensure_ascii=False) if call.arguments is not None else call.raw_arguments
-        span.attributes["gen_ai.tool.call.arguments"] = str(clean(arguments))
-        span.attributes["gen_ai.tool.call.result"] = str(clean(call.result))
+        span.attributes["gen_ai.tool.call.arguments"] = _bounded(str(clean(_bounded(str(arguments), 4 * MAX_CONTENT_CHARS))))
+        span.attributes["gen_ai.tool.call.result"] = _bounded(str(clean(_bounded(str(call.result), 4 * MAX_CONTENT_CHARS))))
     if call.is_error:
         span.error = "tool_error"
         span.attributes["error.type"] = "tool_error"
@@ -164,7 +176,7 @@ def judge_events(judge: Any, at_ns: int, *, content: bool, clean: Any) -> list[t
             "gen_ai.request.model": judge.model,
         }
         if content and verdict.get("reason"):
-            attributes["gen_ai.evaluation.explanation"] = str(clean(verdict["reason"]))
+            attributes["gen_ai.evaluation.explanation"] = _bounded(str(clean(verdict["reason"])))
         events.append(("gen_ai.evaluation.result", at_ns, attributes))
     if judge.score is not None:
         events.append(("gen_ai.evaluation.result", at_ns, {

@@ -238,6 +238,8 @@ def compare(base: Mapping[str, Any], new: Mapping[str, Any], thresholds: Mapping
         "totals": totals,
         "thresholds": checks,
         "scenarios": rows,
+        # a run that was interrupted cannot show that nothing regressed (issue 25, H9)
+        "partial": [name for name, doc in ((base_name, base), (new_name, new)) if doc.get("partial")],
     }
 
 
@@ -283,6 +285,7 @@ def headline(diff: Mapping[str, Any], icons: bool = True) -> str:
     parts += [f"{s[k]} {label}" for k, label in (("improved", "improved"), ("added", "added"), ("removed", "removed"), ("throttled", "throttled by the provider")) if s.get(k)]
     if s.get("tool_changes"):
         parts.insert(2 if s.get("improved") else 1, f"{s['tool_changes']} tool sequence{'s' * (s['tool_changes'] != 1)} changed")
+    parts += [f"PARTIAL: {name} is the report of an interrupted run" for name in diff.get("partial") or []]
     return icon + " · ".join(parts)
 
 

@@ -29,7 +29,7 @@ from ..record.records import THROTTLED_PREFIX
 from ..text import safetext
 from ..text.redact import Redactor
 from .schema import _FAILED, OUTCOMES, SCHEMA, SCHEMA_VERSION, Doc, iso, outcome
-from .stats import _round, add_stats, empty_stats, summarize, turn_stats
+from .stats import _round, add_stats, direct_call_stats, empty_stats, summarize, turn_stats
 
 CLIPPED_KEYS = frozenset({"turns", "error", "message", "text", "hook_error", "hook_errors", "warnings", "direct_calls"})
 
@@ -192,6 +192,8 @@ def turn_dict(turn: Any) -> dict[str, Any]:
         data["agent_kind"] = turn.agent_kind
     if getattr(turn, "warnings", None):
         data["warnings"] = list(turn.warnings)
+    if getattr(turn, "server_events", None):  # on the server's timeline, not on a guessed call
+        data["server_events"] = [_plain(e) for e in turn.server_events]
     data["stats"] = _round(turn_stats(data))
     return data
 
@@ -310,6 +312,8 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     simulations = [simulation_dict(s) for s in getattr(record, "simulations", []) or []]
     for simulation in simulations:
         add_stats(stats, simulation["stats"])
+    direct = [tool_call_dict(c) for c in direct_calls]
+    add_stats(stats, direct_call_stats(direct))
     history_at_start = getattr(record, "history_at_start", 0) if record is not None else 0
     conversation_id = getattr(record, "conversation_id", None)
     conversation = conversations.get(conversation_id) if conversation_id else None
@@ -340,7 +344,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
         "steps": steps,
         "turns": turns,
         "stats": _round(stats),
-        "direct_calls": [tool_call_dict(c) for c in direct_calls],
+        "direct_calls": direct,
         "rate_limits": {m: dict(v) for m, v in (getattr(record, "rate_limits", None) or {}).items()},
         "simulations": simulations,  # its simulated users (docs/simulated-user.md)
         "skip_reason": getattr(record, "skip_reason", None),  # a @session broken by an earlier turn's error
@@ -436,6 +440,7 @@ def build_document(
     partial_reasons: Iterable[str] = (),
     hook_errors: Iterable[str] = (),
     redactor: Redactor | None = None,
+    shard: Mapping[str, Any] | None = None,
 ) -> Doc:
     """The report document of one behave run (see docs/report.md for every field).
 
@@ -460,6 +465,8 @@ def build_document(
         "config_file": _relative(config_path) if config_path else None,
         "versions": versions(),
         "hook_errors": list(hook_errors),
+        # -D aitest.shard=K/N: the plan this shard is part of (parallel.units.shard_record), for report merge
+        "shard": dict(shard) if shard else None,
         # only when the gate is on (min_pass_rate < 1); at 1.0 the scenario outcomes already say it
         "models_below_gate": list(getattr(runtime, "models_below_gate", []) or []) if getattr(config, "min_pass_rate", 1.0) < 1 else [],
     }

@@ -13,6 +13,44 @@ from .schema import OUTCOMES, SCHEMA, SCHEMA_VERSION, Doc, ReportError
 from .stats import _round, add_stats, empty_stats, summarize
 
 
+def shard_problem(docs: list[Doc], names: list[str]) -> str | None:
+    """Why these reports are not the shards of one plan, each given once (issue 25, H10), or
+    None. Only reports that say they are a shard (their run's ``shard``: plan digest, K/N,
+    the plan's units and their own) are checked: a gap (a shard or unit that ran nowhere) or a
+    double (a shard, or a unit, given twice) is refused, naming them."""
+    shards = [(name, run["shard"]) for name, doc in zip(names, docs) for run in doc.get("runs", []) if isinstance(run, dict) and isinstance(run.get("shard"), dict)]
+    if not shards:
+        return None
+    if len(shards) != len(docs):
+        plain = [name for name, doc in zip(names, docs) if not any(isinstance(r, dict) and isinstance(r.get("shard"), dict) for r in doc.get("runs", []))]
+        return f"{', '.join(plain)}: not the report of a shard (-D aitest.shard=K/N), merged with shards: merge the shards of one run only"
+    plans = {(s.get("plan"), s.get("n")) for _, s in shards}
+    if len(plans) > 1:
+        return "the shards are of different runs (their plans differ): " + ", ".join(f"{name} (shard {s.get('k')}/{s.get('n')}, plan {s.get('plan')})" for name, s in shards)
+    n = shards[0][1].get("n")
+    given: dict[Any, list[str]] = {}
+    for name, s in shards:
+        given.setdefault(s.get("k"), []).append(name)
+    twice = {k: files for k, files in given.items() if len(files) > 1}
+    if twice:
+        return "; ".join(f"shard {k}/{n} given more than once ({', '.join(files)})" for k, files in sorted(twice.items(), key=str))
+    ran: dict[str, str] = {}
+    doubles = []
+    for name, s in shards:
+        for unit in s.get("units") or []:
+            if unit in ran:
+                doubles.append(f"{unit} ({ran[unit]} and {name})")
+            ran.setdefault(unit, name)
+    if doubles:
+        return f"{len(doubles)} conversation{'s' * (len(doubles) != 1)} in two shards: {'; '.join(doubles[:10])}"
+    missing_shards = [k for k in range(1, int(n or 0) + 1) if k not in given]
+    missing = [u for u in shards[0][1].get("plan_units") or [] if u not in ran]
+    if missing_shards or missing:
+        which = f"shard{'s' * (len(missing_shards) != 1)} {', '.join(f'{k}/{n}' for k in missing_shards)} not given; " if missing_shards else ""
+        return f"{which}{len(missing)} planned conversation{'s' * (len(missing) != 1)} ran in no shard given: {'; '.join(missing[:10])}" + (" ..." if len(missing) > 10 else "")
+    return None
+
+
 def _scenario_key(scenario: Mapping[str, Any]) -> tuple[str, str]:
     return str(scenario.get("location")), str(scenario.get("name"))
 

@@ -5,7 +5,7 @@ calls), the run's summary and the model matrix (the leaderboard) drawn from a do
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .schema import OUTCOMES, TOP_LEVEL, Doc, _epoch
@@ -64,7 +64,8 @@ def turn_stats(turn: Mapping[str, Any]) -> dict[str, Any]:
         stats["replayed_calls"] += bool(call.get("replayed"))
         stats["retries"] += max((call.get("attempts") or 1) - 1, 0)
         stats["latency_s"] += call.get("latency_s") or 0.0
-    for sampled in (s for c in turn.get("tool_calls", []) for s in c.get("sampling_calls") or []):
+    owners = [*turn.get("tool_calls", []), *(turn.get("server_events") or [])]  # a server's timeline too
+    for sampled in (s for c in owners for s in c.get("sampling_calls") or []):
         _add_spend(stats, sampled)  # a server's sampling request answered by the client's model: the agent's spend (docs/mcp.md)
     stats["tool_calls"] = len(turn.get("tool_calls", []))
     stats["tool_errors"] = sum(1 for c in turn.get("tool_calls", []) if c.get("is_error"))
@@ -75,6 +76,15 @@ def turn_stats(turn: Mapping[str, Any]) -> dict[str, Any]:
             stats["judge_unknown_cost_calls"] += 1
         stats["judge_cost_usd"] += judge.get("cost_usd") or 0.0
         stats["recorded_cost_usd"] += (judge.get("recorded_cost_usd") or 0.0) if judge.get("replayed") else 0.0
+    return stats
+
+
+def direct_call_stats(calls: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The spend of the test's own tool calls ("When the tool ... is called"): the sampling
+    requests a server made during them were answered by the scenario's model (issue 25, H1)."""
+    stats = empty_stats()
+    for sampled in (s for c in calls for s in c.get("sampling_calls") or []):
+        _add_spend(stats, sampled)
     return stats
 
 

@@ -29,6 +29,11 @@ def load(path: str | Path) -> Doc:
         raise ReportError(f"{path}: cannot read it ({exc.strerror or exc}).") from None
     except ValueError as exc:
         raise ReportError(f"{path}: not JSON ({exc}).") from None
+    except RecursionError:
+        raise ReportError(f"{path}: not a report: JSON nested deeper than Python can read.") from None
+    depth = _depth(data, MAX_DEPTH)
+    if depth > MAX_DEPTH:
+        raise ReportError(f"{path}: not a report: JSON nested more than {MAX_DEPTH} levels deep (a report is about 10).")
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ReportError(f"{path}: not a behave-aitest report (no \"schema\": \"{SCHEMA}\"). Write one with -f behave_aitest.formatter:JSONFormatter.")
     version = data.get("schema_version")
@@ -39,6 +44,24 @@ def load(path: str | Path) -> Doc:
         raise ReportError(f"{path}: {problem}.")
     safe: Doc = safetext.json_safe(data)  # json.loads accepts NaN and "\ud800": neither may be written again
     return safe
+
+
+# A report is about 10 levels deep; tool arguments and structured content add a few. Deeper
+# data would break the summary, the merge and the renderers with a RecursionError (issue 25, H11).
+MAX_DEPTH = 200
+
+
+def _depth(data: Any, limit: int) -> int:
+    """How deep ``data`` is nested (lists and objects), counted without recursion; stops past ``limit``."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            stack.extend((v, level + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def _shown(value: Any) -> str:
@@ -99,6 +122,9 @@ def _scenario_problem(scenario: Any, where: str) -> str | None:
         return f"{where}.status: unknown status {_shown(scenario['status'])} (one of {', '.join(OUTCOMES)})"
     if problem := _stats_problem(scenario["stats"], f"{where}.stats"):
         return problem
+    failure = scenario.get("first_failure")
+    if failure is not None and not isinstance(failure, dict):
+        return f"{where}.first_failure: must be an object or null (got {_shown(failure)})"
     for key in ("steps", "turns"):
         items = scenario.get(key, [])
         if not isinstance(items, list):

@@ -27,8 +27,10 @@ from ..config import (
     unknown_name,
 )
 from ..errors import StepUsageError
+from ..mcp.clientside import sampling_refusal
 from ..mcp.connection import first_leaf
 from ..record.records import Conversation, ScenarioRecord, ToolCall, Turn
+from ..text.files import owned_tempdir, remove_stale_tempdirs
 from ..text.redact import Redactor
 from .conversation import (
     AgentState,
@@ -37,7 +39,7 @@ from .conversation import (
     elicitation_error,
 )
 from .models import ModelChoice
-from .scopes import Scope, ServerScopes
+from .scopes import Scope, ServerScopes, _sides, server_events
 from .tags import (  # noqa: F401 - the run's names
     JUDGE_TAG,
     MODEL_TAG,
@@ -66,7 +68,8 @@ class Runtime(ModelChoice, ServerScopes):
         self.portal: Any = None
         self._loop = ExitStack()  # the portal's event loop: stopped after every scope
         self._scopes: list[Scope] = []  # feature and conversation scopes not yet closed
-        self.log_dir = Path(tempfile.mkdtemp(prefix="behave-aitest-"))
+        remove_stale_tempdirs()  # left by runs killed with SIGKILL (H19)
+        self.log_dir = Path(owned_tempdir("behave-aitest-"))
         self._ids = itertools.count(1)  # server log files
         self._conversation_ids = itertools.count(1)  # c1, c2, ... in the order conversations start
         self._scripted: Any = None
@@ -252,6 +255,8 @@ class Runtime(ModelChoice, ServerScopes):
         self.current = None
         if live is not None:
             live.doubles.clear()  # a double lasts one scenario: in a @session the next one has the real tool
+            live.elicitation = None  # answers hold to the end of their own scenario (H2), in a @session too
+            self._forget_client_sides(live)
         if live is not None and not live.record.session:
             try:
                 self._close_cassette(live)
@@ -407,8 +412,12 @@ class Runtime(ModelChoice, ServerScopes):
                     user_messages=user_messages,
                 )
             )
+        turn.server_events.extend(server_events(_sides(connections)))
         if turn.error is None:
             turn.error = elicitation_error(turn)
+        if turn.error is None:
+            refused = sampling_refusal([*turn.tool_calls, *turn.server_events])
+            turn.error = f"server: {refused}" if refused else None
         turn.simulated = simulated
         live.record.turns.append(turn)
         live.record.model = live.record.model or settings.model
@@ -443,7 +452,13 @@ class Runtime(ModelChoice, ServerScopes):
             offered = toolbox.offered()
             close = difflib.get_close_matches(name, offered, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            if toolbox.known_elsewhere(name.rpartition(".")[2]):
+            server, _, tool = name.rpartition(".")
+            if server and server in self.config.servers and server not in live.agent.servers:
+                # another agent's server (issue 25, H17): not an allowed_tools matter
+                users = sorted(a.name for a in self.config.agents.values() if server in a.servers)
+                used = f" (agent {', '.join(repr(u) for u in users)} uses it)" if users else ""
+                hint = f" The MCP server {server!r}{used} is not one of its servers ({', '.join(live.agent.servers) or 'none'})."
+            elif live.agent.allowed_tools is not None and toolbox.known_elsewhere(tool):
                 hint = " Its servers offer it, but its allowed_tools leave it out."
             raise StepUsageError(
                 f"{step}: the agent {live.agent.name or '(unnamed)'!r} has no tool {name!r}.{hint} "
@@ -468,6 +483,10 @@ class Runtime(ModelChoice, ServerScopes):
         conn, spec = self._agent_tool(live, name, step)
         record = live.scenario
         number = len(record.direct_calls) + 1 if record is not None else 1
+        # what the server asks during the test's own call is the scenario's too: its answers,
+        # and its agent's model for sampling (priced, through the cassette) (H1, H2)
+        settings = self.turn_settings(live)
+        self._client_sides(live, [conn], settings, self._completer(settings))
         try:
             call = self.call(call_directly, conn, spec, arguments, f"test_{number}")
         except BaseException as exc:

@@ -123,21 +123,38 @@ class ServerScopes:
         return live.cassette.tool_connections(lambda: self.connections(live), live.agent.servers)
 
     def _client_sides(self, live: LiveConversation, connections: list[Any], settings: TurnSettings, complete: Any) -> None:
-        """Tell each server's client side how this turn answers questions and sampling."""
+        """Tell each server's client side how this turn, or this direct call, answers questions
+        and sampling: the scenario's own answers and model, the limits of the config, one
+        sampling count shared by the servers of the turn (issue 25, H1/H2/H7)."""
+        from ..mcp.clientside import ClientLimits
         from ..mcp.elicitation import ElicitationPlan
         from ..mcp.sampling import Sampler
 
-        for conn in connections:
-            side = getattr(conn, "client", None) or getattr(getattr(conn, "connection", None), "client", None)
-            if side is None:
-                continue
+        limits = ClientLimits.from_config(self.config)
+        turn_sampling = [0]
+        for side in _sides(connections):
             side.plan = live.elicitation or ElicitationPlan()
+            side.limits, side.turn_sampling = limits, turn_sampling
             if side.sampling in ("agent", "off"):
                 side.sampler = Sampler(complete, settings)
             else:
                 request = self.model_request(side.sampling, live.agent)
                 sampling_settings = TurnSettings(model=side.sampling, request=request, timeout_s=self.config.timeout_s)
                 side.sampler = Sampler(self._completer(sampling_settings), sampling_settings)
+
+    def _forget_client_sides(self, live: LiveConversation) -> None:
+        """The scenario ended: no server (one of a longer scope lives on) keeps its answers or
+        its model; until the next turn or direct call, questions are declined and sampling refused."""
+        from ..mcp.elicitation import ElicitationPlan
+
+        scopes = [self.run_scope, self.feature_scope, live.scope]
+        sides = _sides([c for scope in scopes if scope is not None for c in scope.servers.values()])
+        last = live.scenario.turns[-1] if live.scenario is not None and live.scenario.turns else None
+        for event in server_events(sides):  # late ones: on the scenario's last turn, else not kept
+            if last is not None:
+                last.server_events.append(event)
+        for side in sides:
+            side.plan, side.sampler, side.turn_sampling = ElicitationPlan(), None, None
 
     def _warn_once(self, live: LiveConversation, warnings: list[str]) -> None:
         """Tools not offered: on every conversation's record (the report), printed once per run."""
@@ -156,3 +173,25 @@ class ServerScopes:
             if scope is not None:
                 for name in [n for n, c in scope.servers.items() if not c.alive]:
                     del scope.servers[name]
+
+
+def _sides(connections: list[Any]) -> list[Any]:
+    """The client sides (``mcp.clientside.ClientSide``) of connections, also of cassette-wrapped ones."""
+    found = []
+    for conn in connections:
+        side = getattr(conn, "client", None) or getattr(getattr(conn, "connection", None), "client", None)
+        if side is not None:
+            found.append(side)
+    return found
+
+
+def server_events(sides: list[Any]) -> list[Any]:
+    """What arrived on each server's timeline (owned by no one tool call), as records."""
+    from ..record.records import ServerEvents
+
+    found = []
+    for side in sides:
+        events = side.take_timeline()
+        if events is not None:
+            found.append(ServerEvents(side.server, events.elicitations, events.sampling_calls, events.logs))
+    return found

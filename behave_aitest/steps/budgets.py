@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .base import StepUsageError, fail, then, turns_of
+from .base import StepUsageError, fail, live_of, then, turns_of
 
 if TYPE_CHECKING:
     from ..record.records import Turn
@@ -27,11 +27,12 @@ def _dollars(text: str) -> float:
         raise StepUsageError(f"Not an amount of dollars: {text!r} (write e.g. $0.01).") from None
 
 
-def _known_cost(turns: Sequence[Turn], what: str) -> float:
+def _known_cost(turns: Sequence[Turn], what: str, extra: Sequence[Any] = ()) -> float:
     # A replayed call cost nothing now; the budget judges what the agent's calls cost when recorded.
     costs = [(c.model, c.recorded_cost_usd if c.replayed else c.cost_usd) for t in turns for c in t.model_calls]
     # a server's sampling requests answered by the client's model are the agent's spend too (docs/mcp.md)
-    costs += [(s.model, s.recorded_cost_usd if s.replayed else s.cost_usd) for t in turns for s in t.sampling_calls()]
+    sampled = [s for t in turns for s in t.sampling_calls()] + list(extra)
+    costs += [(s.model, s.recorded_cost_usd if s.replayed else s.cost_usd) for s in sampled if not (s.error or "").startswith("refused")]
     unknown = sorted({model for model, cost in costs if cost is None})
     if unknown:
         models = ", ".join(unknown)
@@ -44,7 +45,11 @@ def _known_cost(turns: Sequence[Turn], what: str) -> float:
 
 def _cost_budget(context: Any, amount: str, whole: bool) -> None:
     turns, what = turns_of(context, whole)
-    limit, cost = _dollars(amount), _known_cost(turns, what)
+    extra: list[Any] = []
+    if whole:  # the sampling of the test's own tool calls is the scenario's spend too (issue 25, H1)
+        record = live_of(context).scenario
+        extra = [s for c in getattr(record, "direct_calls", None) or [] for s in c.sampling_calls]
+    limit, cost = _dollars(amount), _known_cost(turns, what, extra)
     if not cost < limit:
         fail(f"{what[0].upper()}{what[1:]} cost ${cost:.6f}, not less than ${limit:g}.", turns, what)
 
@@ -60,8 +65,8 @@ def step_turn_cost(context: Any, amount: str) -> None:
 @then("the conversation cost less than {amount}")
 def step_conversation_cost(context: Any, amount: str) -> None:
     """The agent's model calls in the whole conversation so far cost less than this many US
-    dollars (judge calls not included; MCP servers' sampling requests included). Unknown
-    prices make this step an error."""
+    dollars (judge calls not included; MCP servers' sampling requests included, also those
+    made during the test's own tool calls). Unknown prices make this step an error."""
     _cost_budget(context, amount, True)
 
 
@@ -87,10 +92,18 @@ def step_turn_time(context: Any, seconds: float) -> None:
 
 @then("the agent needed at most {count:d} model calls")
 def step_model_calls(context: Any, count: int) -> None:
-    """The agent answered the latest message with at most this many calls to the model."""
+    """The agent answered the latest message with at most this many calls to the model,
+    counting the MCP servers' sampling requests its model answered during the turn's tool
+    calls (judge and simulated-user calls not included)."""
     turns, what = turns_of(context, False)
-    used = sum(len(t.model_calls) for t in turns)
+    own = sum(len(t.model_calls) for t in turns)
+    sampled = sum(1 for t in turns for s in t.sampling_calls() if not (s.error or "").startswith("refused"))  # a refused one never reached the model
+    used = own + sampled
     if used > count:
         from ..text.safetext import plural
 
-        fail(f"The agent needed {plural(used, 'model call')}, more than {count}.", turns, what)
+        if sampled:
+            what_used = f"{plural(used, 'model call')} ({own} of its own, {plural(sampled, 'sampling request')} of its MCP servers)"
+        else:
+            what_used = plural(used, "model call")
+        fail(f"The agent needed {what_used}, more than {count}.", turns, what)
