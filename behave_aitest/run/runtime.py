@@ -13,7 +13,6 @@ import functools
 import itertools
 import shutil
 import sys
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
