@@ -23,7 +23,8 @@ class KnownTools:
     """What one agent's steps may name: every tool its servers list (``(server, tool)``, also
     those its ``allowed_tools`` leave out: a check that the agent did not call one is a real
     check), the tools it may use (``offered``, as the model sees them), and other names that
-    exist for it (the built-in ``read_resource``, tools called earlier in the conversation)."""
+    exist for it (the built-in ``read_resource``, tools called earlier in the conversation, an
+    external agent's own tools that it reported calling)."""
 
     agent: str
     listed: tuple[tuple[str, str], ...]
@@ -59,6 +60,8 @@ def known_tools(toolbox: Any, agent: str, calls: Iterable[Any] = ()) -> KnownToo
     for call in calls:
         if call.server and call.name:
             listed.append((call.server, call.name))
+        elif getattr(call, "reported", False) and call.name:  # an external agent's own in-process tool (docs/agents.md)
+            extra.append(call.name)
     return KnownTools(agent or "(unnamed)", tuple(dict.fromkeys(listed)), tuple(toolbox.offered()), tuple(extra))
 
 
