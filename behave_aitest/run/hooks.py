@@ -223,7 +223,10 @@ def run_problems(features: list[Any], config: Config, tools: Callable[[Any, Any]
             keep(lambda model=model, named_at=named_at: check_scripted_models({model: named_at}, config))
         calls_a_model = any(_CALLS_A_MODEL.match(s.name) for f in features for sc in f.walk_scenarios() for s in sc.all_steps)
         if config.scripted_rules is None and calls_a_model:
-            scripted = [(m, w) for m, w in {**judge, **models}.items() if is_scripted(m) and "<" not in m]
+            used = {**judge, **models}
+            if not _config_model_used(features, config):  # every scenario names its own model: the default is never asked
+                used = {m: w for m, w in used.items() if not (m == config.model and w == f"{where} [tool.behave_aitest]")}
+            scripted = [(m, w) for m, w in used.items() if is_scripted(m) and "<" not in m]
             if scripted:
                 model, named_at = scripted[0]
                 problems.append(
@@ -258,6 +261,25 @@ def check_spend_cap(models: list[str], config: Config) -> None:
             f"no known price for {names} (litellm has none). Add [tool.behave_aitest.prices.\"{unknown[0]}\"] with "
             "input_per_million and output_per_million, or remove max_run_cost_usd."
         )
+
+
+def _config_model_used(features: list[Any], config: Config) -> bool:
+    """Does some scenario fall back on the config's ``model`` (no ``-D aitest.model``, no model
+    tag on it or its feature, no agent model, no ``Given the model`` step)? When none does, the
+    default (``scripted``) is never asked, and a missing rules file is no problem."""
+    if config.model_override:
+        return config.model_override == config.model
+    if config.models:  # -D aitest.models: every scenario runs once per model of the list
+        return config.model in config.models
+    if any(a.model for a in config.agents.values()):
+        return True
+    for feature in features:
+        if getattr(feature, "aitest_model", None) or model_tags(feature.tags):
+            continue
+        for scenario in feature.walk_scenarios():
+            if scenario_model(scenario) is None and not any(_MODEL_STEP.fullmatch(s.name) for s in scenario.all_steps):
+                return True
+    return False
 
 
 def models_named(features: list[Any], config: Config) -> dict[str, str]:
