@@ -326,25 +326,26 @@ class RulesBrain:
         offered = {t.get("function", {}).get("name") for t in request.get("tools") or []}
         reply = rule.reply
         if rule.call and not results:
-            return _calls(rule.call, values, offered, user_text)
+            return _calls(rule.call, values, offered)
         if results and 0 < rounds <= len(rule.follow):
             step = rule.follow[rounds - 1]
             found = step.result.search("\n".join(results))
             if found:
                 values = {**values, **{k: v.strip() for k, v in found.groupdict().items() if v}}
                 if step.call:
-                    return _calls(step.call, values, offered, user_text)
+                    return _calls(step.call, values, offered)
                 reply = step.reply or ""
         return {"content": render(reply, {**values, "result": "\n".join(results), "results": results})}
 
 
-def _calls(calls: Sequence[Mapping[str, Any]], values: Mapping[str, Any], offered: set[Any], user_text: str) -> dict[str, Any]:
+def _calls(calls: Sequence[Mapping[str, Any]], values: Mapping[str, Any], offered: set[Any]) -> dict[str, Any]:
     """Ask for ``calls`` (tool names and arguments rendered with ``values``), or say which of
-    the tools the agent does not offer."""
+    the tools the agent does not offer — without the user's words, so that no check on the
+    response can pass on them (issue 24)."""
     wanted = [(render(str(c["tool"]), values), _render_argument(dict(c.get("arguments", {})), values)) for c in calls]
     missing = [name for name, _ in wanted if name not in offered]
     if missing:
-        return {"content": f"(scripted model: the rule for {user_text!r} needs tool(s) {', '.join(missing)}, which this agent does not offer)"}
+        return {"content": f"(scripted model: the rule that matched needs tool(s) {', '.join(missing)}, which this agent does not offer)"}
     return {"tool_calls": wanted}
 
 
