@@ -35,7 +35,8 @@ def _script(tmp_path: Path, *args: str, env: dict[str, str]) -> tuple[subprocess
         stand_in.chmod(0o755)
     recorded = tmp_path / "behave-args.txt"
     full = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k not in ("AITEST_REPLAY", "AITEST_MODEL")}
-    full.update(env, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", BEHAVE_ARGS=str(recorded))
+    # the first behave run is the example features; the example agents' run (examples/agents/) uses the same mode
+    full.update(env, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", BEHAVE_ARGS=str(recorded), AITEST_EXAMPLES_AGENTS="0")
     done = subprocess.run(["bash", "scripts/examples.sh", *args], cwd=root, env=full, capture_output=True, text=True, timeout=60)
     return done, recorded.read_text().splitlines() if recorded.exists() else []
 
