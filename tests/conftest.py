@@ -132,7 +132,7 @@ TODO = '[tool.behave_aitest.servers.todo]\ncommand = ["python", "-m", "behave_ai
 # Files that take minutes (many behave runs each). pytest-xdist's --dist loadfile gives each
 # file to one worker in collection order; started last, they would run alone at the end of
 # the suite. Started first, the short files fill the other worker meanwhile.
-_SLOW_FIRST = ("test_bench.py", "test_bench_round5.py", "test_parallel_faults.py", "test_parallel.py", "test_load.py", "test_hardening_lifecycle.py", "test_agents_frameworks.py")
+_SLOW_FIRST = ("test_bench.py", "test_bench_round5.py", "test_parallel_faults.py", "test_parallel.py", "test_load.py", "test_hardening_lifecycle.py", "test_agents_frameworks.py", "test_meaning_safety.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
