@@ -174,7 +174,7 @@ def make(project: Project, *features: tuple[str, str]) -> None:
 
 # times, the command line, and tool-call ids (each worker's scripted model numbers its own calls;
 # a real provider makes them up anyway)
-_VOLATILE = {"id", "generated_at", "started_at", "finished_at", "command", "wall_time_s", "duration_s", "turn_time_s", "latency_s", "cwd", "at"}  # "at": when a rate limit settled
+_VOLATILE = {"id", "generated_at", "started_at", "finished_at", "command", "wall_time_s", "duration_s", "turn_time_s", "latency_s", "cwd", "at", "wait_s"}  # a rate limit: when it settled, time waited
 
 
 def stable(node: Any) -> Any:
