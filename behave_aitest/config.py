@@ -13,7 +13,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -768,7 +768,7 @@ def _check_kind(values: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: 'python' must be \"package.module:callable\" (got {_quoted(values['python'])}).")
 
 
-def _close(name: str, known: Mapping[str, Any]) -> str:
+def did_you_mean(name: str, known: Mapping[str, Any] | Sequence[str]) -> str:
     """`` Did you mean 'x'?`` for the closest known name, or nothing."""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
@@ -779,7 +779,7 @@ def unknown_name(kind: str, name: str, known: Mapping[str, Any], table: str, con
     listed = ", ".join(sorted(known)) or "none are configured"
     prefix = f"{where}: u" if where else "U"
     return ConfigError(
-        f"{prefix}nknown {kind} {name!r} (known {kind}s: {listed}).{_close(name, known)} "
+        f"{prefix}nknown {kind} {name!r} (known {kind}s: {listed}).{did_you_mean(name, known)} "
         f"Define it under [tool.behave_aitest.{table}.{name}] in {config_file}, or correct the name."
     )
 

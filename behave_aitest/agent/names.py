@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import did_you_mean
 from ..errors import StepUsageError
 
 
@@ -63,12 +64,6 @@ def known_tools(toolbox: Any, agent: str, calls: Iterable[Any] = ()) -> KnownToo
         elif getattr(call, "reported", False) and call.name:  # an external agent's own in-process tool (docs/agents.md)
             extra.append(call.name)
     return KnownTools(agent or "(unnamed)", tuple(dict.fromkeys(listed)), tuple(toolbox.offered()), tuple(extra))
-
-
-def did_you_mean(name: str, candidates: Sequence[str]) -> str:
-    """`` Did you mean 'x'?`` for the closest candidate, or nothing."""
-    close = difflib.get_close_matches(name, list(candidates), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def _maybe(name: str, candidates: Sequence[str]) -> str:

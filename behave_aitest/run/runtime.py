@@ -519,7 +519,7 @@ class Runtime(ModelChoice, ServerScopes):
         connections = self.connections(live)
 
         async def read() -> str:
-            from ..agent.names import did_you_mean
+            from ..config import did_you_mean
             from ..mcp.connection import template_matches
 
             problems: list[str] = []
@@ -568,7 +568,7 @@ class Runtime(ModelChoice, ServerScopes):
                             f"{type(exc).__name__}: {exc}"
                         ) from None
                     return [{"role": m.role, "content": blocks_view([m.content]).text} for m in result.messages]
-            from ..agent.names import did_you_mean
+            from ..config import did_you_mean
 
             bare = [k.partition(".")[2] for k in known]
             raise ConfigError(
