@@ -92,3 +92,8 @@ def test_the_leaderboard_ranks_only_models_that_ran_the_same_scenarios(project: 
     assert [row["model"] for row in doc["models"]] == ["scripted/careful", "scripted/hasty", "scripted"]
     markdown = (project.root / "r.md").read_text(encoding="utf-8")
     assert "not ranked" in markdown and rows["scripted"]["apart"] in markdown, markdown
+    # behave's "Failing scenarios" list names each scenario's model flow (one location, two flows)
+    failing = result.output.split("Failing scenarios:", 1)[-1]
+    assert "compare.feature:4  Move [scripted/hasty]" in failing, result.output
+    assert "compare.feature:8  Move again [scripted/hasty]" in failing, result.output
+    assert "[scripted/careful]" not in failing, result.output

@@ -128,7 +128,7 @@ class ParallelRunner(Runner):
         try:
             config = load_config(self.config.userdata, for_run=True)  # once, before any worker starts
             hooks.expand_model_flows(self.features, config.models)
-            hooks.unique_junit_names(self.config.reporters)
+            hooks.name_model_flows(self.config.reporters)
             hooks.check_features(self.features, SimpleNamespace(config=config))
             plan = units.plan(self.features, self.config, config.repeat)
         except (ConfigError, units.PlanError) as exc:

@@ -136,7 +136,7 @@ def before_all(context: Any) -> None:
     features = getattr(getattr(context, "_runner", None), "features", None)
     if features is not None:
         expand_model_flows(features, config.models)
-        unique_junit_names(getattr(context.config, "reporters", []) or [])
+        name_model_flows(getattr(context.config, "reporters", []) or [])
     check_features(features or [], runtime)
     if features is not None:
         repeats.install(features, config.repeat, config.min_pass_rate, SESSION_TAG)
@@ -428,20 +428,45 @@ def expand_model_flows(features: list[Any], run_models: tuple[str, ...] = ()) ->
         index += len(copies)
 
 
-def unique_junit_names(reporters: list[Any]) -> None:
-    """``--junit`` names its file after the feature file, so the copies of a feature run once
-    per model would overwrite each other: each model's copy gets ``TESTS-<file>.<model>.xml``."""
+def flow_model(feature: Any) -> str | None:
+    """The model of a per-model copy of a feature (``None`` for a feature run once)."""
+    return getattr(feature, "aitest_model", None) if getattr(feature, "aitest_flow", False) else None
+
+
+def name_model_flows(reporters: list[Any]) -> None:
+    """Tell behave's reporters apart the copies of a feature run once per model.
+
+    ``--junit`` names its file after the feature file, so the copies would overwrite each
+    other: each model's copy gets ``TESTS-<file>.<model>.xml``. The summary's "Failing
+    scenarios" list shows a location and a name, the same for every copy: each line gets its
+    model, ``features/x.feature:4  Move [scripted/hasty]`` (issue 24, item 5)."""
     for reporter in reporters:
         name_of = getattr(reporter, "make_feature_filename", None)
-        if name_of is None or getattr(name_of, "aitest_flows", False):
-            continue
+        if name_of is not None and not getattr(name_of, "aitest_flows", False):
 
-        def named(feature: Any, _name_of: Any = name_of) -> str:
-            model = getattr(feature, "aitest_model", None) if getattr(feature, "aitest_flow", False) else None
-            return _name_of(feature) + (f".{re.sub(r'[^A-Za-z0-9_-]+', '-', model).strip('-')}" if model else "")
+            def named(feature: Any, _name_of: Any = name_of) -> str:
+                model = flow_model(feature)
+                return _name_of(feature) + (f".{re.sub(r'[^A-Za-z0-9_-]+', '-', model).strip('-')}" if model else "")
 
-        named.aitest_flows = True  # type: ignore[attr-defined]
-        reporter.make_feature_filename = named
+            named.aitest_flows = True  # type: ignore[attr-defined]
+            reporter.make_feature_filename = named
+        listing = getattr(reporter, "_do_print_problematic_scenarios", None)
+        if listing is not None and not getattr(listing, "aitest_flows", False):
+
+            def listed(kind: str, scenarios: list[Any], stream: Any = None, _listing: Any = listing) -> None:
+                _listing(kind, [_FlowScenario(scenario) for scenario in scenarios], stream=stream)
+
+            listed.aitest_flows = True  # type: ignore[attr-defined]
+            reporter._do_print_problematic_scenarios = listed
+
+
+class _FlowScenario:
+    """A scenario as the summary lists it: its location, its name with its model flow."""
+
+    def __init__(self, scenario: Any) -> None:
+        model = flow_model(getattr(scenario, "feature", None))
+        self.location = scenario.location
+        self.name = f"{scenario.name} [{model}]" if model and not scenario.name.endswith(f"[{model}]") else scenario.name
 
 
 def keep_selection(original: Any, copy: Any) -> None:
