@@ -298,6 +298,17 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
     assert [(c["doubled"], c["is_error"]) for c in slow] == [("delay", False), ("delay", True)]
     session = found["The real tool again"]["turns"][0]["tool_calls"]
     assert session[0]["doubled"] is None
+    # Coverage counts a doubled call's failure where the header counts it (issue 24, item 22):
+    # its failed calls per tool are the turns' calls that ended in an error.
+    doc = json.loads((project.root / "report.json").read_text(encoding="utf-8"))
+    errors: dict[tuple[str, str], int] = {}
+    for scenario in (s for f in doc["features"] for s in f["scenarios"]):
+        for turn in scenario["turns"]:
+            for c in turn["tool_calls"]:
+                if c["server"] and c["is_error"]:
+                    errors[(c["server"], c["name"])] = errors.get((c["server"], c["name"]), 0) + 1
+    failed = {(row["server"], t["name"]): t["failed"] for row in doc["coverage"]["servers"] for t in row["tools"] if t["failed"]}
+    assert failed == errors and ("bank", "transfer") in failed, (failed, errors)
 
     failures = {
         "with-check failure lists each call": [

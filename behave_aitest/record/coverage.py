@@ -2,9 +2,10 @@
 
 The denominator is every tool an agent was offered (the servers' ``tools/list`` after
 ``allowed_tools``), kept per scenario in ``ScenarioRecord.tools_offered`` by the runtime;
-the numerator the tools called successfully at least once. Failed calls, doubled calls
-(answered by a tool double, not the server; counted apart and never as coverage) and
-schema parameters never used are shown beside them.
+the numerator the tools called successfully at least once. Failed calls (every call that
+ended in an error, a doubled one too: the same count as the header's tool errors), doubled
+calls (answered by a tool double, not the server; never coverage) and schema parameters
+never used are shown beside them.
 
 The section is plain JSON (``coverage`` in the report) and keeps the raw counts and the used
 parameter names, so that ``report merge`` can add the shards' sections up (:func:`merge`)
@@ -44,11 +45,12 @@ def section(records: Iterable[Any], minimum: float | None = None) -> Section:
 
 def _count(entry: dict[str, Any], call: Any) -> None:
     entry["calls"] += 1
+    if call.is_error:  # every call that ended in an error, as the header's tool errors count it
+        entry["failed"] += 1
     if getattr(call, "doubled", False):  # a tool double answered: the server was not exercised
         entry["doubled"] += 1
         return
     if call.is_error:
-        entry["failed"] += 1
         return
     entry["ok"] += 1
     if isinstance(call.arguments, dict):
