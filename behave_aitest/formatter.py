@@ -129,6 +129,41 @@ def suffix_warning(kind: str, mine: tuple[str, ...], target: str | None, config:
     )
 
 
+_REPORT_NAME_SUFFIXES = {".html": "HTMLFormatter", ".htm": "HTMLFormatter", ".md": "MarkdownFormatter", ".markdown": "MarkdownFormatter", ".json": "JSONFormatter"}
+
+
+def behave_pair_warnings(config: Any) -> list[str]:
+    """Warnings for behave's own formatters writing to a report's file name.
+
+    behave puts the command line's ``-f``/``-o`` after ``[tool.behave]``'s ``format`` and
+    ``outfiles`` and, when the command line names no ``-f``, adds its default formatter: so
+    ``behave -o reports/x.html``, meant to move the configured report, writes pretty text into
+    ``x.html`` while the report stays where it was."""
+    formats = [str(f) for f in getattr(config, "format", None) or []]
+    outputs = [getattr(o, "name", None) or "-" for o in getattr(config, "outputs", None) or []]
+    pairs = " ".join(f"-f {f} -o {outputs[i] if i < len(outputs) else '-'}" for i, f in enumerate(formats))
+    warnings = []
+    for name, target in zip(formats, outputs):
+        suffix = Path(target).suffix.lower()
+        if ":" in name or suffix not in _REPORT_NAME_SUFFIXES or (suffix == ".json" and name.startswith("json")):
+            continue
+        warnings.append(
+            f"{target} gets behave's {name} output, not a report: behave pairs each -o with the -f in the same "
+            f"position, the command line's after [tool.behave]'s format and outfiles (and adds its default "
+            f"formatter when the command line names none), here {pairs}. Give the report's -f with it: "
+            f"-f behave_aitest.formatter:{_REPORT_NAME_SUFFIXES[suffix]} -o {target}."
+        )
+    return warnings
+
+
+def report_target(stream_opener: Any) -> str | None:
+    """The file a report goes to, resolved (None for the console)."""
+    name = getattr(stream_opener, "name", None)
+    if not name or name == "-":
+        return None
+    return str(Path(name).resolve())
+
+
 class ReportFormatter(Formatter):  # type: ignore[misc]
     """The shared collector: keeps the features, builds the document once at the end."""
 
@@ -146,6 +181,14 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
         warning = suffix_warning(self.kind, self.suffixes, getattr(stream_opener, "name", None), config)
         if warning:
             print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
+        if not getattr(config, "aitest_pairs_checked", False):  # said once, by the first report formatter
+            config.aitest_pairs_checked = True
+            for warning in behave_pair_warnings(config):
+                print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
+        # The same report named by [tool.behave] and by the command line (behave runs both): the
+        # first writes it, this one neither writes it again nor says so a second time.
+        target = report_target(stream_opener)
+        self.twin = target is not None and any(type(f) is type(self) and report_target(f.stream_opener) == target for f in _LIVE)
         _LIVE.append(self)
         atexit.register(self._at_exit)
         _watch_sigterm()
@@ -176,6 +219,8 @@ class ReportFormatter(Formatter):  # type: ignore[misc]
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if getattr(self.config, "steps_catalog", False):
             return  # `behave --steps-catalog` runs nothing: keep the last real report
+        if self.twin:
+            return  # another formatter of this kind writes the same file
         # Building the document allocates many small objects that all live until written; with
         # the whole run's records on the heap, every automatic full collection would scan it
         # all, making a 1,000-scenario report grow faster than linearly (python -m bench, item

@@ -163,6 +163,18 @@ def test_a_report_whose_file_suffix_is_another_formats_is_warned(project) -> Non
     assert "HTML report" in warning[0] and "-f pretty -o a.html" in warning[0] and "in the same order" in warning[0], warning[0]
     fine = project.run("-f", "behave_aitest.formatter:HTMLFormatter", "-o", "c.html", "-f", "behave_aitest.formatter:MarkdownFormatter", "-o", "d.md")
     assert "WARNING" not in fine.stderr, fine.stderr
+    # Item 22: [tool.behave] names the HTML report, and so does the command line: behave runs
+    # both formatters; the report is written (and said) once.
+    project.config(
+        '[tool.behave]\nformat = ["behave_aitest.formatter:HTMLFormatter"]\noutfiles = ["r/a.html"]\n[tool.behave_aitest]\n'
+    )
+    both = project.run("-f", "behave_aitest.formatter:HTMLFormatter", "-o", "r/a.html", "-f", "plain")
+    assert both.stderr.count("HTML report written to r/a.html") == 1, both.output
+    assert "WARNING" not in both.stderr, both.stderr
+    # -o alone, meant to move the configured report: behave gives it its pretty formatter.
+    moved = project.run("-o", "r/b.html")
+    warning = [line for line in moved.stderr.splitlines() if "WARNING" in line and "r/b.html" in line]
+    assert warning and "behave's pretty output" in warning[0] and "-f behave_aitest.formatter:HTMLFormatter -o r/b.html" in warning[0], moved.output
 
 
 def test_init_from_server_drafts_only_what_an_agent_can_reach(tmp_path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, ConfigError, ServerConfig, is_scripted, load_config
+from ..text.safetext import plural
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -82,7 +83,8 @@ def run(behave_args: Sequence[str], out: Any) -> int:
     failed = sum(1 for c in checks if c.status == FAIL)
     warned = sum(1 for c in checks if c.status == WARN)
     verdict = "all is well" if not failed else f"{failed} problem{'s' * (failed != 1)}"
-    print(f"doctor: {len(checks)} checks, {verdict}{f', {warned} warnings' if warned else ''}.", file=out, flush=True)
+    warnings = f", {plural(warned, 'warning')}" if warned else ""
+    print(f"doctor: {plural(len(checks), 'check')}, {verdict}{warnings}.", file=out, flush=True)
     return 1 if failed else 0
 
 
@@ -143,7 +145,6 @@ def features_and_steps(behave_args: Sequence[str], say: Any) -> tuple[list[Any] 
     if not features:
         say(Check(FAIL, f"features: none found in {', '.join(config.paths) or 'features/'}"))
     else:
-        from ..text.safetext import plural
 
         say(Check(OK, f"features: {plural(len(features), 'file')}, {plural(scenarios, 'scenario')} parse"))
     undefined = list(dict.fromkeys((str(s.location), f"{s.keyword} {s.name}") for s in runner.undefined_steps))
@@ -260,7 +261,7 @@ async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list
     if bad:
         return Check(FAIL, f"{what} {server.name!r}: started in {seconds:.1f} s, invalid tool schemas: {'; '.join(bad)}"), tools
     spoken = f" (MCP {era})" if era else ""
-    return Check(OK, f"{what} {server.name!r}: started in {seconds:.1f} s{spoken}, {len(tools)} tools: {', '.join(tools) or 'none'}"), tools
+    return Check(OK, f"{what} {server.name!r}: started in {seconds:.1f} s{spoken}, {plural(len(tools), 'tool')}: {', '.join(tools) or 'none'}"), tools
 
 
 def allowed_tool_checks(config: Config, listed: dict[str, list[str]]) -> list[Check]:
