@@ -526,3 +526,55 @@ def test_h17_calling_another_agents_tool_names_the_server_not_allowed_tools(proj
     result = run_bounded(project, "-f", "plain")
     assert "The MCP server 'faulty' (agent 'b' uses it) is not one of its servers (hostile)." in result.output, result.output[-2000:]
     assert "allowed_tools" not in result.output, result.output[-2000:]
+
+
+A60 = "a" * 60 + "!"
+PATTERN_RULES = r"""
+[[rule]]
+when = "greet me"
+reply = "Alice Wonderland from the ACME Corporation Intl!"
+
+[[rule]]
+when = "spell it"
+reply = "A60"
+
+[[rule]]
+when = "^(a|aa)*$"
+reply = "never"
+""".replace("A60", A60)
+
+PATTERN_FEATURE = r"""
+Feature: A pattern of the scenario's own against untrusted text
+  Scenario: a matches step that backtracks without end with re
+    When the user says "greet me"
+    Then the response does not match "^(\w+\s?)*$"
+
+  Scenario: a matches step no engine decides quickly
+    When the user says "spell it"
+    Then the response matches "^(a|aa)*$"
+
+  Scenario: a scripted rule no engine decides quickly on the user's message
+    When the user says "A60"
+    Then the agent answered
+""".replace("A60", A60)
+
+
+def test_a_catastrophic_pattern_of_a_step_or_a_scripted_rule_cannot_hang_the_run(project: Project) -> None:
+    """Like H3 for the scenario's own patterns: a ``matches`` step and a scripted rule search
+    untrusted text (the answer, the user's message); with ``re`` the first scenario ran for
+    ever, holding the interpreter lock (no timeout, no signal). Now every such search goes
+    through the ``regex`` engine with a bound (text/patterns.py): the first is decided at once,
+    one no engine decides quickly is a step error naming the pattern (the second) or the
+    turn's model error (the third), and the run ends."""
+    (project.root / "rules.toml").write_text(PATTERN_RULES, encoding="utf-8")
+    project.config('[tool.behave_aitest]\nmodel = "scripted"\nscripted_rules = "rules.toml"\n')
+    project.feature("patterns.feature", PATTERN_FEATURE)
+    result = run_bounded(project, *REPORT, timeout=60)
+    found = scenarios(project.root)
+    assert found["a matches step that backtracks without end with re"]["status"] == "passed", found
+    step = found["a matches step no engine decides quickly"]
+    assert step["status"] == "error", step
+    assert "could not be matched within 1 s" in step["first_failure"]["message"] and "^(a|aa)*$" in step["first_failure"]["message"], step
+    rule = found["a scripted rule no engine decides quickly on the user's message"]
+    assert rule["status"] == "error" and "could not be matched within 1 s" in rule["first_failure"]["message"], rule
+    assert "Traceback" not in result.output, result.output

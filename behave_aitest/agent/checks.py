@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StepUsageError
+from ..text.patterns import Pattern, PatternError, compile_pattern
 from ..text.safetext import clip, plural
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class ArgumentCheck:
     check: str  # one of CHECKS
     value: str  # as written in the table
     row: int = 0  # 1-based row of the table, for messages
-    pattern: re.Pattern[str] | None = None  # "matches"
+    pattern: Pattern | None = None  # "matches"
     target: float = 0.0  # "about"
     tolerance: float = 0.0  # "about": absolute, already computed from a percentage
     choices: tuple[Any, ...] = ()  # "one of", parsed as JSON where they parse
@@ -246,8 +247,8 @@ def parse_argument_check(row: int, argument: str, check: str | None, value: str)
         raise TableError(f"{where}: the check {kind!r} takes no value; leave the value cell empty.")
     if kind == "matches":
         try:
-            return ArgumentCheck(argument, kind, value, row, pattern=re.compile(value, re.IGNORECASE | re.DOTALL))
-        except re.error as exc:
+            return ArgumentCheck(argument, kind, value, row, pattern=compile_pattern(value))
+        except PatternError as exc:
             raise TableError(f"{where}: not a valid regular expression: {exc}.") from None
     if kind == "about":
         try:
@@ -428,7 +429,7 @@ def argument_values(arguments: Any, path: str = "") -> list[tuple[str, str]]:
     return [(path, arguments if isinstance(arguments, str) else _shown(arguments))]
 
 
-def arguments_matching(pattern: re.Pattern[str], calls: Sequence[ToolCall]) -> list[str]:
+def arguments_matching(pattern: Pattern, calls: Sequence[ToolCall]) -> list[str]:
     """``tool: path = value`` for every argument value that the regex finds a match in."""
     found = []
     for call in calls:

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..text import patterns
+
 ACTIONS = ("accept", "decline", "cancel")
 
 # The time every ``pattern`` of one question may take together (H3): far more than any
@@ -125,16 +127,11 @@ def _bounded_validator(schema: dict[str, Any], deadline: float) -> Any:
 
 
 def bounded_search(pattern: str, text: str, deadline: float) -> bool:
-    """``re.search(pattern, text)`` that cannot run away: the ``regex`` engine, which
-    releases the interpreter lock and stops at ``deadline`` (:class:`PatternTimeout`)."""
-    import regex
-
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise PatternTimeout(_too_slow(pattern))
+    """``re.search(pattern, text)`` that cannot run away (``text.patterns``: the ``regex``
+    engine, which releases the interpreter lock and stops at ``deadline``)."""
     try:
-        return regex.search(pattern, text, timeout=left, concurrent=True) is not None
-    except TimeoutError:
+        return patterns.compile_pattern(pattern, flags=0).search(text, time_s=deadline - time.monotonic()) is not None
+    except patterns.PatternTimeout:
         raise PatternTimeout(_too_slow(pattern)) from None
 
 

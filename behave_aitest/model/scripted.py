@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..text.patterns import Pattern, PatternError, PatternTimeout, compile_pattern
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -55,11 +57,11 @@ class RulesError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
-    when: re.Pattern[str]
+    when: Pattern
     reply: str
     call: tuple[Mapping[str, Any], ...] = ()
-    recall: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
-    system: re.Pattern[str] | None = None  # the rule applies only when the system prompt matches
+    recall: Mapping[str, Pattern] = field(default_factory=dict)
+    system: Pattern | None = None  # the rule applies only when the system prompt matches
     follow: tuple[Follow, ...] = ()  # what to do after each round of tool results (see Follow)
 
 
@@ -70,7 +72,7 @@ class Follow:
     become placeholders. It lets a scripted agent obey an instruction found in a tool result
     (a prompt-injection drill) or refuse it."""
 
-    result: re.Pattern[str]
+    result: Pattern
     call: tuple[Mapping[str, Any], ...] = ()
     reply: str | None = None
 
@@ -81,12 +83,14 @@ SCRIPTED_PREFIX = "scripted"  # "scripted" (the top-level rules) or "scripted/<n
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def _compile(pattern: Any, where: str) -> re.Pattern[str]:
+def _compile(pattern: Any, where: str) -> Pattern:
+    """A rule's pattern; it searches user messages and tool results, untrusted text, so its
+    searches end within a second (``text.patterns``)."""
     if not isinstance(pattern, str):
         raise RulesError(f"{where}: must be a string (a regular expression).")
     try:
-        return re.compile(pattern, re.IGNORECASE | re.DOTALL)
-    except re.error as exc:
+        return compile_pattern(pattern)
+    except PatternError as exc:
         raise RulesError(f"{where}: not a valid regular expression: {exc}.") from None
 
 
@@ -310,6 +314,12 @@ class RulesBrain:
         return None
 
     def __call__(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return self._answer(request)
+        except PatternTimeout as exc:  # a rule's pattern on this message: the turn's error, at once
+            return refusal(f"the scripted model {self.model!r} could not match a rule of {self.source}: {exc}.")
+
+    def _answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
         messages = list(request.get("messages", []))
         last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user" and not tool_images(m)), default=None)
         if last_user is None:

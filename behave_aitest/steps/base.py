@@ -4,7 +4,6 @@ to the run's live conversation and its turns."""
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ import behave
 
 from ..agent import checks
 from ..errors import StepUsageError  # noqa: F401  (the steps raise it; defined low so checks and doubles can too)
+from ..text.patterns import Pattern, PatternError, compile_pattern
 
 if TYPE_CHECKING:  # imported when a step runs: `behave --dry-run` and the steps catalog stay light
     from ..record.records import Turn
@@ -129,10 +129,12 @@ def fail(message: str, turns: Sequence[Turn], what: str) -> None:
     raise AssertionError(f"{message}\n{checks.describe(turns, what=what)}")
 
 
-def regex(pattern: str) -> re.Pattern[str]:
+def regex(pattern: str) -> Pattern:
+    """``pattern`` for a ``matches`` step: case-insensitive, ``.`` matches newlines, and its
+    searches of the agent's text end within a second (``text.patterns``)."""
     try:
-        return re.compile(pattern, re.IGNORECASE | re.DOTALL)
-    except re.error as exc:
+        return compile_pattern(pattern)
+    except PatternError as exc:
         raise StepUsageError(f"Not a valid regular expression {pattern!r}: {exc}.") from None
 
 
