@@ -105,7 +105,8 @@ def step_called_with(context: Any, name: str) -> None:
       equals (the default): the value compares as JSON where it parses (500 equals 500.0,
         true, "text", {"a": 1}), otherwise as text;
       contains: the text (or the JSON of a non-text value) contains it, ignoring case;
-      matches: a regular expression found in it (ignoring case);
+      matches: a regular expression found in it (ignoring case; every matches search of the
+               agent's text ends within 1 s, or the step is an error naming the pattern);
       about: a number within a tolerance, "500 ± 1" or "500 ± 1%" (+/- works too);
       any: the argument is present, whatever its value (leave the value empty);
       absent: the argument is not there (leave the value empty);
