@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .limits import SLOTS_ENV
+from .limits import SLOTS_ENV, try_lock
 
 START_LIMIT = 20  # calls in flight before the provider has said anything
 CEILING = 100  # the most calls in flight without max_model_concurrency
@@ -459,17 +459,7 @@ class _Store:
 
     def try_slot(self, slots: int) -> int | None:
         """An exclusive lock on one of the first ``slots`` slot files (its fd), or None."""
-        import fcntl
-
-        for index in range(slots):
-            fd = os.open(self.folder / f"slot-{index}", os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            return fd
-        return None
+        return try_lock(self.folder / f"slot-{index}" for index in range(slots))
 
     def in_flight(self) -> int:
         """Slot files locked right now (by any process, this one included)."""

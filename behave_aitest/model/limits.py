@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 SLOTS_ENV = "BEHAVE_AITEST_MODEL_SLOTS"
@@ -57,7 +57,6 @@ class ModelLimiter:
             _release(fd)
 
     async def _acquire(self, model: str) -> int:
-        import fcntl
 
         import anyio
 
@@ -65,15 +64,28 @@ class ModelLimiter:
         folder = self.directory / hashlib.sha256(model.encode("utf-8")).hexdigest()[:16]
         folder.mkdir(parents=True, exist_ok=True)
         while True:
-            for index in range(self.limit):
-                fd = os.open(folder / str(index), os.O_CREAT | os.O_RDWR, 0o600)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    continue
+            fd = try_lock(folder / str(index) for index in range(self.limit))
+            if fd is not None:
                 return fd
             await anyio.sleep(_POLL_S)
+
+
+def try_lock(paths: Iterable[Path]) -> int | None:
+    """An exclusive lock on the first of ``paths`` no process holds (its open fd), or None.
+
+    A slot is a file lock, not a count in a file: the kernel frees it when its holder dies,
+    so a killed worker never keeps a slot (the concurrency limits and the adaptive limiter)."""
+    import fcntl
+
+    for path in paths:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return fd
+    return None
 
 
 def _release(fd: int) -> None:
