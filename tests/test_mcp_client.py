@@ -310,6 +310,13 @@ def test_studio_features_in_both_protocol_eras(project: Project, fake_llm: FakeO
                 return c.protocol_version
 
         assert anyio.run(era) == "2026-07-28"
+        # issue 24 item 13: a pinned era the server does not speak (the studio's ?era= makes it
+        # answer as a 2025-only server, HTTP 400, or a 2026-only one) is said, with the fix
+        for pinned, only, said in (("2026-07-28", "2025", "protocol revision 2026-07-28"), ("legacy", "2026", 'the 2025 handshake (protocol = "legacy")')):
+            where = "pyproject.toml [tool.behave_aitest.servers.pinned]"
+            message = _start_failure(ServerConfig(name="pinned", transport="streamable-http", url=f"{url}?era={only}", protocol=pinned, where=where), tmp_path)
+            assert f"MCP server 'pinned' does not speak {said}: it answers in revision " in message, message
+            assert f'Set protocol = "auto" (protocol in {where})' in message and "HTTP 400" not in message, message
         (project.root / "shared").mkdir()
         project.config(llm_config(fake_llm, CONFIG.format(studio=STUDIO, url=url)))
         project.feature("studio.feature", FEATURE)

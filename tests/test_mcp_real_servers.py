@@ -50,6 +50,20 @@ protocol = "legacy"
 
 [tool.behave_aitest.agents.old]
 servers = ["legacy"]
+
+[tool.behave_aitest.servers.only2025]
+command = ["python", "-m", "behave_aitest.testing.studio_server", "--era", "2025"]
+protocol = "2026-07-28"
+
+[tool.behave_aitest.servers.only2026]
+command = ["python", "-m", "behave_aitest.testing.studio_server", "--era", "2026"]
+protocol = "legacy"
+
+[tool.behave_aitest.agents.pinned_new]
+servers = ["only2025"]
+
+[tool.behave_aitest.agents.pinned_old]
+servers = ["only2026"]
 """
 
 ATTACH = """
@@ -74,18 +88,36 @@ Feature: Attached resources
       | field | value |
       | brief | a fox |
     When the user says "start a design"
+
+  Scenario: a 2025 server pinned to 2026-07-28
+    Given the agent "pinned_new"
+    When the user says "hello"
+
+  Scenario: a 2026-07-28 server pinned to the 2025 handshake
+    Given the agent "pinned_old"
+    When the user says "hello"
 """
 
 
 def test_an_attached_resource_may_come_from_a_template(project: Project, fake_llm: FakeOpenAI) -> None:
     """Item 8: ``Given the resource ... is attached`` reads a URI of a resource template (as
     ``read_resource`` does) on a 2025 server, whose list it is not in; one that no server can
-    read says what was meant."""
+    read says what was meant. Item 13: a server pinned to an era it does not speak (the studio
+    server with ``--era``) says so and names the fix, in both directions."""
     project.config(llm_config(fake_llm, LEGACY))
     project.feature("attach.feature", ATTACH)
     fake_llm.add({"content": "A logo in autumn colours."}, {"tool_calls": [("start_design", {})]}, {"content": "ok"})
     result = project.run("-f", "plain")
-    assert "1 scenario passed, 1 failed, 2 error" in result.output, result.output
+    assert "1 scenario passed, 1 failed, 4 error" in result.output, result.output
+    # item 13: a pinned protocol era the server does not speak is said in one line, with the fix
+    blocks = result.output.split("Scenario: ")
+    new = next(b for b in blocks if b.startswith("a 2025 server pinned"))
+    assert "MCP server 'only2025' does not speak protocol revision 2026-07-28: it answers in revision 2025-11-25. " in new, new
+    assert 'Set protocol = "auto" (protocol in pyproject.toml [tool.behave_aitest.servers.only2025])' in new, new
+    assert "ValidationError" not in new and "Traceback" not in new, new
+    old = next(b for b in blocks if b.startswith("a 2026-07-28 server pinned"))
+    assert "MCP server 'only2026' does not speak the 2025 handshake (protocol = \"legacy\"): it answers in revision 2026-07-28." in old, old
+    assert 'Set protocol = "auto" (protocol in pyproject.toml [tool.behave_aitest.servers.only2026])' in old, old
     # item 13: answers that do not fit a question are the scenario's mistake, not the agent's trouble
     block = result.output[result.output.index("Scenario: answers that do not fit the question"):]
     assert "The scenario's answers do not fit a server's question" in block and "did not finish the turn" not in block, block

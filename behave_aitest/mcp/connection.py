@@ -316,7 +316,45 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
     except Exception as exc:
         if connection is not None:  # the server was up: what failed is the caller's business
             raise
-        raise start_failure(config, first_leaf(exc), errlog, statuses) from None
+        leaf = first_leaf(exc)
+        mismatch = await era_mismatch(config, errlog, leaf, statuses)
+        raise (mismatch or start_failure(config, leaf, errlog, statuses)) from None
+
+
+async def era_mismatch(config: ServerConfig, errlog: Path, exc: BaseException, statuses: list[int]) -> ServerError | None:
+    """A server that refused the protocol era its ``protocol`` key pins: the message saying
+    so, or None. A refusal (a JSON-RPC error, an answer the SDK could not read, HTTP 400) of
+    a pinned era is checked by connecting once more with ``protocol = "auto"``: only when the
+    server then answers in the other era is it said to not speak the pinned one."""
+    if config.protocol == "auto" or not _refused(exc, statuses):
+        return None
+    from dataclasses import replace
+
+    try:
+        async with connect(replace(config, protocol="auto"), errlog) as probe:
+            spoken = probe.protocol_version
+    except Exception:  # not an era matter: the first failure's own message says what it is
+        return None
+    pinned_modern = config.protocol != "legacy"
+    if not spoken or (spoken >= "2026") == pinned_modern:
+        return None
+    asked = f"protocol revision {config.protocol}" if pinned_modern else 'the 2025 handshake (protocol = "legacy")'
+    return ServerError(
+        f"MCP server {config.name!r} does not speak {asked}: it answers in revision {spoken}. "
+        f'Set protocol = "auto" (protocol in {config.where}) to let behave-aitest negotiate the revision.'
+    )
+
+
+def _refused(exc: BaseException, statuses: list[int]) -> bool:
+    """The server answered the first request with a refusal: a JSON-RPC error (not the SDK's
+    own timeout), an answer that does not parse as the pinned era's, or HTTP 400."""
+    from mcp.shared.exceptions import MCPError
+    from pydantic import ValidationError
+
+    if isinstance(exc, TimeoutError) or _timed_out(exc):
+        return False
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(exc, (MCPError, ValidationError)) or 400 in [status, *statuses]
 
 
 async def listen_for_tool_changes(mcp: Any, client: Any, stack: AsyncExitStack) -> bool:
