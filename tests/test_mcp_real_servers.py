@@ -47,6 +47,7 @@ LEGACY = """
 [tool.behave_aitest.servers.legacy]
 command = ["python", "-m", "behave_aitest.testing.studio_server"]
 protocol = "legacy"
+env = { STUDIO_TASK_ONLY = "1" }  # it also lists "research", a tool that only runs as a task
 
 [tool.behave_aitest.agents.old]
 servers = ["legacy"]
@@ -89,6 +90,21 @@ Feature: Attached resources
       | brief | a fox |
     When the user says "start a design"
 
+  Scenario: a check on a task-only tool
+    Given the agent "old"
+    When the user says "hello"
+    Then the agent did not call tool "research"
+
+  Scenario: the test calls a task-only tool
+    Given the agent "old"
+    When the tool "legacy.research" is called with:
+      | argument | value |
+      | topic    | foxes |
+
+  Scenario: a double of a task-only tool
+    Given the agent "old"
+    And the tool "research" returns "a study"
+
   Scenario: a 2025 server pinned to 2026-07-28
     Given the agent "pinned_new"
     When the user says "hello"
@@ -106,9 +122,28 @@ def test_an_attached_resource_may_come_from_a_template(project: Project, fake_ll
     server with ``--era``) says so and names the fix, in both directions."""
     project.config(llm_config(fake_llm, LEGACY))
     project.feature("attach.feature", ATTACH)
-    fake_llm.add({"content": "A logo in autumn colours."}, {"tool_calls": [("start_design", {})]}, {"content": "ok"})
-    result = project.run("-f", "plain")
-    assert "1 scenario passed, 1 failed, 4 error" in result.output, result.output
+    fake_llm.add({"content": "A logo in autumn colours."}, {"tool_calls": [("start_design", {})]}, {"content": "ok"}, {"content": "Hi."})
+    result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json", "-f", "plain")
+    assert "1 scenario passed, 1 failed, 7 error" in result.output, result.output
+    # item 13: a task-only tool named by a check, the test's own call or a double says why it
+    # cannot be used (not "has no tool" with a did-you-mean) ...
+    blocks = result.output.split("Scenario: ")
+    for title, step in (("a check on a task-only tool", 'Then the agent did not call tool "research"'),
+                        ("the test calls a task-only tool", 'When the tool "legacy.research" is called with:'),
+                        ("a double of a task-only tool", 'Given the tool "research" returns')):
+        block = next(b for b in blocks if b.startswith(title))
+        said = f"{step}: the tool 'research' of MCP server 'legacy' only runs as a task (execution.taskSupport = \"required\"), and behave-aitest does not use the MCP task API"
+        assert said in block and "has no tool" not in block and "Did you mean" not in block, block
+    # ... and its warning is said once per run: once on the console, once in the report (at the run)
+    warning = "MCP server 'legacy': tool 'research' is not offered to the model: it only runs as a task"
+    assert result.stderr.count(warning) == 1, result.stderr
+    doc = json.loads((project.root / "r.json").read_text(encoding="utf-8"))
+    assert [w for w in doc["runs"][0]["warnings"] if warning in w] == [doc["runs"][0]["warnings"][0]], doc["runs"][0]
+    cards = [w for f in doc["features"] for s in [f, *f["scenarios"]] for w in s["warnings"]]
+    assert not [w for w in cards if warning in w], cards
+    from behave_aitest.report import render
+
+    assert render.html(doc).count("tool &#39;research&#39; is not offered") == 1 and render.markdown(doc).count(warning) == 1
     # item 13: a pinned protocol era the server does not speak is said in one line, with the fix
     blocks = result.output.split("Scenario: ")
     new = next(b for b in blocks if b.startswith("a 2025 server pinned"))

@@ -116,7 +116,7 @@ async def serve_stdio(server: MCPServer, era: str) -> None:
     from mcp.shared.message import SessionMessage
     from mcp_types.jsonrpc import ErrorData, JSONRPCError, JSONRPCRequest
 
-    lowlevel = server._lowlevel_server  # noqa: SLF001 - the SDK's own run_stdio_async does the same
+    lowlevel = server._lowlevel_server  # the SDK's own run_stdio_async does the same
     async with stdio_server() as (read, write):
         send, receive = anyio.create_memory_object_stream[Any](16)
 
