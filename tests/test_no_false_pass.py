@@ -7,7 +7,10 @@ server and the built-in scripted model."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 
 from conftest import BANK, Project
@@ -189,11 +192,7 @@ def test_every_tool_step_checks_the_name_exists(project: Project) -> None:
 # --------------------------------------------------------------------------- item 3: doctor = the run's checks
 
 
-def _cli(*args: str, cwd) -> "subprocess.CompletedProcess[str]":  # type: ignore[name-defined]
-    import os
-    import subprocess
-    import sys
-
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     return subprocess.run([sys.executable, "-m", "behave_aitest.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
 
