@@ -48,6 +48,7 @@ LEGACY = """
 command = ["python", "-m", "behave_aitest.testing.studio_server"]
 protocol = "legacy"
 env = { STUDIO_TASK_ONLY = "1" }  # it also lists "research", a tool that only runs as a task
+scope = "feature"  # one process for the feature's scenarios (each still its own conversation)
 
 [tool.behave_aitest.agents.old]
 servers = ["legacy"]
