@@ -60,6 +60,19 @@ def test_a_tool_listed_twice_by_one_server_is_kept_once_with_a_warning() -> None
     assert not any("raw.dup" in w for w in box.warnings)
 
 
+def test_a_task_only_tool_named_by_a_step_or_allowed_tools_says_it_is_task_only() -> None:
+    """Issue 24 item 13: a tool listed with ``execution.taskSupport = "required"`` is not
+    offered; a step or an ``allowed_tools`` entry naming it says why, not "has no tool"."""
+    from behave_aitest.agent.names import KnownTools, allowed_tools_problem, unknown_tool
+
+    known = KnownTools("old", (("studio", "sketch"),), ("sketch",), task_only=(("studio", "research"),))
+    said = unknown_tool("studio.research", known, 'Then the agent did not call tool "studio.research"')
+    assert said and "the tool 'research' of MCP server 'studio' only runs as a task" in said and "has no tool" not in said, said
+    assert "Did you mean" not in said and unknown_tool("sketch", known, "x") is None
+    entry = allowed_tools_problem(["research"], known, "[agents.old]") or ""
+    assert "'research' (it only runs as a task, which behave-aitest does not use)" in entry and "did you mean" not in entry, entry
+
+
 class _Refusing(BaseHTTPRequestHandler):
     status = 404
 
@@ -310,6 +323,13 @@ def test_studio_features_in_both_protocol_eras(project: Project, fake_llm: FakeO
                 return c.protocol_version
 
         assert anyio.run(era) == "2026-07-28"
+        # issue 24 item 13: a pinned era the server does not speak (the studio's ?era= makes it
+        # answer as a 2025-only server, HTTP 400, or a 2026-only one) is said, with the fix
+        for pinned, only, said in (("2026-07-28", "2025", "protocol revision 2026-07-28"), ("legacy", "2026", 'the 2025 handshake (protocol = "legacy")')):
+            where = "pyproject.toml [tool.behave_aitest.servers.pinned]"
+            message = _start_failure(ServerConfig(name="pinned", transport="streamable-http", url=f"{url}?era={only}", protocol=pinned, where=where), tmp_path)
+            assert f"MCP server 'pinned' does not speak {said}: it answers in revision " in message, message
+            assert f'Set protocol = "auto" (protocol in {where})' in message and "HTTP 400" not in message, message
         (project.root / "shared").mkdir()
         project.config(llm_config(fake_llm, CONFIG.format(studio=STUDIO, url=url)))
         project.feature("studio.feature", FEATURE)

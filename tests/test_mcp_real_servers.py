@@ -47,9 +47,25 @@ LEGACY = """
 [tool.behave_aitest.servers.legacy]
 command = ["python", "-m", "behave_aitest.testing.studio_server"]
 protocol = "legacy"
+env = { STUDIO_TASK_ONLY = "1" }  # it also lists "research", a tool that only runs as a task
+scope = "feature"  # one process for the feature's scenarios (each still its own conversation)
 
 [tool.behave_aitest.agents.old]
 servers = ["legacy"]
+
+[tool.behave_aitest.servers.only2025]
+command = ["python", "-m", "behave_aitest.testing.studio_server", "--era", "2025"]
+protocol = "2026-07-28"
+
+[tool.behave_aitest.servers.only2026]
+command = ["python", "-m", "behave_aitest.testing.studio_server", "--era", "2026"]
+protocol = "legacy"
+
+[tool.behave_aitest.agents.pinned_new]
+servers = ["only2025"]
+
+[tool.behave_aitest.agents.pinned_old]
+servers = ["only2026"]
 """
 
 ATTACH = """
@@ -74,18 +90,70 @@ Feature: Attached resources
       | field | value |
       | brief | a fox |
     When the user says "start a design"
+
+  Scenario: a check on a task-only tool
+    Given the agent "old"
+    When the user says "hello"
+    Then the agent did not call tool "research"
+
+  Scenario: the test calls a task-only tool
+    Given the agent "old"
+    When the tool "legacy.research" is called with:
+      | argument | value |
+      | topic    | foxes |
+
+  Scenario: a double of a task-only tool
+    Given the agent "old"
+    And the tool "research" returns "a study"
+
+  Scenario: a 2025 server pinned to 2026-07-28
+    Given the agent "pinned_new"
+    When the user says "hello"
+
+  Scenario: a 2026-07-28 server pinned to the 2025 handshake
+    Given the agent "pinned_old"
+    When the user says "hello"
 """
 
 
 def test_an_attached_resource_may_come_from_a_template(project: Project, fake_llm: FakeOpenAI) -> None:
     """Item 8: ``Given the resource ... is attached`` reads a URI of a resource template (as
     ``read_resource`` does) on a 2025 server, whose list it is not in; one that no server can
-    read says what was meant."""
+    read says what was meant. Item 13: a server pinned to an era it does not speak (the studio
+    server with ``--era``) says so and names the fix, in both directions."""
     project.config(llm_config(fake_llm, LEGACY))
     project.feature("attach.feature", ATTACH)
-    fake_llm.add({"content": "A logo in autumn colours."}, {"tool_calls": [("start_design", {})]}, {"content": "ok"})
-    result = project.run("-f", "plain")
-    assert "1 scenario passed, 1 failed, 2 error" in result.output, result.output
+    fake_llm.add({"content": "A logo in autumn colours."}, {"tool_calls": [("start_design", {})]}, {"content": "ok"}, {"content": "Hi."})
+    result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json", "-f", "plain")
+    assert "1 scenario passed, 1 failed, 7 error" in result.output, result.output
+    # item 13: a task-only tool named by a check, the test's own call or a double says why it
+    # cannot be used (not "has no tool" with a did-you-mean) ...
+    blocks = result.output.split("Scenario: ")
+    for title, step in (("a check on a task-only tool", 'Then the agent did not call tool "research"'),
+                        ("the test calls a task-only tool", 'When the tool "legacy.research" is called with:'),
+                        ("a double of a task-only tool", 'Given the tool "research" returns')):
+        block = next(b for b in blocks if b.startswith(title))
+        said = f"{step}: the tool 'research' of MCP server 'legacy' only runs as a task (execution.taskSupport = \"required\"), and behave-aitest does not use the MCP task API"
+        assert said in block and "has no tool" not in block and "Did you mean" not in block, block
+    # ... and its warning is said once per run: once on the console, once in the report (at the run)
+    warning = "MCP server 'legacy': tool 'research' is not offered to the model: it only runs as a task"
+    assert result.stderr.count(warning) == 1, result.stderr
+    doc = json.loads((project.root / "r.json").read_text(encoding="utf-8"))
+    assert [w for w in doc["runs"][0]["warnings"] if warning in w] == [doc["runs"][0]["warnings"][0]], doc["runs"][0]
+    cards = [w for f in doc["features"] for s in [f, *f["scenarios"]] for w in s["warnings"]]
+    assert not [w for w in cards if warning in w], cards
+    from behave_aitest.report import render
+
+    assert render.html(doc).count("tool &#39;research&#39; is not offered") == 1 and render.markdown(doc).count(warning) == 1
+    # item 13: a pinned protocol era the server does not speak is said in one line, with the fix
+    blocks = result.output.split("Scenario: ")
+    new = next(b for b in blocks if b.startswith("a 2025 server pinned"))
+    assert "MCP server 'only2025' does not speak protocol revision 2026-07-28: it answers in revision 2025-11-25. " in new, new
+    assert 'Set protocol = "auto" (protocol in pyproject.toml [tool.behave_aitest.servers.only2025])' in new, new
+    assert "ValidationError" not in new and "Traceback" not in new, new
+    old = next(b for b in blocks if b.startswith("a 2026-07-28 server pinned"))
+    assert "MCP server 'only2026' does not speak the 2025 handshake (protocol = \"legacy\"): it answers in revision 2026-07-28." in old, old
+    assert 'Set protocol = "auto" (protocol in pyproject.toml [tool.behave_aitest.servers.only2026])' in old, old
     # item 13: answers that do not fit a question are the scenario's mistake, not the agent's trouble
     block = result.output[result.output.index("Scenario: answers that do not fit the question"):]
     assert "The scenario's answers do not fit a server's question" in block and "did not finish the turn" not in block, block

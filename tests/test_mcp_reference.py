@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import Project, llm_config
 
+from behave_aitest.config import ServerConfig
 from behave_aitest.model.fakellm import FakeOpenAI
 
 PACKAGE = "@modelcontextprotocol/server-everything"
@@ -168,6 +169,23 @@ REPLIES = (
 )
 
 
+def _pinned(config: ServerConfig, root: Path) -> str:
+    """The message of a server that does not start with ``config`` ("started" when it does)."""
+    import anyio
+
+    from behave_aitest.errors import ServerError
+    from behave_aitest.mcp.connection import connect
+
+    async def start() -> str:
+        try:
+            async with connect(config, root / "pinned.log"):
+                return "started"
+        except ServerError as exc:
+            return str(exc)
+
+    return anyio.run(start)
+
+
 def test_reference_server_over_stdio_and_http(project: Project, fake_llm: FakeOpenAI, everything: Path) -> None:
     proc, url = _http_everything(everything)
     try:
@@ -176,9 +194,16 @@ def test_reference_server_over_stdio_and_http(project: Project, fake_llm: FakeOp
         project.feature("everything.feature", FEATURE)
         fake_llm.add(*REPLIES)
         result = project.run("-f", "behave_aitest.formatter:JSONFormatter", "-o", "reports/r.json", "-f", "plain")
+        pinned = [_pinned(ServerConfig(name="everything", command=("node", str(everything), "stdio"), protocol="2026-07-28", where="[servers.everything]"), project.root),
+                  _pinned(ServerConfig(name="everything", transport="streamable-http", url=url, protocol="2026-07-28", where="[servers.everything]"), project.root)]
     finally:
         proc.kill()
         proc.wait()
+    # issue 24 item 13: pinned to 2026-07-28, this 2025-11-25 server (stdio: an answer the SDK
+    # cannot read, a pydantic ValidationError before; HTTP: a refusal) is said to speak the other era
+    for said in pinned:
+        assert said.startswith("MCP server 'everything' does not speak protocol revision 2026-07-28: it answers in revision 2025-11-25. "), said
+        assert 'Set protocol = "auto" (protocol in [servers.everything])' in said and "ValidationError" not in said, said
     out = result.output
     doc = json.loads((project.root / "reports" / "r.json").read_text(encoding="utf-8"))
     scenarios = {s["name"]: s for f in doc["features"] for s in f["scenarios"]}

@@ -7,7 +7,10 @@ server and the built-in scripted model."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 
 from conftest import BANK, Project
@@ -189,11 +192,7 @@ def test_every_tool_step_checks_the_name_exists(project: Project) -> None:
 # --------------------------------------------------------------------------- item 3: doctor = the run's checks
 
 
-def _cli(*args: str, cwd) -> "subprocess.CompletedProcess[str]":  # type: ignore[name-defined]
-    import os
-    import subprocess
-    import sys
-
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     return subprocess.run([sys.executable, "-m", "behave_aitest.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
 
@@ -217,6 +216,18 @@ Feature: Named things
     When the user says "hello"
     Then the agent did not call tool "get_balanse"
     And the response satisfies "is polite"
+
+  Scenario: A task-only tool
+    Given the MCP server "studio"
+    When the user says "hello"
+    Then the agent did not call tool "research"
+"""
+
+STUDIO = """
+[tool.behave_aitest.servers.studio]
+command = ["python", "-m", "behave_aitest.testing.studio_server"]
+protocol = "legacy"
+env = { STUDIO_TASK_ONLY = "1" }
 """
 
 
@@ -225,7 +236,7 @@ def test_doctor_runs_the_runs_own_checks(project: Project) -> None:
     doctor refuses too, through the same functions: an undefined named scripted model (its
     /name shown), a @judge: tag naming an undefined model, an unknown agent (did-you-mean),
     a tool no server of the scenario's agent offers; the run stops before its first scenario."""
-    _scripted(project)
+    _scripted(project, STUDIO)
     (project.root / "rules.toml").write_text(textwrap.dedent(NAMED_RULES), encoding="utf-8")
     project.feature("named.feature", NAMED)
     done = _cli("doctor", cwd=project.root)
@@ -239,6 +250,12 @@ def test_doctor_runs_the_runs_own_checks(project: Project) -> None:
     assert "Traceback" not in out + done.stderr
     # item 13: doctor shows the protocol revision each server negotiated
     assert any(line.startswith("[ok]   server 'bank': started in ") and "MCP 2026-07-28" in line for line in out.splitlines()), out
+    studio = next(line for line in out.splitlines() if line.startswith("[ok]   server 'studio': started in "))
+    assert "(MCP 2025-11-25)" in studio and "(not offered: research, which only run as tasks)" in studio, out
+    # item 13: a task-only tool named by a step is said to be task-only, as the run says it
+    assert any(
+        "features/named.feature:14" in f and "the tool 'research' of MCP server 'studio' only runs as a task" in f and "has no tool" not in f for f in fails
+    ), out
     run = project.run("-f", "plain")
     assert run.returncode == 1 and "HOOK-ERROR in before_all" in run.output, run.output
     assert "0 scenarios passed" in run.output or "scenarios passed" not in run.output, run.output

@@ -31,6 +31,12 @@ class KnownTools:
     listed: tuple[tuple[str, str], ...]
     offered: tuple[str, ...]
     extra: tuple[str, ...] = ()
+    task_only: tuple[tuple[str, str], ...] = ()  # (server, tool) listed as task-only: never offered
+
+    def task_only_tool(self, name: str) -> tuple[str, str] | None:
+        """``(server, tool)`` when ``name`` (``tool`` or ``server.tool``) is a tool its servers
+        list as task-only (``execution.taskSupport = "required"``), else None."""
+        return next(((s, t) for s, t in self.task_only if name in (t, f"{s}.{t}")), None)
 
     def names(self) -> list[str]:
         """Every spelling a step may use: ``tool`` and ``server.tool``."""
@@ -63,7 +69,8 @@ def known_tools(toolbox: Any, agent: str, calls: Iterable[Any] = ()) -> KnownToo
             listed.append((call.server, call.name))
         elif getattr(call, "reported", False) and call.name:  # an external agent's own in-process tool (docs/agents.md)
             extra.append(call.name)
-    return KnownTools(agent or "(unnamed)", tuple(dict.fromkeys(listed)), tuple(toolbox.offered()), tuple(extra))
+    task_only = tuple((conn.name, tool) for conn in toolbox.connections for tool in getattr(conn, "task_only", None) or ())
+    return KnownTools(agent or "(unnamed)", tuple(dict.fromkeys(listed)), tuple(toolbox.offered()), tuple(extra), task_only)
 
 
 def _maybe(name: str, candidates: Sequence[str]) -> str:
@@ -72,10 +79,24 @@ def _maybe(name: str, candidates: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def task_only_text(server: str, tool: str) -> str:
+    """Why a task-only tool is neither offered nor callable, in the words of its warning."""
+    from ..mcp.connection import TASK_ONLY
+
+    return f"the tool {tool!r} of MCP server {server!r} {TASK_ONLY}"
+
+
 def unknown_tool(name: str, known: KnownTools, step: str) -> str | None:
-    """The message for a step naming a tool the agent does not have, or None when it has it."""
+    """The message for a step naming a tool the agent does not have, or None when it has it.
+    A task-only tool is not unknown: the step says why no step can use it."""
     if known.has(name):
         return None
+    task = known.task_only_tool(name)
+    if task is not None:
+        return (
+            f"{step.rstrip(':')}: {task_only_text(*task)}, so it is not offered to the agent {known.agent!r}: "
+            "no step can call, double or check it (docs/mcp.md)."
+        )
     return f"{step.rstrip(':')}: the agent {known.agent!r} has no tool {name!r}.{did_you_mean(name, known.names())} Its tools: {known.tools_text()}."
 
 
@@ -104,7 +125,10 @@ def allowed_tools_problem(entries: Sequence[str], known: KnownTools, where: str)
     if not unknown:
         return None
     offered = sorted(f"{s}.{t}" for s, t in known.listed)
-    each = "; ".join(f"{e!r}{_maybe(e, known.names())}" for e in unknown)
+    each = "; ".join(
+        f"{e!r} (it only runs as a task, which behave-aitest does not use)" if known.task_only_tool(e) else f"{e!r}{_maybe(e, known.names())}"
+        for e in unknown
+    )
     noun = "entry is" if len(unknown) == 1 else "entries are"
     return (
         f"{where.rstrip(':')}: allowed_tools {noun} not offered by the servers of the agent {known.agent!r}: {each}. "

@@ -70,7 +70,7 @@ def run(behave_args: Sequence[str], out: Any) -> int:
             expand_model_flows(features, config.models)
         for check in model_checks(config, features or []):
             say(check)
-        listed: dict[str, list[str]] = {}
+        listed = Listed()
         for check in server_checks(config, listed):
             say(check)
         for check in run_checks(config, features or [], listed, registry):
@@ -221,6 +221,15 @@ def _price_known(litellm: Any, model: str) -> bool:
 # --------------------------------------------------------------------------- servers
 
 
+class Listed(dict):  # type: ignore[type-arg]
+    """The tools each server that started lists (``{server: [tool]}``), and apart, in
+    ``task_only``, those it lists as task-only (not offered; a step naming one says so)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_only: dict[str, list[str]] = {}
+
+
 def server_checks(config: Config, listed: dict[str, list[str]]) -> list[Check]:
     """Start (or reach) every server once, list its tools (into ``listed``), stop it; never
     longer than its ``startup_timeout_s`` (plus a little for stopping it). Then each agent's
@@ -230,14 +239,16 @@ def server_checks(config: Config, listed: dict[str, list[str]]) -> list[Check]:
     checks = []
     with tempfile.TemporaryDirectory(prefix="aitest-doctor-") as folder:
         for server in config.servers.values():
-            check, tools = anyio.run(_server_check, server, Path(folder) / f"{server.name}.log")
+            check, tools, task_only = anyio.run(_server_check, server, Path(folder) / f"{server.name}.log")
             checks.append(check)
             if tools is not None:
                 listed[server.name] = tools
+                if isinstance(listed, Listed):
+                    listed.task_only[server.name] = task_only
     return checks + allowed_tool_checks(config, listed)
 
 
-async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list[str] | None]:
+async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list[str] | None, list[str]]:
     import anyio
 
     from ..errors import ServerError
@@ -249,19 +260,21 @@ async def _server_check(server: ServerConfig, errlog: Path) -> tuple[Check, list
         with anyio.fail_after(server.startup_timeout_s + 5):  # connect has its own timeout; this is the backstop
             async with connect(server, errlog) as connection:
                 tools = [t.name for t in connection.tools]
+                task_only = list(connection.task_only)
                 era = connection.protocol_version
                 bad = [f"{t.name}: {t.schema_problem}" for t in connection.tools if t.schema_problem]
     except TimeoutError:
-        return Check(FAIL, f"{what} {server.name!r}: did not start within {server.startup_timeout_s:g} s (startup_timeout_s)"), None
+        return Check(FAIL, f"{what} {server.name!r}: did not start within {server.startup_timeout_s:g} s (startup_timeout_s)"), None, []
     except (ServerError, ConfigError) as exc:
-        return Check(FAIL, f"{what} {server.name!r}: {' '.join(str(exc).split())}"), None
+        return Check(FAIL, f"{what} {server.name!r}: {' '.join(str(exc).split())}"), None, []
     except Exception as exc:
-        return Check(FAIL, f"{what} {server.name!r}: {type(exc).__name__}: {' '.join(str(exc).split())}"), None
+        return Check(FAIL, f"{what} {server.name!r}: {type(exc).__name__}: {' '.join(str(exc).split())}"), None, []
     seconds = time.monotonic() - started
     if bad:
-        return Check(FAIL, f"{what} {server.name!r}: started in {seconds:.1f} s, invalid tool schemas: {'; '.join(bad)}"), tools
+        return Check(FAIL, f"{what} {server.name!r}: started in {seconds:.1f} s, invalid tool schemas: {'; '.join(bad)}"), tools, task_only
     spoken = f" (MCP {era})" if era else ""
-    return Check(OK, f"{what} {server.name!r}: started in {seconds:.1f} s{spoken}, {plural(len(tools), 'tool')}: {', '.join(tools) or 'none'}"), tools
+    tasks = f" (not offered: {', '.join(task_only)}, which only run as tasks)" if task_only else ""
+    return Check(OK, f"{what} {server.name!r}: started in {seconds:.1f} s{spoken}, {plural(len(tools), 'tool')}: {', '.join(tools) or 'none'}{tasks}"), tools, task_only
 
 
 def allowed_tool_checks(config: Config, listed: dict[str, list[str]]) -> list[Check]:
@@ -284,7 +297,8 @@ def _known(agent: str, servers: list[str], allowed: Sequence[str] | None, listed
 
     pairs = tuple((s, t) for s in servers for t in listed.get(s, []))
     offered = tuple(allowed) if allowed is not None else tuple(t for _, t in pairs)
-    return KnownTools(agent or "(unnamed)", pairs, offered)
+    tasks = getattr(listed, "task_only", {})
+    return KnownTools(agent or "(unnamed)", pairs, offered, task_only=tuple((s, t) for s in servers for t in tasks.get(s, [])))
 
 
 # --------------------------------------------------------------------------- the run's own checks

@@ -70,6 +70,7 @@ class ServerConnection:
     mcp: Any = None  # the SDK's mcp.Client over this session (input_required rounds, relisting)
     warnings: list[str] = field(default_factory=list)  # tools not offered, and why
     listening: bool = False  # a 2026-07-28 subscriptions/listen stream carries its tool-list changes
+    task_only: list[str] = field(default_factory=list)  # tools listed with execution.taskSupport = "required": not offered
 
     def transport_closed(self) -> bool:
         """The transport has ended (the server's stdout closed, the HTTP stream ended):
@@ -152,6 +153,7 @@ class ServerConnection:
         before = {t.name for t in self.tools}
         listed = await all_tools(self.mcp) if self.mcp is not None else (await self.session.list_tools()).tools
         self.tools, self.warnings = tool_specs(self.config, listed)
+        self.task_only = task_only_tools(listed)
         after = {t.name for t in self.tools}
         return sorted(after - before), sorted(before - after)
 
@@ -227,6 +229,17 @@ async def all_tools(mcp: Any, pages: int = 100) -> list[Any]:
     return tools
 
 
+def task_only_tools(listed: Any) -> list[str]:
+    """The names of the listed tools that only run as tasks (``execution.taskSupport =
+    "required"``): never offered, and a step naming one says why (agent/names.py)."""
+    return [t.name for t in listed if getattr(getattr(t, "execution", None), "task_support", None) == "required"]
+
+
+TASK_ONLY = (
+    'only runs as a task (execution.taskSupport = "required"), and behave-aitest does not use the MCP task API'
+)
+
+
 def tool_specs(config: ServerConfig, listed: Any) -> tuple[list[ToolSpec], list[str]]:
     """The tools a server lists, as specs; tools that must run as tasks are left out
     (the client does not speak the task API) with a warning naming them."""
@@ -236,8 +249,7 @@ def tool_specs(config: ServerConfig, listed: Any) -> tuple[list[ToolSpec], list[
         task_support = getattr(execution, "task_support", None) if execution is not None else None
         if task_support == "required":
             warnings.append(
-                f"MCP server {config.name!r}: tool {t.name!r} is not offered to the model: it only runs as a task "
-                "(execution.taskSupport = \"required\"), and behave-aitest does not use the MCP task API (docs/mcp.md)."
+                f"MCP server {config.name!r}: tool {t.name!r} is not offered to the model: it {TASK_ONLY} (docs/mcp.md)."
             )
             continue
         schema = dict(t.input_schema or {"type": "object", "properties": {}})
@@ -308,7 +320,9 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
                 with anyio.fail_after(config.startup_timeout_s):
                     listed = await all_tools(mcp)
             tools, warnings = tool_specs(config, listed)
-            connection = ServerConnection(config, mcp.session, tools, errlog, incoming=read, client=client, mcp=mcp, warnings=warnings)
+            connection = ServerConnection(
+                config, mcp.session, tools, errlog, incoming=read, client=client, mcp=mcp, warnings=warnings, task_only=task_only_tools(listed)
+            )
             connection.listening = await listen_for_tool_changes(mcp, client, stack)
             yield connection
     except (ConfigError, ServerError):
@@ -316,7 +330,45 @@ async def connect(config: ServerConfig, errlog: Path) -> AsyncIterator[ServerCon
     except Exception as exc:
         if connection is not None:  # the server was up: what failed is the caller's business
             raise
-        raise start_failure(config, first_leaf(exc), errlog, statuses) from None
+        leaf = first_leaf(exc)
+        mismatch = await era_mismatch(config, errlog, leaf, statuses)
+        raise (mismatch or start_failure(config, leaf, errlog, statuses)) from None
+
+
+async def era_mismatch(config: ServerConfig, errlog: Path, exc: BaseException, statuses: list[int]) -> ServerError | None:
+    """A server that refused the protocol era its ``protocol`` key pins: the message saying
+    so, or None. A refusal (a JSON-RPC error, an answer the SDK could not read, HTTP 400) of
+    a pinned era is checked by connecting once more with ``protocol = "auto"``: only when the
+    server then answers in the other era is it said to not speak the pinned one."""
+    if config.protocol == "auto" or not _refused(exc, statuses):
+        return None
+    from dataclasses import replace
+
+    try:
+        async with connect(replace(config, protocol="auto"), errlog) as probe:
+            spoken = probe.protocol_version
+    except Exception:  # not an era matter: the first failure's own message says what it is
+        return None
+    pinned_modern = config.protocol != "legacy"
+    if not spoken or (spoken >= "2026") == pinned_modern:
+        return None
+    asked = f"protocol revision {config.protocol}" if pinned_modern else 'the 2025 handshake (protocol = "legacy")'
+    return ServerError(
+        f"MCP server {config.name!r} does not speak {asked}: it answers in revision {spoken}. "
+        f'Set protocol = "auto" (protocol in {config.where}) to let behave-aitest negotiate the revision.'
+    )
+
+
+def _refused(exc: BaseException, statuses: list[int]) -> bool:
+    """The server answered the first request with a refusal: a JSON-RPC error (not the SDK's
+    own timeout), an answer that does not parse as the pinned era's, or HTTP 400."""
+    from mcp.shared.exceptions import MCPError
+    from pydantic import ValidationError
+
+    if isinstance(exc, TimeoutError) or _timed_out(exc):
+        return False
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(exc, (MCPError, ValidationError)) or 400 in [status, *statuses]
 
 
 async def listen_for_tool_changes(mcp: Any, client: Any, stack: AsyncExitStack) -> bool:

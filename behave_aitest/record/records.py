@@ -297,6 +297,9 @@ class ScenarioRecord:
     # the providers' rate limits met by its model calls, per model (docs/rate-limits.md):
     # {model: {"throttled": 429s, "wait_s": seconds waited for the limits, "limit": calls at once, "at": epoch s}}
     rate_limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what is true of a server for the whole run (a tool it lists that only runs as a task): the
+    # report says it once, at the run (``runs[].warnings``), not on every scenario
+    run_warnings: list[str] = field(default_factory=list)
 
     @property
     def throttled(self) -> bool:

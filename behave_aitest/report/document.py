@@ -469,6 +469,8 @@ def build_document(
         "shard": dict(shard) if shard else None,
         # only when the gate is on (min_pass_rate < 1); at 1.0 the scenario outcomes already say it
         "models_below_gate": list(getattr(runtime, "models_below_gate", []) or []) if getattr(config, "min_pass_rate", 1.0) < 1 else [],
+        # what is true of a server for the whole run (a task-only tool it lists), said once
+        "warnings": run_warnings(features),
     }
     doc: Doc = {
         "schema": SCHEMA,
@@ -486,6 +488,18 @@ def build_document(
     # one lone surrogate from a tool or a NaN cost must not cost the report
     clean: Doc = safetext.json_safe(redacted)
     return clean
+
+
+def run_warnings(features: Iterable[Any]) -> list[str]:
+    """The run-wide warnings of every scenario's record (``ScenarioRecord.run_warnings``),
+    each once, in the order they were first met (under ``-j`` the records come from the workers)."""
+    found: list[str] = []
+    for feature in features:
+        for scenario in feature.walk_scenarios():
+            for warning in getattr(getattr(scenario, "aitest", None), "run_warnings", None) or []:
+                if warning not in found:
+                    found.append(warning)
+    return found
 
 
 def _relative(path: Any) -> str:

@@ -320,9 +320,10 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
         if items:  # a @session skipped after an earlier turn's error; max_run_cost_usd (docs/rate-limits.md)
             lines += [f"## {title} ({len(items)})", ""]
             lines += [f"- {md(f['name'])} › {md(s['name'])}: {md(s['skip_reason'])}" for f, s in items] + [""]
-    warnings = [(f, w) for f in doc["features"] for w in f.get("warnings", [])]
-    if warnings:
-        lines += ["## Warnings", ""] + [f"- {md(f['name'])}: {md(w)}" for f, w in warnings] + [""]
+    warnings = [f"- {md(f['name'])}: {md(w)}" for f in doc["features"] for w in f.get("warnings", [])]
+    run_wide = list(dict.fromkeys(w for r in doc["runs"] for w in r.get("warnings", [])))  # said once for the run
+    if warnings or run_wide:
+        lines += ["## Warnings", ""] + [f"- {md(w)}" for w in run_wide] + warnings + [""]
     version = (run.get("versions") or {}).get("behave-aitest") or ""
     lines.append(f"<sub>behave-aitest {md(version)} · generated {md(doc.get('generated_at'))}</sub>")
     return "\n".join(lines) + "\n"

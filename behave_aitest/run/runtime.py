@@ -381,7 +381,7 @@ class Runtime(ModelChoice, ServerScopes):
         connections = self._tool_connections(live)
         toolbox = self.toolbox(live, connections)
         toolbox.doubles = live.doubles
-        self._warn_once(live, toolbox.warnings)
+        self._warn_once(live, toolbox.warnings, run_wide=True)
         if live.scenario is not None:  # the tool-coverage denominator (behave_aitest.coverage)
             for server, tool, params in toolbox.coverage_offer():
                 live.scenario.tools_offered.setdefault(server, {})[tool] = params
@@ -446,6 +446,14 @@ class Runtime(ModelChoice, ServerScopes):
         toolbox = self.toolbox(live)
         found = toolbox.find(name)
         if found is None:
+            from ..agent.names import known_tools, task_only_text
+
+            task = known_tools(toolbox, live.agent.name or "").task_only_tool(name)
+            if task is not None:  # listed, never offered: not an unknown name (issue 24 item 13)
+                raise StepUsageError(
+                    f"{step}: {task_only_text(*task)}, so the agent {live.agent.name or '(unnamed)'!r} is not offered it "
+                    "and no step can call or double it (docs/mcp.md)."
+                )
             import difflib
 
             offered = toolbox.offered()

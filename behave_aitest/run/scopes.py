@@ -110,7 +110,8 @@ class ServerScopes:
         listed = tuple((c.name, t.name) for c in connections for t in c.tools)
         agent = self.config.agents.get(live.agent.name or "")
         where = agent.where if agent is not None and list(agent.allowed_tools or []) == list(allowed) else "Given the agent may only use the tools"
-        problem = allowed_tools_problem(allowed, KnownTools(name, listed, ()), where)
+        task_only = tuple((c.name, t) for c in connections for t in getattr(c, "task_only", None) or ())
+        problem = allowed_tools_problem(allowed, KnownTools(name, listed, (), task_only=task_only), where)
         if problem:
             scenario = self.current_scenario
             said[key] = f"the first scenario that used it ({getattr(scenario, 'location', 'earlier in this run')})"
@@ -156,10 +157,15 @@ class ServerScopes:
         for side in sides:
             side.plan, side.sampler, side.turn_sampling = ElicitationPlan(), None, None
 
-    def _warn_once(self, live: LiveConversation, warnings: list[str]) -> None:
-        """Tools not offered: on every conversation's record (the report), printed once per run."""
+    def _warn_once(self, live: LiveConversation, warnings: list[str], *, run_wide: bool = False) -> None:
+        """Warnings printed once per run. ``run_wide`` ones (tools a server lists but that are
+        not offered: true of the server, not of a scenario) go on the scenario's record apart,
+        and the report shows them once, at the run; others on the conversation's record."""
         for warning in warnings:
-            if warning not in live.record.warnings:
+            if run_wide:
+                if live.scenario is not None and warning not in live.scenario.run_warnings:
+                    live.scenario.run_warnings.append(warning)
+            elif warning not in live.record.warnings:
                 live.record.warnings.append(warning)
                 if live.scenario is not None:
                     live.scenario.warnings.append(warning)

@@ -11,13 +11,17 @@ works for both protocol eras: a 2025-11-25 client gets a request during the call
 Run it with ``python -m behave_aitest.testing.studio_server [--transport stdio|streamable-http|sse]``.
 It speaks both protocol eras; a client that pins the 2025-11-25 handshake (behave-aitest's
 ``protocol = "legacy"``) gets a stateful session, in which the tool list can change.
+``--era 2025`` or ``--era 2026`` makes it speak one era only (``_serve.py``). With
+``STUDIO_TASK_ONLY=1`` in its environment it also lists ``research``, a tool that only runs
+as a task (``execution.taskSupport = "required"``, in 2025-11-25 listings).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
@@ -30,6 +34,7 @@ from mcp_types import (
     SamplingMessage,
     TextContent,
     ToolAnnotations,
+    ToolExecution,
 )
 from pydantic import BaseModel, Field
 
@@ -147,7 +152,25 @@ def critique(design: str) -> str:
     return f"Please critique the design {design!r} against the brand guide."
 
 
+async def _research(topic: str) -> str:
+    return f"A long study of {topic}."
+
+
+def offer_a_task_only_tool() -> None:
+    """List ``research`` as a tool that only runs as a task (``taskSupport = "required"``)."""
+    server.add_tool(_research, name="research", description="Research a topic at length (runs as a task).", structured_output=False)
+    listed = server.list_tools
+
+    async def list_tools() -> list[Any]:
+        required = ToolExecution(task_support="required")
+        return [t.model_copy(update={"execution": required}) if t.name == "research" else t for t in await listed()]
+
+    server.list_tools = list_tools  # type: ignore[method-assign]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if os.environ.get("STUDIO_TASK_ONLY"):
+        offer_a_task_only_tool()
     return run(server, argv, prog="python -m behave_aitest.testing.studio_server")
 
 
