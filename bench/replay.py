@@ -41,6 +41,8 @@ def run(bench: Bench) -> list[Row]:
 
 def example_suite(bench: Bench) -> list[Row]:
     features = {p.name: p.read_text(encoding="utf-8") for p in sorted((ROOT / "features").glob("*.feature"))}
+    if bench.size.name == "tiny":  # proves the code runs: one example feature is enough
+        features = {name: text for name, text in features.items() if name == "weather_chat.feature"} or features
     project = write_project(bench.folder("replay-examples"), example_config(), features)
     shutil.copy(ROOT / "features" / "scripted_model.toml", project / "features")
     scenarios = sum(text.count("Scenario:") for text in features.values())
