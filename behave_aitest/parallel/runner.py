@@ -11,7 +11,8 @@ How a parallel run goes (docs/parallel.md):
 2. It imports what every worker needs (litellm, the MCP SDK) once, then forks N workers
    before any thread or event loop exists, so no worker pays for the imports again.
 3. Workers (:mod:`behave_aitest.worker`) take units longest first and send back outcomes
-   (:mod:`behave_aitest.outcomes`); the parent prints one line per finished unit.
+   (:mod:`behave_aitest.outcomes`), and each scenario's progress as it goes, so a worker
+   killed mid-unit loses nothing it finished; the parent prints one line per finished unit.
 4. The parent puts every outcome on its own behave model and replays the run through
    behave's formatters and reporters in file order: one merged HTML/JSON/Markdown report,
    one JUnit file per feature, behave's summary, and the exit code a sequential run gives.
@@ -345,9 +346,11 @@ class ParallelRunner(Runner):
 
     def _receive(self, run: _Run, worker: _Worker, message: Any) -> None:
         if isinstance(message, tuple) and message and message[0] == PROGRESS:
-            _, index, snapshot, worker.conversations, worker.session = message
+            _, index, snapshot, conversations, session = message
             if worker.unit is not None and worker.unit.index == index:
                 worker.snapshots[snapshot.index] = snapshot
+                if conversations is not None:  # None: unchanged since the last snapshot
+                    worker.conversations, worker.session = conversations, session
             return
         self._drain(worker)
         if isinstance(message, tuple) and message and message[0] == READY:

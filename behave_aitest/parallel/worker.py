@@ -3,7 +3,9 @@
 The worker is a behave runner without formatters or reporters (the parent replays every
 outcome through those, so their files are written once). It runs ``before_all`` once, then
 ``feature.run`` for each unit with every scenario outside the unit marked to skip, then
-``after_all``. Its console output goes to a log file the parent shows if the worker dies.
+``after_all``. While a unit runs, each scenario's snapshot goes to the parent after every
+step (:class:`_Progress`), so a worker killed before the unit's end still has what it
+finished reported. Its console output goes to a log file the parent shows if the worker dies.
 
 Signals: the parent owns the terminal. A worker ignores SIGINT (Ctrl-C reaches the whole
 process group; the parent forwards it once as SIGTERM) and takes the first SIGTERM as
@@ -193,6 +195,7 @@ class _Progress:
         self._scenarios = {si: scenarios[si] for si in unit.scenarios}
         self._positions = {id(step): (si, pi) for si in unit.scenarios for pi, step in enumerate(scenarios[si].all_steps)}
         self._begun: int | None = None  # the scenario running (or last run), not yet sent as finished
+        self._sent: list[str] | None = None  # the conversation ids last sent
 
     def scenario(self, scenario: Any) -> None:
         self._finish_begun()
@@ -236,8 +239,15 @@ class _Progress:
             self._send(scenario_outcome(si, self._scenarios[si]))
 
     def _send(self, snapshot: ScenarioOutcome) -> None:
-        conversations = list(getattr(self._runtime, "conversations", []) or [])[self._known:]
-        message = (PROGRESS, self._unit.index, snapshot, conversations, getattr(self._feature, "aitest_conversation", None))
+        # the unit's conversations (their ids, cassettes, a session's history) go again only when
+        # one is new or a scenario is over: a long session's history is not re-sent after every step
+        conversations: list[Any] | None = list(getattr(self._runtime, "conversations", []) or [])[self._known:]
+        ids = [c.id for c in conversations or []]
+        if snapshot.finished or ids != self._sent:
+            self._sent = ids
+            message = (PROGRESS, self._unit.index, snapshot, conversations, getattr(self._feature, "aitest_conversation", None))
+        else:
+            message = (PROGRESS, self._unit.index, snapshot, None, None)
         try:
             data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - captured output that does not pickle: without it
