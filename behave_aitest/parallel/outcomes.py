@@ -159,6 +159,7 @@ def cut_short(
                 snapshot.hook_failed, snapshot.error_message = True, message
             else:
                 running.status, running.error_message = "error", message
+                running.exception = ("WorkerKilled", message.splitlines()[0])  # JUnit's type and message
         outcome.scenarios.append(snapshot)
     return outcome
 
