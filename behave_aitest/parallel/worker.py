@@ -258,7 +258,7 @@ class _Progress:
                 data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # noqa: BLE001 - the unit's outcome will say why, if it comes
                 return
-        self._conn.send_bytes(data)
+        _write(self._conn, data)
 
 
 def _ignore(*args: Any, **kwargs: Any) -> None:
@@ -286,4 +286,17 @@ def _send(conn: Any, message: Any) -> None:
             message.conversations, message.session = [], None
             message.hook_errors.append(f"behave-aitest -j: the records of this unit could not be sent ({type(exc).__name__}: {exc})")
             data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    conn.send_bytes(data)
+    _write(conn, data)
+
+
+def _write(conn: Any, data: bytes) -> None:
+    """One whole message on the pipe: a SIGTERM (raised as KeyboardInterrupt) waits until it
+    is written, so it cannot cut a message in two and leave the parent reading garbage."""
+    blocked = hasattr(signal, "pthread_sigmask")
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        conn.send_bytes(data)
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
