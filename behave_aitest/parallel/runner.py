@@ -528,7 +528,7 @@ class ParallelRunner(Runner):
         together = _wall_time_took(self.config.reporters, time.time() - self._started)
         for reporter in self.config.reporters:
             reporter.end()
-        if together:
+        if together and (getattr(self.config, "jobs", 1) or 1) > 1:  # a shard without -j runs one worker: no sum to tell
             summed = sum(r.duration for r in run.results.values())  # repeats and hooks included
             print(f"behave-aitest -j: \"Took\" is the run's wall time; its conversations took {_minutes(summed)} together.")
         # what behave's own run_model counts as a failed run, over all workers
