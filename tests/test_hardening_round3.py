@@ -509,6 +509,86 @@ def test_h13_sigterm_early_in_a_parallel_run_still_reports_every_planned_convers
     assert "Traceback" not in out, out[-3000:]
 
 
+HANGING_STEP = """\
+from pathlib import Path
+import time
+from behave import when
+
+
+@when("a step of the project ignores interrupts")
+def ignore_interrupts(context):
+    while True:  # a step stuck in code that swallows Ctrl-C: its worker never stops by itself
+        try:
+            Path("hanging").touch()
+            time.sleep(60)
+        except KeyboardInterrupt:
+            pass
+"""
+
+HANGING_SESSION = """\
+@session
+Feature: A worker that never stops
+  Scenario: First
+    When the user says "hello"
+    Then the response mentions "Hello there"
+
+  Scenario: Second
+    When the user says "hello again"
+    Then the response mentions "Hello there"
+    When a step of the project ignores interrupts
+    Then the agent answered
+
+  Scenario: Third
+    When the user says "hello at last"
+"""
+
+
+def test_h15_a_worker_killed_after_the_grace_keeps_what_it_finished(project: Project) -> None:
+    project.config('[tool.behave_aitest]\nmodel = "scripted"\nscripted_rules = "rules.toml"\n')
+    (project.root / "rules.toml").write_text("[[rule]]\nwhen = 'hello'\nreply = \"Hello there\"\n", encoding="utf-8")
+    (project.root / "features" / "steps" / "hang.py").write_text(HANGING_STEP, encoding="utf-8")
+    project.feature("hang.feature", HANGING_SESSION)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "behave", "--no-color", "-j", "2", "--runner", "behave_aitest.parallel:ParallelRunner",
+         "-f", "behave_aitest.formatter:JSONFormatter", "-o", "reports/r.json", "--junit", "--junit-directory", "reports/junit"],
+        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 90
+        while not (project.root / "hanging").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert (project.root / "hanging").exists(), proc.communicate(timeout=30)[0][-3000:]
+        proc.send_signal(signal.SIGTERM)  # the worker swallows it: after the grace it is killed
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "stopping every worker" in line:
+                proc.send_signal(signal.SIGTERM)  # a second signal ends the grace at once
+                break
+        out = "".join(lines) + proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode != 0, out
+    assert "stopping now (second signal)" in out, out[-3000:]
+    found = scenarios(project.root)
+    # what the killed worker had finished keeps its outcome, its turns included...
+    assert found["First"]["status"] == "passed", (found["First"], out[-3000:])
+    assert len(found["First"]["turns"]) == 1
+    second = found["Second"]
+    assert [s["status"] for s in second["steps"]] == ["passed", "passed", "error", "untested"], second["steps"]
+    assert len(second["turns"]) == 1 and second["steps"][0]["turn"] == 0, second
+    assert "was killed" in second["steps"][2]["error"], second["steps"][2]
+    assert second["status"] == "error", second
+    # ...and only what never ran is untested
+    assert found["Third"]["status"] == "untested", found["Third"]
+    assert "Traceback" not in out, out[-3000:]
+    assert processes_in(project.root) == []
+
+
 def test_h17_calling_another_agents_tool_names_the_server_not_allowed_tools(project: Project) -> None:
     project.config("""
         [tool.behave_aitest]

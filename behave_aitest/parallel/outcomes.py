@@ -37,6 +37,7 @@ class ScenarioOutcome:
     captured: Any = None
     record: ScenarioRecord | None = None  # scenario.aitest
     steps: list[StepOutcome] = field(default_factory=list)
+    finished: bool = True  # False: a snapshot sent while it runs (its steps so far; the rest untested)
 
 
 @dataclass
@@ -90,35 +91,76 @@ def capture(unit: int, worker: int, feature: Any, indices: Sequence[int], durati
     positions = {id(step): (si, pi) for si in indices for pi, step in enumerate(scenarios[si].all_steps)}
     outcome.undefined = [positions[id(s)] for s in undefined_steps if id(s) in positions]
     for si in indices:
-        scenario = scenarios[si]
-        steps = [
-            StepOutcome(
-                status=step.status.name,
-                duration=float(getattr(step, "duration", 0.0) or 0.0),
-                error_message=step.error_message,
-                exception=_exception(getattr(step, "exception", None)),
-                captured=getattr(step, "captured", None),
-                turn=getattr(step, "aitest_turn", None),
-                direct_call=getattr(step, "aitest_direct_call", None),
-            )
-            for step in scenario.all_steps
-        ]
-        outcome.scenarios.append(
-            ScenarioOutcome(
-                index=si,
-                status=scenario.status.name,
-                hook_failed=bool(scenario.hook_failed),
-                error_message=scenario.error_message,
-                exception=_exception(getattr(scenario, "exception", None)),
-                captured=getattr(scenario, "captured", None),
-                record=getattr(scenario, "aitest", None),
-                steps=steps,
-            )
-        )
+        outcome.scenarios.append(scenario_outcome(si, scenarios[si]))
     outcome.rules = [(i, bool(rule.hook_failed), rule.error_message) for i, rule in enumerate(feature.iter_rules())]
     outcome.feature_hook_failed = bool(feature.hook_failed)
     outcome.feature_error_message = feature.error_message if feature.hook_failed else None
     outcome.session = getattr(feature, "aitest_conversation", None)
+    return outcome
+
+
+def _step_outcome(step: Any) -> StepOutcome:
+    return StepOutcome(
+        status=step.status.name,
+        duration=float(getattr(step, "duration", 0.0) or 0.0),
+        error_message=step.error_message,
+        exception=_exception(getattr(step, "exception", None)),
+        captured=getattr(step, "captured", None),
+        turn=getattr(step, "aitest_turn", None),
+        direct_call=getattr(step, "aitest_direct_call", None),
+    )
+
+
+def scenario_outcome(index: int, scenario: Any, done: int | None = None) -> ScenarioOutcome:
+    """A scenario's outcome off the worker's behave objects; with ``done``, a snapshot while it
+    runs: its first ``done`` steps as they ended, the others untested (whatever an earlier run
+    of the same scenario object left on them)."""
+    steps = list(scenario.all_steps)
+    finished = done is None
+    kept = [_step_outcome(step) if finished or i < done else StepOutcome(status="untested") for i, step in enumerate(steps)]
+    return ScenarioOutcome(
+        index=index,
+        status=scenario.status.name if finished else "untested",
+        hook_failed=bool(scenario.hook_failed) if finished else False,
+        error_message=scenario.error_message if finished else None,
+        exception=_exception(getattr(scenario, "exception", None)) if finished else None,
+        captured=getattr(scenario, "captured", None) if finished else None,
+        record=getattr(scenario, "aitest", None),
+        steps=kept,
+        finished=finished,
+    )
+
+
+def cut_short(
+    unit: Any,
+    worker: int,
+    duration: float,
+    snapshots: dict[int, ScenarioOutcome],
+    message: str,
+    not_started: str,
+    conversations: Sequence[Conversation] = (),
+    session: Conversation | None = None,
+) -> UnitOutcome:
+    """The outcome of a unit whose worker ended before sending it (died, or killed after the stop
+    grace): what the worker had finished keeps the outcome it sent as it went (issue 25, H15);
+    the step it was running is the error ``message`` (the scenario's, if its steps were done); the
+    scenarios it never began are ``not_started`` ("error" with the message, or "untested")."""
+    outcome = UnitOutcome(unit.index, worker, duration, conversations=list(conversations), session=session)
+    for si in unit.scenarios:
+        snapshot = snapshots.get(si)
+        if snapshot is None:
+            failed = not_started != "untested"
+            outcome.scenarios.append(ScenarioOutcome(index=si, status=not_started, hook_failed=failed, error_message=message if failed else None))
+            continue
+        if not snapshot.finished:
+            snapshot.status = "error"
+            running = next((step for step in snapshot.steps if step.status == "untested"), None)
+            if running is None:  # in its after-scenario hooks or clean-up
+                snapshot.hook_failed, snapshot.error_message = True, message
+            else:
+                running.status, running.error_message = "error", message
+                running.exception = ("WorkerKilled", message.splitlines()[0])  # JUnit's type and message
+        outcome.scenarios.append(snapshot)
     return outcome
 
 

@@ -9,7 +9,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,15 @@ class _Worker:
     done: bool = False  # sent its last message
     started_at: float = 0.0
     shown: int = 0  # bytes of its log already shown
+    # its unit's progress so far (worker.PROGRESS): scenario index -> latest snapshot, and the
+    # unit's conversations and session as last sent; what is kept if the worker never finishes it
+    snapshots: dict[int, Any] = field(default_factory=dict)
+    conversations: list[Any] = field(default_factory=list)
+    session: Any = None
+
+    def begin(self, unit: units.Unit, at: float) -> None:
+        self.unit, self.started_at = unit, at
+        self.snapshots, self.conversations, self.session = {}, [], None
 
 
 def _start_method() -> str:

@@ -11,7 +11,8 @@ How a parallel run goes (docs/parallel.md):
 2. It imports what every worker needs (litellm, the MCP SDK) once, then forks N workers
    before any thread or event loop exists, so no worker pays for the imports again.
 3. Workers (:mod:`behave_aitest.worker`) take units longest first and send back outcomes
-   (:mod:`behave_aitest.outcomes`); the parent prints one line per finished unit.
+   (:mod:`behave_aitest.outcomes`), and each scenario's progress as it goes, so a worker
+   killed mid-unit loses nothing it finished; the parent prints one line per finished unit.
 4. The parent puts every outcome on its own behave model and replays the run through
    behave's formatters and reporters in file order: one merged HTML/JSON/Markdown report,
    one JUnit file per feature, behave's summary, and the exit code a sequential run gives.
@@ -53,7 +54,7 @@ from .processes import (
     _start_method,
     _Worker,
 )
-from .worker import DONE, READY
+from .worker import DONE, PROGRESS, READY
 
 _CONSOLE_FORMATTERS = ("pretty", "plain", "progress", "progress2", "progress3", "rerun", "tags", "steps", "sphinx.steps")
 _RUN_FAILED_STATUSES = ("failed", "error", "hook_error", "cleanup_error", "undefined", "pending")
@@ -109,6 +110,7 @@ class ParallelRunner(Runner):
         if (jobs == 1 and not sharded) or self.config.dry_run:
             return super().run()  # exactly behave's own run
         self._in_parallel = True
+        self._started = time.time()  # behave's "Took" is the wall time from here (issue 25, H14)
         with self.path_manager:
             self.setup_paths()
             return self._run_parallel(jobs)
@@ -339,11 +341,17 @@ class ParallelRunner(Runner):
                 if unit is None:
                     worker.ready = False  # waits for its "done"
                 else:
-                    worker.unit = unit
-                    worker.started_at = time.time()
+                    worker.begin(unit, time.time())
                     run.running.add(unit.index)
 
     def _receive(self, run: _Run, worker: _Worker, message: Any) -> None:
+        if isinstance(message, tuple) and message and message[0] == PROGRESS:
+            _, index, snapshot, conversations, session = message
+            if worker.unit is not None and worker.unit.index == index:
+                worker.snapshots[snapshot.index] = snapshot
+                if conversations is not None:  # None: unchanged since the last snapshot
+                    worker.conversations, worker.session = conversations, session
+            return
         self._drain(worker)
         if isinstance(message, tuple) and message and message[0] == READY:
             _, ok, errors, failures = message
@@ -401,21 +409,27 @@ class ParallelRunner(Runner):
         worker.process.join(timeout=5)
         worker.done = True
         _kill(worker)  # and the servers it left behind
-        unit = worker.unit
-        worker.unit = None
-        if unit is None:
+        if worker.unit is None:
             return
-        run.running.discard(unit.index)
         code = worker.process.exitcode
         how = f"was killed by signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with code {code}"
         message = (
             f"behave-aitest -j: worker {worker.index} {how} while running this conversation; "
             f"the other conversations went on. Its last output:\n{stderr_tail(worker.log, 15) or '(none)'}"
         )
-        outcome = outcomes.UnitOutcome(unit.index, worker.index, time.time() - worker.started_at)
-        outcome.scenarios = [
-            outcomes.ScenarioOutcome(index=i, status="error", hook_failed=True, error_message=message) for i in unit.scenarios
-        ]
+        self._cut_short(run, worker, message, not_started="error")
+
+    def _cut_short(self, run: _Run, worker: _Worker, message: str, not_started: str) -> None:
+        """A unit whose worker ended without its outcome: what the worker reported as it went
+        keeps its outcome, the step it was running is the error ``message`` (issue 25, H15)."""
+        unit = worker.unit
+        if unit is None or unit.index in run.results:
+            return
+        worker.unit = None
+        run.running.discard(unit.index)
+        outcome = outcomes.cut_short(
+            unit, worker.index, time.time() - worker.started_at, worker.snapshots, message, not_started, worker.conversations, worker.session
+        )
         run.results[unit.index] = outcome
         self._progress(run, outcome)
 
@@ -425,9 +439,9 @@ class ParallelRunner(Runner):
         Workers get ``STOP_GRACE_S``; a second Ctrl-C or SIGTERM (GitHub Actions sends SIGINT,
         then SIGTERM 7.5 s later) ends the wait at once. Then what is left is killed.
         """
-        print("\nbehave-aitest -j: stopping every worker (their servers are stopped too)...", flush=True)
         hurry: list[int] = []
         previous = {sig: signal.signal(sig, lambda signum, frame: hurry.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+        print("\nbehave-aitest -j: stopping every worker (their servers are stopped too)...", flush=True)
         try:
             for worker in workers:
                 if not worker.done and worker.process.is_alive():
@@ -443,6 +457,10 @@ class ParallelRunner(Runner):
                 _kill(worker)
             for sig, handler in previous.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        why = "at the second signal" if hurry else f"after it did not stop within {STOP_GRACE_S:g} s of the interrupt"
+        for worker in workers:  # killed with its unit unfinished: what it finished still counts
+            message = f"behave-aitest -j: worker {worker.index} was killed {why}, while running this step."
+            self._cut_short(run, worker, message, not_started="untested")
 
     def _progress(self, run: _Run, outcome: outcomes.UnitOutcome) -> None:
         unit = run.unit(outcome.unit)
@@ -507,8 +525,12 @@ class ParallelRunner(Runner):
             print("\nABORTED: By user.")
         for formatter in self.formatters:
             formatter.close()
+        together = _wall_time_took(self.config.reporters, time.time() - self._started)
         for reporter in self.config.reporters:
             reporter.end()
+        if together and (getattr(self.config, "jobs", 1) or 1) > 1:  # a shard without -j runs one worker: no sum to tell
+            summed = sum(r.duration for r in run.results.values())  # repeats and hooks included
+            print(f"behave-aitest -j: \"Took\" is the run's wall time; its conversations took {_minutes(summed)} together.")
         # what behave's own run_model counts as a failed run, over all workers
         return bool(
             failed_count or run.aborted or run.setup_failed or gate_failed or run.hook_failures or run.cleanup_failed or self._undefined
@@ -611,6 +633,29 @@ class ParallelRunner(Runner):
             handler = getattr(formatter, event, None)
             if handler is not None:
                 handler(*args)
+
+
+def _wall_time_took(reporters: list[Any], wall: float) -> bool:
+    """behave's summary says "Took" the sum of every feature's duration, which under -j adds up
+    the workers' overlapping times (`-j 64`: "Took 26min" for a 53 s run). Its reporters get the
+    run's wall time instead; the scenarios and steps keep their own durations (JSON, JUnit).
+    Whether a summary reporter was there to say it."""
+    from behave.reporter.summary import AbstractSummaryReporter
+
+    found = False
+    for reporter in reporters:
+        if isinstance(reporter, AbstractSummaryReporter):
+            try:
+                reporter.duration = wall
+            except AttributeError:  # a behave whose reporter has no setter: its own sum stays
+                continue
+            found = found or bool(getattr(reporter, "show_duration", True))
+    return found
+
+
+def _minutes(seconds: float) -> str:
+    """A duration as behave's "Took" line writes it."""
+    return f"{int(seconds / 60)}min {seconds % 60:.3f}s"
 
 
 def _repeat_stats(scenario: Any, runs: list[outcomes.ScenarioOutcome], min_pass_rate: float) -> None:

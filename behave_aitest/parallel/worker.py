@@ -3,7 +3,9 @@
 The worker is a behave runner without formatters or reporters (the parent replays every
 outcome through those, so their files are written once). It runs ``before_all`` once, then
 ``feature.run`` for each unit with every scenario outside the unit marked to skip, then
-``after_all``. Its console output goes to a log file the parent shows if the worker dies.
+``after_all``. While a unit runs, each scenario's snapshot goes to the parent after every
+step (:class:`_Progress`), so a worker killed before the unit's end still has what it
+finished reported. Its console output goes to a log file the parent shows if the worker dies.
 
 Signals: the parent owns the terminal. A worker ignores SIGINT (Ctrl-C reaches the whole
 process group; the parent forwards it once as SIGTERM) and takes the first SIGTERM as
@@ -24,11 +26,14 @@ import traceback
 from typing import Any, NoReturn
 
 from ..mcp.processes import GROUPS_DIR_ENV
-from .outcomes import UnitOutcome, capture
+from .outcomes import ScenarioOutcome, UnitOutcome, capture, scenario_outcome
 from .units import Unit
 
 READY = "ready"  # ("ready", ok, hook error messages, hook failures): before_all has run
 DONE = "done"  # ("done", hook error messages, hook failures, cleanup failed): after_all has run
+# ("progress", unit index, ScenarioOutcome, conversations, session): a scenario's snapshot after
+# each of its steps, and once more when it is over, so a worker killed later loses nothing it finished
+PROGRESS = "progress"
 
 
 def _stop_like_ctrl_c(signum: int, frame: Any) -> None:
@@ -115,7 +120,7 @@ def _serve(runner: Any, features: list[Any], index: int, conn: Any) -> int:
             unit = conn.recv()
             if unit is None:
                 break
-            outcome = run_unit(runner, features, unit, index)
+            outcome = run_unit(runner, features, unit, index, conn)
             outcome.hook_failures = runner.hook_failures - counted
             counted = runner.hook_failures
             _send(conn, outcome)
@@ -133,8 +138,9 @@ def _serve(runner: Any, features: list[Any], index: int, conn: Any) -> int:
     return 0
 
 
-def run_unit(runner: Any, features: list[Any], unit: Unit, index: int) -> UnitOutcome:
-    """Run one unit on this worker's copy of its feature and read the outcome off it."""
+def run_unit(runner: Any, features: list[Any], unit: Unit, index: int, conn: Any = None) -> UnitOutcome:
+    """Run one unit on this worker's copy of its feature and read the outcome off it (and, with
+    ``conn``, send each scenario's progress as it goes: :class:`_Progress`)."""
     feature = features[unit.feature]
     scenarios = list(feature.walk_scenarios())
     chosen = set(unit.scenarios)
@@ -149,10 +155,17 @@ def run_unit(runner: Any, features: list[Any], unit: Unit, index: int) -> UnitOu
     errors = len(getattr(runner.config, "aitest_hook_errors", []) or [])
     started = time.time()
     runner.feature = feature
+    if conn is not None:
+        progress = _Progress(conn, unit, feature, scenarios, runtime, known)
+        runner.formatters = [progress]
+        runner.run_hook_with_capture = progress.hooks(runner.run_hook_with_capture)
     try:
         feature.run(runner)
     except KeyboardInterrupt:
         runner.abort(reason="KeyboardInterrupt")
+    finally:
+        runner.formatters = []
+        runner.__dict__.pop("run_hook_with_capture", None)
     outcome = capture(
         unit.index,
         index,
@@ -167,6 +180,89 @@ def run_unit(runner: Any, features: list[Any], unit: Unit, index: int) -> UnitOu
     for i, scenario in enumerate(scenarios):
         scenario.should_skip = skipped[i]
     return outcome
+
+
+class _Progress:
+    """The worker's only "formatter": after each step behave reports (``result``), a snapshot of
+    its scenario goes to the parent, and the scenario's final outcome once the next one starts,
+    so that a worker killed before it sends the unit's outcome (it did not stop within the
+    grace after Ctrl-C, or died) still has what it finished reported as it ended (issue 25,
+    H15). Every other formatter event is ignored."""
+
+    def __init__(self, conn: Any, unit: Unit, feature: Any, scenarios: list[Any], runtime: Any, known: int) -> None:
+        # (private names only: behave calls a formatter's attribute named after each event)
+        self._conn, self._unit, self._feature, self._runtime, self._known = conn, unit, feature, runtime, known
+        self._scenarios = {si: scenarios[si] for si in unit.scenarios}
+        self._positions = {id(step): (si, pi) for si in unit.scenarios for pi, step in enumerate(scenarios[si].all_steps)}
+        self._begun: int | None = None  # the scenario running (or last run), not yet sent as finished
+        self._sent: list[str] | None = None  # the conversation ids last sent
+
+    def scenario(self, scenario: Any) -> None:
+        self._finish_begun()
+        index = next((si for si, s in self._scenarios.items() if s is scenario), None)
+        self._begun = index
+
+    def result(self, step: Any) -> None:
+        found = self._positions.get(id(step))
+        if found is not None:
+            si, pi = found
+            self._send(scenario_outcome(si, self._scenarios[si], done=pi + 1))
+
+    def eof(self) -> None:
+        self._finish_begun()
+
+    def rule(self, rule: Any) -> None:  # a rule begins or ends: the scenario before it is over
+        self._finish_begun()
+
+    def rule_finished(self) -> None:
+        self._finish_begun()
+
+    def hooks(self, run_hook: Any) -> Any:
+        """behave's hook runner, which first sends the last scenario as finished when the
+        after_rule or after_feature hooks begin (they may hang: feature-scope servers stop there)."""
+
+        def run(name: str, *args: Any, **kwargs: Any) -> Any:
+            if name in ("after_rule", "after_feature"):
+                self._finish_begun()
+            return run_hook(name, *args, **kwargs)
+
+        return run
+
+    def __getattr__(self, name: str) -> Any:  # behave's other formatter events
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _ignore
+
+    def _finish_begun(self) -> None:
+        if self._begun is not None:
+            si, self._begun = self._begun, None
+            self._send(scenario_outcome(si, self._scenarios[si]))
+
+    def _send(self, snapshot: ScenarioOutcome) -> None:
+        # the unit's conversations (their ids, cassettes, a session's history) go again only when
+        # one is new or a scenario is over: a long session's history is not re-sent after every step
+        conversations: list[Any] | None = list(getattr(self._runtime, "conversations", []) or [])[self._known:]
+        ids = [c.id for c in conversations or []]
+        if snapshot.finished or ids != self._sent:
+            self._sent = ids
+            message = (PROGRESS, self._unit.index, snapshot, conversations, getattr(self._feature, "aitest_conversation", None))
+        else:
+            message = (PROGRESS, self._unit.index, snapshot, None, None)
+        try:
+            data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - captured output that does not pickle: without it
+            snapshot.captured = None
+            for step in snapshot.steps:
+                step.captured = None
+            try:
+                data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - the unit's outcome will say why, if it comes
+                return
+        _write(self._conn, data)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def _send(conn: Any, message: Any) -> None:
@@ -190,4 +286,17 @@ def _send(conn: Any, message: Any) -> None:
             message.conversations, message.session = [], None
             message.hook_errors.append(f"behave-aitest -j: the records of this unit could not be sent ({type(exc).__name__}: {exc})")
             data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    conn.send_bytes(data)
+    _write(conn, data)
+
+
+def _write(conn: Any, data: bytes) -> None:
+    """One whole message on the pipe: a SIGTERM (raised as KeyboardInterrupt) waits until it
+    is written, so it cannot cut a message in two and leave the parent reading garbage."""
+    blocked = hasattr(signal, "pthread_sigmask")
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        conn.send_bytes(data)
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
