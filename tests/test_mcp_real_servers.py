@@ -164,6 +164,32 @@ def test_an_attached_resource_may_come_from_a_template(project: Project, fake_ll
     assert "Unknown prompt 'critque': the agent's servers offer legacy.critique. Did you mean 'critique'?" in result.output, result.output
 
 
+TASK_ONLY_J = """
+Feature: Two conversations on two workers
+  Scenario: one
+    Given the agent "old"
+    When the user says "hello"
+
+  Scenario: two
+    Given the agent "old"
+    When the user says "hello"
+"""
+
+
+def test_the_task_only_warning_is_said_once_under_j(project: Project, fake_llm: FakeOpenAI) -> None:
+    """Item 13: the task-only warning is true of the server, not of a scenario: under ``-j 2``
+    each worker meets it, and the run still says it once (the parent, from the records)."""
+    project.config(llm_config(fake_llm, LEGACY.replace('scope = "feature"', 'scope = "conversation"')))
+    project.feature("two.feature", TASK_ONLY_J)
+    fake_llm.add({"content": "Hi."}, {"content": "Hi."})
+    result = project.run("-j", "2", "--runner", "behave_aitest.parallel:ParallelRunner", "-f", "behave_aitest.formatter:JSONFormatter", "-o", "r.json")
+    assert "2 scenarios passed" in result.output, result.output
+    doc = json.loads((project.root / "r.json").read_text(encoding="utf-8"))
+    warning = "MCP server 'legacy': tool 'research' is not offered to the model: it only runs as a task"
+    assert result.output.count(warning) == 1, result.output
+    assert [w for w in doc["runs"][0]["warnings"] if warning in w], doc["runs"][0]
+
+
 def test_the_scripted_model_reads_a_tool_image_as_part_of_the_tool_results() -> None:
     """Item 11: with ``vision = true`` a tool's image reaches the model as a user message after
     the tool results; the scripted model read it as the latest user message ("no rule matches

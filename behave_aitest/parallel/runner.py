@@ -76,6 +76,7 @@ class _Run:
     aborted: bool = False
     stopped: bool = False  # --stop after a failure
     setup_failed: str | None = None  # a HOOK-ERROR line: the run could not start
+    warned: set[str] = field(default_factory=set)  # run-wide warnings printed (once for the run)
 
     @property
     def halted(self) -> bool:
@@ -472,6 +473,10 @@ class ParallelRunner(Runner):
         if status in _RUN_FAILED_STATUSES:
             for line in _first_failure(outcome)[:8]:
                 print(f"    {line}", flush=True)
+        for warning in (w for s in outcome.scenarios if s.record is not None for w in s.record.run_warnings):
+            if warning not in run.warned:  # run-wide (a server's tools): once for the run, not once per worker
+                run.warned.add(warning)
+                print(f"behave-aitest WARNING: {warning}", file=sys.stderr, flush=True)
 
     # ----------------------------------------------------------------- the replay
 

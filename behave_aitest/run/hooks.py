@@ -125,6 +125,7 @@ def before_all(context: Any) -> None:
             "--runner behave_aitest.parallel:ParallelRunner (docs/parallel.md)."
         )
     runtime = Runtime(config)
+    runtime.in_worker = bool(getattr(context.config, "aitest_worker", False))
     context.aitest = runtime
     context.config.aitest_runtime = runtime  # formatters get behave's config, not the context
     interrupts = Interrupts()

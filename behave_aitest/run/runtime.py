@@ -73,6 +73,9 @@ class Runtime(ModelChoice, ServerScopes):
         self._conversation_ids = itertools.count(1)  # c1, c2, ... in the order conversations start
         self._scripted: Any = None
         self._printed: set[str] = set()  # warnings about servers' tools, printed once per run
+        # A parallel run's worker leaves its run-wide warnings to the parent, which prints each
+        # once for the whole run (from the scenarios' records), not once per worker.
+        self.in_worker = False
         self._allowed_said: dict[tuple[str, tuple[str, ...]], str] = {}  # allowed_tools mistakes, said in full once
         self.cassettes: Any = None  # a cassettes.CassetteLibrary, unless cassette = "off"
         self.external: Any = None  # agent.external.session.ExternalAgents, on the first external agent's turn

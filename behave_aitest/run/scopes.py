@@ -47,6 +47,8 @@ class ServerScopes:
     current: Any
     current_scenario: Any
     _allowed_said: dict[tuple[str, tuple[str, ...]], str]
+    _printed: set[str]
+    in_worker: bool
 
     def _scope(self, name: str) -> Scope:
         """A new feature or conversation scope, remembered until closed (see :meth:`close`)."""
@@ -169,6 +171,8 @@ class ServerScopes:
                 live.record.warnings.append(warning)
                 if live.scenario is not None:
                     live.scenario.warnings.append(warning)
+            if run_wide and self.in_worker:
+                continue  # the parallel parent prints it, once for the run
             if warning not in self._printed:
                 self._printed.add(warning)
                 print(f"behave-aitest WARNING: {warning}", file=sys.stderr)
