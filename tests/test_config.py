@@ -92,6 +92,10 @@ def test_config_given_by_path(tmp_path: Path) -> None:
         ('[tool.behave_aitest.agents.banker]\nsystem_prompt_file = "nope.md"\n', r"'system_prompt_file' 'nope.md' cannot be read"),
         ("[tool.behave_aitest.agents.banker]\ntemperature = 9\n", r"'temperature' must be between 0 and 2"),
         ("[tool.behave_aitest\n", r"pyproject.toml: not valid TOML"),
+        # issue 24 item 22: a key under the wrong table says where it belongs, not a did-you-mean
+        ('[tool.behave_aitest]\nallowed_tools = ["x"]\n', r"\[tool.behave_aitest\]: unknown key 'allowed_tools'. It belongs under \[tool.behave_aitest.agents.<name>\].$"),
+        ('[tool.behave_aitest.servers.bank]\ncommand = ["x"]\nsystem_prompt = "hi"\n', r"servers.bank\]: unknown key 'system_prompt'. It belongs under \[tool.behave_aitest.agents.<name>\].$"),
+        ('[tool.behave_aitest]\ninput_per_million = 3\n', r"unknown key 'input_per_million'. It belongs under \[tool.behave_aitest.prices.<model>\].$"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -103,6 +107,8 @@ def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) 
 def test_bad_userdata_names_the_option(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"-D aitest.modle: unknown option. Did you mean 'model'\?"):
         load_config({"aitest.modle": "x"}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match=r"-D aitest.allowed_tools: not a command-line option \(-D sets run-wide keys only\). It belongs under \[tool.behave_aitest.agents.<name>\].$"):
+        load_config({"aitest.allowed_tools": "x"}, cwd=tmp_path)
     with pytest.raises(ConfigError, match=r"-D aitest.max_turns: must be a whole number"):
         load_config({"aitest.max_turns": "many"}, cwd=tmp_path)
 

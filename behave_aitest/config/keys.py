@@ -134,6 +134,29 @@ PRICE_KEYS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+# Where each kind of table lives, for a key written under the wrong one (issue 24, item 22):
+# "'allowed_tools' belongs under [tool.behave_aitest.agents.<name>]", not a did-you-mean to
+# whatever key of this table looks closest.
+TABLES: tuple[tuple[str, Mapping[str, Callable[[Any], Any]]], ...] = (
+    ("[tool.behave_aitest]", TOP_KEYS),
+    ("[tool.behave_aitest.agents.<name>]", AGENT_KEYS),
+    ("[tool.behave_aitest.servers.<name>]", SERVER_KEYS),
+    ("[tool.behave_aitest.rate_limits.<model>]", RATE_LIMIT_KEYS),
+    ("[tool.behave_aitest.prices.<model>]", PRICE_KEYS),
+)
+
+
+def belongs(key: str, schema: Mapping[str, Any]) -> str:
+    """`` It belongs under [...]`` for a key another table takes (not ``schema``), or nothing."""
+    homes = [name for name, keys in TABLES if keys is not schema and key in keys and keys[key] is not dict]
+    return f" It belongs under {' or '.join(homes)}." if homes else ""
+
+
+def unknown_key(key: str, schema: Mapping[str, Any]) -> str:
+    """What follows "unknown key 'x'.": the table it belongs under, else a did-you-mean."""
+    return belongs(key, schema) or suggest_key(key, schema)
+
+
 def quoted(value: Any) -> str:
     """``repr(value)`` for a message, redacted: a mistyped URL can hold a password, a header a token."""
     from ..text.redact import Redactor
@@ -151,7 +174,7 @@ def check_table(
     for key, value in table.items():
         check = schema.get(key)
         if check is None:
-            raise ConfigError(f"{where}: unknown key {key!r}.{suggest_key(key, schema)}")
+            raise ConfigError(f"{where}: unknown key {key!r}.{unknown_key(key, schema)}")
         if check is dict:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: {key!r} must be a table ([...{key}.<name>] sections).")

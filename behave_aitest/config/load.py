@@ -24,6 +24,7 @@ from .keys import (
     SERVER_KEYS,
     TOP_KEYS,
     USERDATA_KEYS,
+    belongs,
     check_table,
     quoted,
 )
@@ -220,6 +221,9 @@ def _userdata_overrides(userdata: Mapping[str, Any]) -> dict[str, Any]:
             continue
         check = USERDATA_KEYS.get(short)
         if check is None:
+            home = belongs(short, USERDATA_KEYS)
+            if home:
+                raise ConfigError(f"-D {key}: not a command-line option (-D sets run-wide keys only).{home}")
             raise ConfigError(f"-D {key}: unknown option.{suggest_key(short, {**USERDATA_KEYS, **dict.fromkeys(EXTENSION_KEYS)})}")
         try:
             out[short] = check(value)
