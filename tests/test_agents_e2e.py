@@ -280,21 +280,35 @@ def test_a_servers_question_is_answered_by_the_scenario_for_an_external_agent(pr
         llm_config(fake_llm, retries=0)
         + '[tool.behave_aitest.servers.studio]\ncommand = ["python", "-m", "behave_aitest.testing.studio_server"]\n'
         + '[tool.behave_aitest.agents.designer]\nservers = ["studio"]\npython = "behave_aitest.testing.agents.python_agent:agent"\n'
+        + '[tool.behave_aitest.agents.reader]\nservers = ["studio"]\npython = "behave_aitest.testing.agents.python_agent:reader_agent"\n'
     )
     project.feature("studio.feature", '''
 Feature: Elicitation behind an external agent
   Scenario: answered
-    Given the user will answer the server's questions with:
+    Given the agent "designer"
+    And the user will answer the server's questions with:
       | field   | value |
       | client  | ACME  |
       | colours | 3     |
     When the user says "start a design"
     Then the server asked the user for "client"
     And the result of tool "start_design" mentions "ACME in 3 colours"
+
+  Scenario: resources and prompts reach the agent through its MCP endpoint
+    Given the agent "reader"
+    When the user says "studio://brand-guide"
+    Then the response mentions "Never use pink"
+    And the response mentions "listed: studio://brand-guide; templates: studio://projects/{name}"
+    When the user says "studio://projects/fox"
+    Then the response mentions "Project fox: a logo in autumn colours"
+    When the user says "prompt critique fox logo"
+    Then the response mentions "Please critique the design 'fox logo' against the brand guide"
+    When the user says "studio://brand-guid"
+    Then the response mentions "refused: MCP server 'studio': resources/read failed"
 ''')
     result = project.run()
     assert result.returncode == 0, result.output
-    assert "1 scenario passed, 0 failed" in result.output
+    assert "2 scenarios passed, 0 failed" in result.output
 
 
 def test_a_system_prompt_step_for_an_external_agent_says_it_changes_nothing(project: Project, fake_llm: FakeOpenAI) -> None:

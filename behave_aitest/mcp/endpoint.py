@@ -16,6 +16,12 @@ the initialize handshake (2024-11-05 up to 2025-11-25). A client that probes
 ``server/discover`` (the 2026-07-28 era) gets "method not found" and falls back to the
 handshake, as the specification tells it to. No session id is needed: the endpoint keeps
 no per-client state, so a client may reconnect at will.
+
+Resources and prompts pass through (``forward``): ``resources/list``,
+``resources/templates/list``, ``resources/read``, ``prompts/list`` and ``prompts/get`` are
+asked of the conversation's own server connection and answered with what it says, every page
+in one answer. They are not tool calls: ``allowed_tools`` does not apply to them and they are
+not recorded on the turn.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL = -32601, -32602, -32603
 
 ListTools = Callable[[str, "str | None"], Awaitable[list[dict[str, Any]]]]
 CallTool = Callable[[str, str, dict[str, Any], "str | None"], Awaitable[dict[str, Any]]]
+Forward = Callable[[str, str, dict[str, Any], "str | None"], Awaitable[dict[str, Any]]]
+# Requests answered by the conversation's own connection to the server (docs/agents.md).
+FORWARDED = ("resources/list", "resources/templates/list", "resources/read", "prompts/list", "prompts/get")
 
 
 class ToolCallRefused(Exception):
@@ -42,11 +51,14 @@ class ToolCallRefused(Exception):
 class McpEndpoint:
     """``/mcp/<server>`` for every server name in ``servers``, on ``http``."""
 
-    def __init__(self, http: LocalHTTPServer, servers: list[str], list_tools: ListTools, call_tool: CallTool) -> None:
+    def __init__(
+        self, http: LocalHTTPServer, servers: list[str], list_tools: ListTools, call_tool: CallTool, forward: Forward | None = None
+    ) -> None:
         self.http = http
         self.servers = list(servers)
         self.list_tools = list_tools
         self.call_tool = call_tool
+        self.forward = forward
         self.calls = 0  # tools/call requests that reached the endpoint (any server)
         http.route("/mcp", self._handle)
 
@@ -88,7 +100,10 @@ class McpEndpoint:
                 asked = params.get("protocolVersion")
                 result: dict[str, Any] = {
                     "protocolVersion": asked if asked in PROTOCOL_VERSIONS else LATEST,
-                    "capabilities": {"tools": {"listChanged": False}},
+                    "capabilities": {
+                        "tools": {"listChanged": False},
+                        **({"resources": {}, "prompts": {}} if self.forward is not None else {}),
+                    },
                     "serverInfo": {"name": f"behave-aitest {server}", "version": "1"},
                 }
             elif method == "ping":
@@ -101,8 +116,13 @@ class McpEndpoint:
                     return _error(ident, INVALID_PARAMS, "tools/call needs a 'name' string and an 'arguments' object")
                 self.calls += 1
                 result = await self.call_tool(server, name, arguments, thread)
+            elif method in FORWARDED and self.forward is not None:
+                if not isinstance(params, dict):
+                    return _error(ident, INVALID_PARAMS, f"{method} needs its params as an object")
+                result = await self.forward(server, str(method), params, thread)
             else:
-                return _error(ident, METHOD_NOT_FOUND, f"Method not found: {method} (behave-aitest serves the tools of {server!r})")
+                served = "the tools, resources and prompts" if self.forward is not None else "the tools"
+                return _error(ident, METHOD_NOT_FOUND, f"Method not found: {method} (behave-aitest serves {served} of {server!r})")
         except ToolCallRefused as exc:
             return _error(ident, INTERNAL, str(exc))
         return {"jsonrpc": "2.0", "id": ident, "result": result}

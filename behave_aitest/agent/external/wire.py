@@ -83,6 +83,36 @@ class TurnInFlight:
             tools.append(tool)
         return tools
 
+    async def forward(self, server: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A resources or prompts request (``mcp.endpoint.FORWARDED``), asked of the conversation's
+        own connection to ``server``: the same process, scope and state its tools run in."""
+        conn = next((c for c in self.toolbox.connections if c.name == server), None)
+        live = getattr(conn, "connection", conn)  # a connection whose tool calls go to a cassette
+        if live is None or not hasattr(live, "read_resource"):
+            why = "its tools are replayed from a cassette (no process)" if conn is not None else "the agent has no such server"
+            raise ToolCallRefused(f"behave-aitest: {method} cannot reach MCP server {server!r}: {why}")
+        try:
+            if method == "resources/list":
+                return {"resources": [_wire(r) for r in await live.list_resources()]}
+            if method == "resources/templates/list":
+                return {"resourceTemplates": [_wire(t) for t in await live.list_resource_templates()]}
+            if method == "prompts/list":
+                return {"prompts": [_wire(p) for p in await live.list_prompts()]}
+            if method == "resources/read":
+                uri = params.get("uri")
+                if not isinstance(uri, str):
+                    raise ToolCallRefused("behave-aitest: resources/read needs a 'uri' string")
+                return _wire(await live.read_resource(uri))
+            name, arguments = params.get("name"), params.get("arguments") or {}
+            if not isinstance(name, str) or not isinstance(arguments, dict):
+                raise ToolCallRefused("behave-aitest: prompts/get needs a 'name' string and an 'arguments' object")
+            return _wire(await live.get_prompt(name, {str(k): str(v) for k, v in arguments.items()}))
+        except ToolCallRefused:
+            raise
+        except Exception as exc:  # the server's own refusal (an unknown URI, a missing argument): its words
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ToolCallRefused(f"MCP server {server!r}: {method} failed: {text}") from None
+
     async def call_tool(self, server: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         pname = self._provider_name(server, name)
         request = ToolRequest(f"mcp_{len(self.turn.tool_calls) + 1}", pname or name, json.dumps(arguments, ensure_ascii=False))
@@ -107,6 +137,11 @@ class TurnInFlight:
         return result
 
 
+
+def _wire(item: Any) -> dict[str, Any]:
+    """An MCP SDK result or item as it goes on the wire (camelCase, no empty fields)."""
+    return dict(item.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
 class AgentWires:
     """The worker's endpoints; :meth:`begin`/:meth:`end` bracket each external turn."""
 
@@ -115,7 +150,7 @@ class AgentWires:
         self.key = "sk-aitest-" + secrets.token_urlsafe(24)
         self.http = LocalHTTPServer(self.key, on_refused=self._refused)
         self.model_endpoint = ModelEndpoint(self.http, self._model, model_name)
-        self.mcp_endpoint = McpEndpoint(self.http, sorted(set(servers)), self._list_tools, self._call_tool)
+        self.mcp_endpoint = McpEndpoint(self.http, sorted(set(servers)), self._list_tools, self._call_tool, self._forward)
         self.folder = folder
         self.in_flight: dict[str, TurnInFlight] = {}
         self.refusals: list[str] = []  # requests without the key: warned about on the turn in flight
@@ -182,6 +217,12 @@ class AgentWires:
         if flight is None:
             raise ToolCallRefused(self._nobody(thread))
         return await flight.call_tool(server, name, arguments)
+
+    async def _forward(self, server: str, method: str, params: dict[str, Any], thread: str | None) -> dict[str, Any]:
+        flight = self._flight(thread)
+        if flight is None:
+            raise ToolCallRefused(self._nobody(thread))
+        return await flight.forward(server, method, params)
 
     def _refused(self, request: Request) -> None:
         line = f"a request to {request.method} {request.path} came without the per-run key and was refused (401)"

@@ -62,3 +62,30 @@ def crashing_agent(given: Any) -> str:
 
 
 not_callable = "I am a string"
+
+
+async def reader_agent(given: Any) -> str:
+    """Reads through its first MCP endpoint what the user names, with no model: ``prompt NAME
+    ARG`` gets a prompt (``prompts/get``, its one argument ``design``), anything else is a URI
+    to read (``resources/read``), said with what ``resources/list`` and the templates offer. A
+    refusal is answered with the server's words."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    url, headers = next(iter(_servers(given).values()))
+    async with create_mcp_http_client(headers={**headers, "X-Aitest-Thread": given.thread_id}) as client:
+        async with streamable_http_client(url, http_client=client) as streams, ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            try:
+                if given.text.startswith("prompt "):
+                    _, name, design = given.text.split(" ", 2)
+                    got = await session.get_prompt(name, {"design": design})
+                    return " ".join(str(getattr(m.content, "text", "")) for m in got.messages)
+                listed = [str(r.uri) for r in (await session.list_resources()).resources]
+                templates = [t.uri_template for t in (await session.list_resource_templates()).resource_templates]
+                read = await session.read_resource(given.text)
+                text = " ".join(str(getattr(c, "text", "")) for c in read.contents)
+                return f"{text} (listed: {', '.join(listed)}; templates: {', '.join(templates)})"
+            except Exception as exc:  # the server's refusal, as the agent would relay it
+                return f"refused: {exc}"
