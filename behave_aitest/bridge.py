@@ -4,7 +4,7 @@ Why it exists: an external agent reaches the MCP servers of its scenario through
 MCP endpoints, one streamable-HTTP URL per server on 127.0.0.1 with the per-run key
 (docs/agents.md). Some agents only start MCP servers as commands and speak to them over stdio.
 For them this module is the server to start: it connects to the endpoint ``NAME`` over
-streamable HTTP and serves its tools over its own stdin and stdout, so every call still crosses
+streamable HTTP and serves its tools (and its resources and prompts) over its own stdin and stdout, so every call still crosses
 the endpoint (recorded on the turn, answered by a tool double where one is set, in the report).
 
 Where the endpoint is, in this order:
@@ -123,11 +123,36 @@ async def serve(endpoint: Endpoint) -> None:
             async def call_tool(ctx: Any, params: Any) -> Any:
                 return await upstream.call_tool(params.name, dict(params.arguments or {}))
 
+            # resources and prompts too, where the endpoint offers them (docs/agents.md)
+            passed: dict[str, Any] = {}
+            if getattr(hello.capabilities, "resources", None) is not None:
+
+                async def list_resources(ctx: Any, params: Any) -> Any:
+                    return await upstream.list_resources()
+
+                async def list_resource_templates(ctx: Any, params: Any) -> Any:
+                    return await upstream.list_resource_templates()
+
+                async def read_resource(ctx: Any, params: Any) -> Any:
+                    return await upstream.read_resource(params.uri)
+
+                passed.update(on_list_resources=list_resources, on_list_resource_templates=list_resource_templates,
+                              on_read_resource=read_resource)
+            if getattr(hello.capabilities, "prompts", None) is not None:
+
+                async def list_prompts(ctx: Any, params: Any) -> Any:
+                    return await upstream.list_prompts()
+
+                async def get_prompt(ctx: Any, params: Any) -> Any:
+                    return await upstream.get_prompt(params.name, dict(params.arguments or {}))
+
+                passed.update(on_list_prompts=list_prompts, on_get_prompt=get_prompt)
             server = Server(
                 f"behave-aitest bridge: {endpoint.name}",
                 instructions=hello.instructions,
                 on_list_tools=list_tools,
                 on_call_tool=call_tool,
+                **passed,
             )
             async with stdio_server() as (stdin, stdout):
                 await server.run(stdin, stdout, server.create_initialization_options())

@@ -89,6 +89,30 @@ def test_the_bridge_finds_the_endpoint_in_the_environment_without_a_config_file(
     assert "get_balance" in tools
 
 
+def test_the_bridge_passes_resources_and_prompts_through() -> None:
+    """A server that offers resources and prompts (the studio, over streamable HTTP): the
+    bridge serves them too, as the MCP endpoint does for an agent that speaks HTTP."""
+    studio = [sys.executable, "-m", "behave_aitest.testing.studio_server", "--transport", "streamable-http", "--port", "0"]
+    process = subprocess.Popen(studio, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        url = next((m.group(1) for m in (re.search(r"(http://\S+/mcp)", line) for line in process.stderr) if m), "")
+        assert url, "the studio server did not announce its URL"
+
+        async def read(session: Any) -> tuple[list[str], str, str]:
+            listed = [str(r.uri) for r in (await session.list_resources()).resources]
+            guide = (await session.read_resource("studio://brand-guide")).contents[0].text
+            prompt = (await session.get_prompt("critique", {"design": "fox logo"})).messages[0].content.text
+            return listed, guide, prompt
+
+        listed, guide, prompt = bridge_session(clean_env(AITEST_MCP_BANK_URL=url, AITEST_KEY="k3"), read)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert listed == ["studio://brand-guide"] and "Never use pink" in guide, (listed, guide)
+    assert prompt == "Please critique the design 'fox logo' against the brand guide.", prompt
+
+
 def test_the_endpoint_is_found_with_its_key_and_the_thread(tmp_path: Path) -> None:
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"mcpServers": {"bank": {"type": "http", "url": "http://127.0.0.1:1/mcp/bank", "headers": {"Authorization": "Bearer k"}}}}))
