@@ -250,3 +250,35 @@ def test_a_spend_cap_with_unknown_prices_says_it_cannot_be_enforced(project: Pro
     assert result.returncode != 0
     assert "max_run_cost_usd" in result.output and "cannot be enforced" in result.output and MODEL in result.output
     assert fake_llm.requests == []
+
+
+def test_a_judge_the_provider_keeps_refusing_is_throttled_not_an_error(project: Project) -> None:
+    """The judge's model is rate limited too (a judge step is a model call): a judgement the
+    provider keeps refusing until ``timeout_s`` makes its step, and the scenario, "throttled"
+    in every report (JUnit ThrottledError, JSON, -j's console line), not an error of the agent."""
+
+    def brain(request: dict[str, Any]) -> dict[str, Any]:
+        if "judge" in str(request.get("model")):
+            return {"status": 429, "message": "Rate limit reached for the judge", "headers": {"retry-after": "0.2"}}
+        return {"content": "Hello! How can I help?"}
+
+    project.feature("judged.feature", """Feature: Judged
+  Scenario: A verdict the provider never gives
+    When the user says "hello"
+    Then the agent answered
+    And the response satisfies "it is polite"
+""")
+    with FakeOpenAI(brain=brain) as server:
+        configure(project, server, 'timeout_s = 2\njudge_model = "openai/fake-judge"\n')
+        result = project.run(*RUNNER, "-j", "2", *REPORTS)
+    assert result.returncode == 1, result.output
+    assert "THROTTLED" in result.output, result.output
+    doc = report(project)
+    assert statuses(doc) == ["throttled"], result.output
+    first = doc["features"][0]["scenarios"][0]["first_failure"]
+    assert first["status"] == "throttled" and first["step"].startswith("And the response satisfies"), first
+    assert "throttled by the provider's rate limit" in first["message"] and "fake-judge" in first["message"], first
+    assert doc["totals"]["error"] == 0 and doc["totals"]["throttled"] == 1
+    (junit,) = (project.root / "junit").glob("*.xml")
+    errors = ET.parse(junit).findall(".//testcase/error")
+    assert [e.get("type") for e in errors] == ["ThrottledError"], [e.attrib for e in errors]

@@ -18,13 +18,19 @@ from typing import Any
 
 from ..errors import TurnFailure
 from ..model.llm import ModelReply
-from ..record.records import JudgeCall, Turn
+from ..model.adaptive import Throttled
+from ..record.records import THROTTLED_PREFIX, JudgeCall, Turn
 
 Completer = Callable[..., Awaitable[ModelReply]]
 
 
 class JudgeError(Exception):
     """The judge could not give a verdict (provider trouble, or no valid JSON after a retry)."""
+
+
+class JudgeThrottled(JudgeError):
+    """The provider kept refusing the judge's calls (429) until the deadline: the scenario's
+    outcome is "throttled", as for a turn (docs/rate-limits.md)."""
 
 
 CRITERIA_PROMPT = """You are a strict, impartial evaluator of an AI assistant's work.
@@ -133,6 +139,9 @@ async def ask(
     except TurnFailure as exc:  # a cassette miss: say that, not "could not be reached"
         record.error = f"{exc.kind}: {exc}"
         raise JudgeError(str(exc)) from None
+    except Throttled as exc:  # the provider's rate limit until the deadline: not a verdict, not the agent
+        record.error = f"{THROTTLED_PREFIX} {exc}"
+        raise JudgeThrottled(f"the judge model {record.model!r} was throttled by the provider's rate limit: {exc}") from None
     except Exception as exc:  # provider trouble
         record.error = f"{type(exc).__name__}: {exc}"
         raise JudgeError(f"the judge model {record.model!r} could not be reached: {record.error}") from None

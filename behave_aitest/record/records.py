@@ -148,6 +148,7 @@ class JudgeCall:
     error: str | None = None
     replayed: bool = False  # answered from a cassette: no model was called, cost_usd is 0
     recorded_cost_usd: float | None = None  # when replayed: what the judgement cost when it was recorded
+    step: str | None = None  # the location of the Then step that asked (a throttled judge throttles that step)
 
 
 @dataclass
@@ -303,8 +304,11 @@ class ScenarioRecord:
 
     @property
     def throttled(self) -> bool:
-        """A turn could not finish because the provider kept refusing (the outcome "throttled")."""
-        return any((turn.error or "").startswith(THROTTLED_PREFIX) for turn in self.turns)
+        """A turn, or a judgement, could not finish because the provider kept refusing (the outcome "throttled")."""
+        return any(
+            (turn.error or "").startswith(THROTTLED_PREFIX) or any((j.error or "").startswith(THROTTLED_PREFIX) for j in turn.judge_calls)
+            for turn in self.turns
+        )
 
 
 @dataclass

@@ -276,10 +276,12 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     direct_ids = {id(c): i for i, c in enumerate(direct_calls)}
     steps: list[dict[str, Any]] = []
     first_failure: dict[str, Any] | None = None
+    # judge steps whose judgement the provider throttled (found by the step's location, as above)
+    judged = {j.step for t in record_turns for j in getattr(t, "judge_calls", []) if str(j.error or "").startswith(THROTTLED_PREFIX)}
     for step in scenario.all_steps:
         status = outcome(step.status)
         turn = getattr(step, "aitest_turn", None)
-        if status == "error" and str(getattr(turn, "error", None) or "").startswith(THROTTLED_PREFIX):
+        if status == "error" and (str(getattr(turn, "error", None) or "").startswith(THROTTLED_PREFIX) or str(step.location) in judged):
             status = "throttled"  # the provider's rate limit, not the agent (docs/rate-limits.md)
         item = {
             "keyword": step.keyword,

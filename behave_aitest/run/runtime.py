@@ -13,6 +13,7 @@ import functools
 import itertools
 import shutil
 import sys
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -356,8 +357,18 @@ class Runtime(ModelChoice, ServerScopes):
 
     def run_judge(self, settings: TurnSettings, run: Any) -> Any:
         """Run ``await run(complete, request)`` on the run's event loop, through the same
-        completer the agent uses (so prices and recording apply to judge calls too)."""
-        return self.call(run, self._completer(settings), settings.request)
+        completer the agent uses (so prices and recording apply to judge calls too).
+
+        Like a turn, a judgement waits for the provider's rate limit until ``timeout_s`` (then it
+        is throttled, docs/rate-limits.md); its own calls may take longer (``judge.ask``)."""
+
+        async def judged(complete: Any, request: dict[str, Any]) -> Any:
+            from ..model.adaptive import turn_scope
+
+            with turn_scope(time.monotonic() + settings.timeout_s):
+                return await run(complete, request)
+
+        return self.call(judged, self._completer(settings), settings.request)
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run ``await fn(*args)`` on the run's event loop and wait for it.

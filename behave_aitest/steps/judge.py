@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import StepUsageError, fail, live_of, runtime_of, then, turns_of
+from .base import StepUsageError, ThrottledError, fail, live_of, runtime_of, then, turns_of
 
 __all__: list[str] = []
 
@@ -14,17 +14,20 @@ __all__: list[str] = []
 
 def _judge(context: Any, kind: str, criteria: list[str], run: Any) -> Any:
     """Record a judge call on the latest turn, run it, and turn judge trouble into a step error."""
-    from ..agent.judge import JudgeError
+    from ..agent.judge import JudgeError, JudgeThrottled
     from ..record.records import JudgeCall
 
     runtime = runtime_of(context)
     live = live_of(context)
     turns, _ = turns_of(context, False)
     settings = runtime.judge_settings(live, runtime.current_scenario)
-    record = JudgeCall(kind=kind, model=settings.model, criteria=criteria)
+    step = getattr(runtime, "current_step", None)
+    record = JudgeCall(kind=kind, model=settings.model, criteria=criteria, step=str(step.location) if step is not None else None)
     turns[-1].judge_calls.append(record)
     try:
         return runtime.run_judge(settings, lambda complete, request: run(complete, request, record)), turns
+    except JudgeThrottled as exc:  # the outcome "throttled", not a failure of the agent
+        raise ThrottledError(f"The judge could not give a verdict (throttled by the provider's rate limit): {exc}") from None
     except JudgeError as exc:
         raise JudgeStepError(f"The judge could not give a verdict: {exc}{_no_judge_hint(runtime, live, settings.model)}") from None
 
