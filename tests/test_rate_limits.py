@@ -252,14 +252,15 @@ def test_a_spend_cap_with_unknown_prices_says_it_cannot_be_enforced(project: Pro
     assert fake_llm.requests == []
 
 
-def test_a_judge_the_provider_keeps_refusing_is_throttled_not_an_error(project: Project) -> None:
-    """The judge's model is rate limited too (a judge step is a model call): a judgement the
-    provider keeps refusing until ``timeout_s`` makes its step, and the scenario, "throttled"
-    in every report (JUnit ThrottledError, JSON, -j's console line), not an error of the agent."""
+def test_a_judge_or_simulated_user_the_provider_keeps_refusing_is_throttled_not_an_error(project: Project) -> None:
+    """The judge's and the simulated user's models are rate limited too: a judgement, or a
+    simulated user's message, the provider keeps refusing until ``timeout_s`` makes its step and
+    the scenario "throttled" in every report (JUnit ThrottledError, JSON, -j's console line),
+    not an error of the agent (before: an error, after the judge's own 120 s)."""
 
     def brain(request: dict[str, Any]) -> dict[str, Any]:
-        if "judge" in str(request.get("model")):
-            return {"status": 429, "message": "Rate limit reached for the judge", "headers": {"retry-after": "0.2"}}
+        if any(word in str(request.get("model")) for word in ("judge", "user")):
+            return {"status": 429, "message": "Rate limit reached", "headers": {"retry-after": "0.2"}}
         return {"content": "Hello! How can I help?"}
 
     project.feature("judged.feature", """Feature: Judged
@@ -267,18 +268,27 @@ def test_a_judge_the_provider_keeps_refusing_is_throttled_not_an_error(project: 
     When the user says "hello"
     Then the agent answered
     And the response satisfies "it is polite"
+
+  @user_model:openai/fake-user
+  Scenario: A simulated user the provider never answers
+    When a simulated user talks to the agent for at most 2 turns:
+      \"\"\"
+      You want to know your balance.
+      \"\"\"
 """)
     with FakeOpenAI(brain=brain) as server:
         configure(project, server, 'timeout_s = 2\njudge_model = "openai/fake-judge"\n')
         result = project.run(*RUNNER, "-j", "2", *REPORTS)
     assert result.returncode == 1, result.output
-    assert "THROTTLED" in result.output, result.output
+    assert result.output.count("THROTTLED") == 2, result.output
     doc = report(project)
-    assert statuses(doc) == ["throttled"], result.output
-    first = doc["features"][0]["scenarios"][0]["first_failure"]
-    assert first["status"] == "throttled" and first["step"].startswith("And the response satisfies"), first
-    assert "throttled by the provider's rate limit" in first["message"] and "fake-judge" in first["message"], first
-    assert doc["totals"]["error"] == 0 and doc["totals"]["throttled"] == 1
+    assert statuses(doc) == ["throttled", "throttled"], result.output
+    judged, simulated = (s["first_failure"] for s in doc["features"][0]["scenarios"])
+    assert judged["status"] == "throttled" and judged["step"].startswith("And the response satisfies"), judged
+    assert "throttled by the provider's rate limit" in judged["message"] and "fake-judge" in judged["message"], judged
+    assert simulated["status"] == "throttled" and simulated["step"].startswith("When a simulated user"), simulated
+    assert "throttled by the provider's rate limit" in simulated["message"] and "fake-user" in simulated["message"], simulated
+    assert doc["totals"]["error"] == 0 and doc["totals"]["throttled"] == 2
     (junit,) = (project.root / "junit").glob("*.xml")
     errors = ET.parse(junit).findall(".//testcase/error")
-    assert [e.get("type") for e in errors] == ["ThrottledError"], [e.attrib for e in errors]
+    assert [e.get("type") for e in errors] == ["ThrottledError", "ThrottledError"], [e.attrib for e in errors]

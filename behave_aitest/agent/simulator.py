@@ -65,6 +65,11 @@ class SimulatorError(Exception):
     continue): the simulator's failure, not the agent's; a step error."""
 
 
+class SimulatorThrottled(SimulatorError):
+    """The provider kept refusing the simulated user's model (429) until ``timeout_s``: the
+    step and the scenario are "throttled", as for a turn (docs/rate-limits.md)."""
+
+
 class LimitsError(ValueError):
     """The step's turn limits are out of range (a user mistake, one line)."""
 
@@ -99,8 +104,11 @@ async def ask(complete: Completer, settings: TurnSettings, messages: list[dict[s
     """One simulator answer with the agent's retry rules, within ``timeout_s``."""
     import anyio
 
+    from ..model.adaptive import turn_scope
+
     deadline = time.monotonic() + settings.timeout_s
-    with anyio.fail_after(settings.timeout_s):
+    # the limiter's deadline too: a provider that keeps refusing is Throttled before the timeout
+    with turn_scope(deadline), anyio.fail_after(settings.timeout_s):
         return await _complete_with_retries(complete, {**settings.request, "messages": messages}, settings, deadline)
 
 
@@ -138,8 +146,9 @@ def run(
         try:
             reply, attempts = ask_model(user_view(simulation.persona, turns()) + pending)
         except Exception as exc:
-            call.outcome, call.error, call.cost_usd = "error", str(exc), 0.0
-            simulation.ended = "error"
+            throttled = isinstance(exc, SimulatorThrottled)
+            call.outcome, call.error, call.cost_usd = ("throttled" if throttled else "error"), str(exc), 0.0
+            simulation.ended = "throttled" if throttled else "error"
             raise
         _fill(call, reply, attempts)
         # a lone surrogate is the simulator's slip, not the agent's: it would break the agent's

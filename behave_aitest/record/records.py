@@ -265,7 +265,7 @@ class Simulation:
     step: str = ""  # the step's location, feature:line
     turns: list[int] = field(default_factory=list)  # indexes (in the conversation) of the turns it wrote
     calls: list[SimulatorCall] = field(default_factory=list)
-    ended: str = ""  # done | empty | max_turns | error ("" while it runs)
+    ended: str = ""  # done | empty | max_turns | error | throttled ("" while it runs)
     goal_reached: bool = False
 
     @property
@@ -308,7 +308,7 @@ class ScenarioRecord:
         return any(
             (turn.error or "").startswith(THROTTLED_PREFIX) or any((j.error or "").startswith(THROTTLED_PREFIX) for j in turn.judge_calls)
             for turn in self.turns
-        )
+        ) or any(s.ended == "throttled" for s in self.simulations)
 
 
 @dataclass

@@ -278,6 +278,7 @@ def scenario_dict(scenario: Any, feature_model: str | None, conversations: Mappi
     first_failure: dict[str, Any] | None = None
     # judge steps whose judgement the provider throttled (found by the step's location, as above)
     judged = {j.step for t in record_turns for j in getattr(t, "judge_calls", []) if str(j.error or "").startswith(THROTTLED_PREFIX)}
+    judged |= {s.step for s in getattr(record, "simulations", []) or [] if s.ended == "throttled"}  # and simulated users
     for step in scenario.all_steps:
         status = outcome(step.status)
         turn = getattr(step, "aitest_turn", None)

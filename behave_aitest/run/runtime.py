@@ -347,7 +347,11 @@ class Runtime(ModelChoice, ServerScopes):
                     settings.request = self.model_request(model, live.agent)
                 return self.call(simulator.ask, self._completer(settings), settings, messages)
             except Exception as exc:
-                raise simulator.SimulatorError(simulator.failure_text(first_leaf(exc), settings)) from None
+                from ..model.adaptive import Throttled
+
+                leaf = first_leaf(exc)
+                kind = simulator.SimulatorThrottled if isinstance(leaf, Throttled) else simulator.SimulatorError
+                raise kind(simulator.failure_text(leaf, settings)) from None
 
         turns_before = len(live.record.turns)
         try:

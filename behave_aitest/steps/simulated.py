@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import StepUsageError, fail, live_of, runtime_of, then, turns_of, when
+from .base import StepUsageError, ThrottledError, fail, live_of, runtime_of, then, turns_of, when
 
 __all__: list[str] = []
 
@@ -21,7 +21,7 @@ def _whole(text: str, what: str) -> int:
 
 
 def _simulate(context: Any, min_turns: int, max_turns: int) -> None:
-    from ..agent.simulator import SimulatorError, check_limits
+    from ..agent.simulator import SimulatorError, SimulatorThrottled, check_limits
     from .conversation import _say
 
     check_limits(min_turns, max_turns)
@@ -36,6 +36,11 @@ def _simulate(context: Any, min_turns: int, max_turns: int) -> None:
         runtime.simulate(
             context.text, min_turns, max_turns, lambda text: _say(context, text, simulated=True), str(getattr(step, "location", ""))
         )
+    except SimulatorThrottled as exc:  # the outcome "throttled", as for a turn (docs/rate-limits.md)
+        model = live_of(context).record.simulations[-1].model
+        raise ThrottledError(
+            f"The simulated user could not go on (throttled by the provider's rate limit; its model {model!r}, not the agent): {exc}"
+        ) from None
     except SimulatorError as exc:
         model = live_of(context).record.simulations[-1].model
         raise SimulatedUserError(
