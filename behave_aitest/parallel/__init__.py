@@ -1,8 +1,10 @@
 """``behave -j N``: conversations run in worker processes (pytest-xdist's split).
 
-``runner`` is the parent's side (``ParallelRunner``: plan, schedule, replay every outcome
-through behave's formatters); ``units`` are the units of work and their order; ``worker`` is a
-worker process; ``outcomes`` is what a worker sends back.
+``runner`` is the parent's side (``ParallelRunner``: plan, start the workers, schedule, stop);
+``replay`` its last part (every outcome put on the parent's behave model and shown to behave's
+formatters and reporters); ``processes`` the worker processes' start and stop; ``units`` are
+the units of work and their order; ``worker`` is a worker process; ``outcomes`` is what a
+worker sends back.
 
 May import every lower package, ``report`` included. Never ``cli``. ``behave_aitest.parallel:ParallelRunner``
 is the name behave's ``runner`` setting uses.
