@@ -51,6 +51,27 @@ def run_bounded(project: Project, *args: str, timeout: float = 120, env: dict[st
     return Result(proc.returncode, out, err)
 
 
+def parallel_run(project: Project, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``behave -j 2`` with the JSON report and JUnit, in its own process group, output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "behave", "--no-color", "-j", "2", "--runner", "behave_aitest.parallel:ParallelRunner",
+         "-f", "behave_aitest.formatter:JSONFormatter", "-o", "reports/r.json", "--junit", "--junit-directory", "reports/junit"],
+        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def term_when(proc: subprocess.Popen[str], said: str, timeout: float) -> str:
+    """Read the run's output until a line holds ``said``, send SIGTERM then; all it printed."""
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if said in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    return "".join(lines) + proc.communicate(timeout=timeout)[0]
+
+
 def scenarios(root: Path, name: str = "r.json") -> dict[str, dict[str, Any]]:
     doc = json.loads((root / "reports" / name).read_text(encoding="utf-8"))
     return {s["name"]: s for f in doc["features"] for s in f["scenarios"]}
@@ -484,20 +505,9 @@ def test_h13_sigterm_early_in_a_parallel_run_still_reports_every_planned_convers
     project.feature("four.feature", SHARDED)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env["OPENAI_API_KEY"] = "sk-fake"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "behave", "--no-color", "-j", "2", "--runner", "behave_aitest.parallel:ParallelRunner",
-         "-f", "behave_aitest.formatter:JSONFormatter", "-o", "reports/r.json", "--junit", "--junit-directory", "reports/junit"],
-        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
+    proc = parallel_run(project, env)
     try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:  # the plan is made: SIGTERM before any worker has started
-            lines.append(line)
-            if "conversations on 2 workers" in line:
-                proc.send_signal(signal.SIGTERM)
-                break
-        out = "".join(lines) + proc.communicate(timeout=120)[0]
+        out = term_when(proc, "conversations on 2 workers", 120)  # the plan is made: before any worker has started
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -549,25 +559,14 @@ def test_h15_a_worker_killed_after_the_grace_keeps_what_it_finished(project: Pro
     (project.root / "features" / "steps" / "hang.py").write_text(HANGING_STEP, encoding="utf-8")
     project.feature("hang.feature", HANGING_SESSION)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "behave", "--no-color", "-j", "2", "--runner", "behave_aitest.parallel:ParallelRunner",
-         "-f", "behave_aitest.formatter:JSONFormatter", "-o", "reports/r.json", "--junit", "--junit-directory", "reports/junit"],
-        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
+    proc = parallel_run(project, env)
     try:
         deadline = time.time() + 90
         while not (project.root / "hanging").exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.1)
         assert (project.root / "hanging").exists(), proc.communicate(timeout=30)[0][-3000:]
         proc.send_signal(signal.SIGTERM)  # the worker swallows it: after the grace it is killed
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "stopping every worker" in line:
-                proc.send_signal(signal.SIGTERM)  # a second signal ends the grace at once
-                break
-        out = "".join(lines) + proc.communicate(timeout=60)[0]
+        out = term_when(proc, "stopping every worker", 60)  # a second signal ends the grace at once
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
