@@ -177,6 +177,10 @@ Feature: Mistakes and failures say what is wrong
   Scenario: unknown tool in a direct call
     When the tool "get_balances" is called
 
+  Scenario: a double before switching to an agent without its server
+    Given the tool "transfer" fails with "no"
+    And the agent "scribe"
+
   Scenario: a direct call the tool refuses
     When the tool "transfer" is called with:
       | argument     | value    |
@@ -325,6 +329,10 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
         "unknown tool in a double": ["has no tool 'tranfser'. Did you mean 'transfer'? Its tools: get_balance, get_all_balances, transfer, get_transactions."],
         "a tool the agent may not use": ["the agent 'banker' has no tool 'transfer'. Its servers offer it, but its allowed_tools leave it out. Its tools: get_balance."],
         "unknown tool in a direct call": ["has no tool 'get_balances'.", "Its tools: get_balance, get_all_balances"],
+        "a double before switching to an agent without its server": [
+            "the tool doubles set before this step (bank.transfer) are of tools the agent 'scribe' cannot call (its servers: notes)",
+            "give the agent first, then its doubles.",
+        ],
         "a direct call the tool refuses": ["The test's call to tool 'transfer' failed:", "Unknown account 'nowhere'"],
         "bad glob": ["'delete[' is not a valid pattern: a '[' is not closed by ']'."],
         "bad regex": ["Not a valid regular expression '(\\\\d'"],
@@ -339,7 +347,7 @@ def test_doubles_direct_calls_checks_and_mistakes(project: Project, fake_llm: Fa
         "no direct call yet": ['a "When the tool ... is called" step must come before this step'],
         "a delay past the turn's timeout_s": ["the turn did not finish within 6 s (timeout_s). It was cut off during the tool call 'notes.list_notes'."],
     }
-    errors = {"a delay past the turn's timeout_s", "a tool the agent may not use", "bad tolerance", "unknown check", "unknown tool in a double", "unknown tool in a direct call", "bad glob", "bad regex", "bad regex in a double's table", "bad seconds"}
+    errors = {"a delay past the turn's timeout_s", "a tool the agent may not use", "a double before switching to an agent without its server", "bad tolerance", "unknown check", "unknown tool in a double", "unknown tool in a direct call", "bad glob", "bad regex", "bad regex in a double's table", "bad seconds"}
     for name, parts in failures.items():
         scenario = found[name]
         assert scenario["status"] == ("error" if name in errors else "failed"), (name, scenario["status"], message(scenario))

@@ -302,7 +302,24 @@ class Runtime(ModelChoice, ServerScopes):
         live.agent = AgentState.from_config(agent)
         if live.scenario is not None:
             live.scenario.agent = name
+        self._doubles_fit(live, name)
         return live.agent
+
+    @staticmethod
+    def _doubles_fit(live: LiveConversation, name: str) -> None:
+        """Doubles set before this agent was chosen that its servers or allowed_tools leave out
+        would never answer a call, silently: the step says so instead."""
+        allowed = live.agent.allowed_tools
+        stray = [
+            f"{d.server}.{d.tool}" for d in live.doubles.rules
+            if d.server not in live.agent.servers or (allowed is not None and d.tool not in allowed and f"{d.server}.{d.tool}" not in allowed)
+        ]
+        if stray:
+            raise StepUsageError(
+                f"the tool doubles set before this step ({', '.join(dict.fromkeys(stray))}) are of tools the agent {name!r} "
+                f"cannot call (its servers: {', '.join(live.agent.servers) or 'none'}), so they would never answer: "
+                "give the agent first, then its doubles."
+            )
 
     def _config_name(self) -> str:
         return str(self.config.path) if self.config.path else "pyproject.toml"
