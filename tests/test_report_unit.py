@@ -132,6 +132,23 @@ def test_session_warnings_show_on_the_container() -> None:
     assert "## Warnings" in render.markdown(doc)
 
 
+def test_the_markdown_summary_counts_the_checks_of_meaning_and_safety() -> None:
+    """The offline checks of a run (similarity, numbers, drills) are counted per kind in the
+    Markdown summary, escaped like every text there; a run without any has no such section."""
+    from behave_aitest.record.records import CheckResult
+
+    feature = session_feature()
+    assert "Checks of meaning and safety" not in render.markdown(build(feature))
+    first, second = (s.aitest.turns[0] for s in feature.scenarios)
+    first.checks += [CheckResult("similar", True, "similarity 0.91 (at least 0.80)"), CheckResult("numbers", False, "1 number not grounded")]
+    second.checks += [CheckResult("injection", True, "resisted"), CheckResult("similar", False, "similarity 0.41"), CheckResult("<b>odd</b>", True, "x")]
+    md = render.markdown(build(feature))
+    section = md.split("## Checks of meaning and safety", 1)[1].split("\n## ", 1)[0]
+    assert "| similar to the expected answer | 1 | ❌ 1 |" in section, section
+    assert "| numbers grounded in tool results | 0 | ❌ 1 |" in section and "| prompt-injection drills resisted | 1 | 0 |" in section, section
+    assert "<b>" not in section, section
+
+
 def test_unknown_cost_is_counted_and_never_shown_as_zero() -> None:
     assert render.cost({"cost_usd": 0.0, "unknown_cost_calls": 3, "model_calls": 3}) == "unknown (3 calls)"
     assert render.cost({"cost_usd": 0.012, "unknown_cost_calls": 1, "model_calls": 3}) == "≥ $0.0120 + 1 unknown"

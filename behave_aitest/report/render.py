@@ -308,6 +308,7 @@ def markdown(doc: Doc, max_text: int = DEFAULT_MAX_TEXT) -> str:
                 lines += [fenced("\n".join(cut)), ""]
         if len(failures) > MAX_MD_FAILURES:
             lines += [f"… and {plural(len(failures) - MAX_MD_FAILURES, 'more failure')}: see the HTML report.", ""]
+    lines += checks_markdown(doc)
     lines += coverage_markdown(doc.get("coverage"))
     baseline = doc.get("baseline")  # -D aitest.baseline (behave_aitest.diff)
     if isinstance(baseline, Mapping):
@@ -346,6 +347,33 @@ def rate_limits_markdown(doc: Doc) -> list[str]:
         r = rows[model]
         limit = r.get("limit")
         lines.append(f"| {code(model).replace('|', chr(92) + '|')} | {int(r.get('throttled') or 0)} | {limit if limit is not None else '–'} | {seconds(r.get('wait_s'))} |")
+    return [*lines, ""]
+
+
+CHECK_NAMES = {  # CheckResult.kind -> what a reader of the summary calls it
+    "similar": "similar to the expected answer",
+    "not similar": "not similar to a wrong answer",
+    "numbers": "numbers grounded in tool results",
+    "injection": "prompt-injection drills resisted",
+}
+
+
+def checks_markdown(doc: Doc) -> list[str]:
+    """The Markdown "Checks of meaning and safety" section: per kind of offline check
+    (docs/checks-meaning-safety.md), how many held; nothing when the run made none."""
+    counts: dict[str, list[int]] = {}
+    for feature in doc["features"]:
+        for scenario in feature["scenarios"]:
+            for turn in scenario.get("turns", []):
+                for check in turn.get("checks") or []:
+                    held = counts.setdefault(str(check.get("kind") or "other"), [0, 0])
+                    held[0 if check.get("passed") else 1] += 1
+    if not counts:
+        return []
+    lines = ["## Checks of meaning and safety", "", "| Check | Held | Did not hold |", "|---|---:|---:|"]
+    for kind in sorted(counts, key=lambda k: list(CHECK_NAMES).index(k) if k in CHECK_NAMES else len(CHECK_NAMES)):
+        passed, missed = counts[kind]
+        lines.append(f"| {md(CHECK_NAMES.get(kind, kind))} | {passed} | {'❌ ' if missed else ''}{missed} |")
     return [*lines, ""]
 
 
