@@ -28,6 +28,7 @@ ARGS = {
     "entities": [{"name": "Ada", "tags": ["x"]}],
     "flag": True,
     "count": 3,
+    "city": "Paris, France",
 }
 
 
@@ -54,6 +55,8 @@ ARGS = {
         (("currency", "one of", "USD, EUR"), True),
         (("currency", "one of", "USD, GBP"), False),
         (("count", "one of", "1, 3"), True),
+        (("city", "one of", '"Paris, France", Rome'), True),  # a quoted value may hold a comma
+        (("city", "one of", "Paris, France"), False),  # unquoted, that is two values
         (("entities.0.name", "equals", "Ada"), True),
         (("entities.0.tags.0", "equals", "x"), True),
         (("entities.1.name", "absent", ""), True),

@@ -257,11 +257,31 @@ def parse_argument_check(row: int, argument: str, check: str | None, value: str)
             raise TableError(f"{where}: {exc}.") from None
         return ArgumentCheck(argument, kind, value, row, target=target, tolerance=tolerance)
     if kind == "one of":
-        choices = tuple(_json_or_text(part.strip()) for part in value.split(",") if part.strip())
+        choices = tuple(_json_or_text(part) for part in split_choices(value))
         if not choices:
-            raise TableError(f"{where}: 'one of' needs values separated by commas, e.g. USD, EUR.")
+            raise TableError(f"{where}: 'one of' needs values separated by commas, e.g. USD, EUR (\"Paris, France\" for one with a comma).")
         return ArgumentCheck(argument, kind, value, row, choices=choices)
     return ArgumentCheck(argument, kind, value, row)
+
+
+def split_choices(value: str) -> list[str]:
+    """The values of a ``one of`` cell: comma-separated, except inside double quotes, so
+    ``"Paris, France", Rome`` is two values (each then compares as ``equals`` does)."""
+    parts, current, quoted, escaped = [], [], False, False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
 
 
 def parse_argument_table(headings: Sequence[str], rows: Sequence[Sequence[str]]) -> list[ArgumentCheck]:

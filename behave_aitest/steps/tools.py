@@ -110,7 +110,8 @@ def step_called_with(context: Any, name: str) -> None:
       about: a number within a tolerance, "500 ± 1" or "500 ± 1%" (+/- works too);
       any: the argument is present, whatever its value (leave the value empty);
       absent: the argument is not there (leave the value empty);
-      one of: equals one of the comma-separated values, "USD, EUR".
+      one of: equals one of the comma-separated values, "USD, EUR" (a value holding a comma
+              in double quotes: "Paris, France", Rome).
     A dotted argument name looks inside objects and lists (to.account, entities.0.name).
     A failure lists every call with each argument's check, expected and actual value."""
     _called_with(context, name, False)
