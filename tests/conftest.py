@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,17 @@ def processes_in(root: Path) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def wait_for_server_log(temp: Path, text: str, timeout: float, pause: float = 0.05) -> bool:
+    """Wait until a server's stderr log of a run whose TMPDIR is ``temp`` holds ``text`` (e.g.
+    the test server saying it is inside a tool); False when ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(text in log.read_text(errors="replace") for log in temp.glob("behave-aitest-*/*.stderr.log")):
+            return True
+        time.sleep(pause)
+    return False
 
 
 REPO = Path(__file__).resolve().parents[1]

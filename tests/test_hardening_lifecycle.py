@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import Project, llm_config, processes_in
+from conftest import Project, llm_config, processes_in, wait_for_server_log
 
 from behave_aitest.model.fakellm import FakeOpenAI
 from behave_aitest.model.llm import retry_after
@@ -298,12 +298,7 @@ def test_signals_while_a_server_is_busy_leave_nothing_behind(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # until the server is inside the tool
-            logs = list(temp.glob("behave-aitest-*/*.stderr.log"))
-            if any("hanging in tool" in p.read_text(errors="replace") for p in logs):
-                break
-            time.sleep(0.05)
+        wait_for_server_log(temp, "hanging in tool", 60)  # until the server is inside the tool
         for sig in signals:
             proc.send_signal(sig)
             time.sleep(0.05)

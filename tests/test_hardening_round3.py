@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Project, Result, llm_config, processes_in
+from conftest import Project, Result, llm_config, processes_in, wait_for_server_log
 
 from behave_aitest.model.fakellm import FakeOpenAI
 
@@ -481,12 +481,7 @@ def test_h19_temporary_folders_of_a_killed_run_are_removed_at_the_next_start(pro
     proc = subprocess.Popen([sys.executable, "-m", "behave", "--no-color", "-f", "plain"], cwd=project.root, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # until the server is inside the tool
-            logs = list(temp.glob("behave-aitest-*/*.stderr.log"))
-            if any("hanging in tool" in p.read_text(errors="replace") for p in logs):
-                break
-            time.sleep(0.1)
+        wait_for_server_log(temp, "hanging in tool", 90)  # until the server is inside the tool
         os.killpg(proc.pid, signal.SIGKILL)  # behave and its server: nothing cleans up
         proc.wait()
     finally:
