@@ -119,17 +119,20 @@ def suffix_warning(kind: str, mine: tuple[str, ...], target: str | None, config:
     suffix = Path(target).suffix.lower()
     if suffix not in REPORT_SUFFIXES or suffix in mine:
         return None
-    formats = [str(f) for f in getattr(config, "format", None) or []]
-    outputs = [getattr(o, "name", None) or "-" for o in getattr(config, "outputs", None) or []]
-    pairs = " ".join(f"-f {f} -o {outputs[i] if i < len(outputs) else '-'}" for i, f in enumerate(formats))
     return (
         f"the {kind} goes to {target}, a {REPORT_SUFFIXES[suffix]} file name: behave pairs each -o with the -f "
-        f"in the same position, here {pairs}. Give each -f its -o in the same order (a console formatter "
+        f"in the same position, here {behave_pairs(config)[1]}. Give each -f its -o in the same order (a console formatter "
         "after the report formatters needs none)."
     )
 
 
-_REPORT_NAME_SUFFIXES = {".html": "HTMLFormatter", ".htm": "HTMLFormatter", ".md": "MarkdownFormatter", ".markdown": "MarkdownFormatter", ".json": "JSONFormatter"}
+def behave_pairs(config: Any) -> tuple[list[tuple[str, str]], str]:
+    """The (-f, -o) pairs behave made (an -f past the last -o writes to the console), and them
+    written out as a command line for a message."""
+    formats = [str(f) for f in getattr(config, "format", None) or []]
+    outputs = [getattr(o, "name", None) or "-" for o in getattr(config, "outputs", None) or []]
+    pairs = [(f, outputs[i] if i < len(outputs) else "-") for i, f in enumerate(formats)]
+    return pairs, " ".join(f"-f {f} -o {o}" for f, o in pairs)
 
 
 def behave_pair_warnings(config: Any) -> list[str]:
@@ -139,19 +142,18 @@ def behave_pair_warnings(config: Any) -> list[str]:
     ``outfiles`` and, when the command line names no ``-f``, adds its default formatter: so
     ``behave -o reports/x.html``, meant to move the configured report, writes pretty text into
     ``x.html`` while the report stays where it was."""
-    formats = [str(f) for f in getattr(config, "format", None) or []]
-    outputs = [getattr(o, "name", None) or "-" for o in getattr(config, "outputs", None) or []]
-    pairs = " ".join(f"-f {f} -o {outputs[i] if i < len(outputs) else '-'}" for i, f in enumerate(formats))
+    pairs, said = behave_pairs(config)
+    ours = {s: cls.__name__ for cls in (HTMLFormatter, JSONFormatter, MarkdownFormatter) for s in cls.suffixes if s != ".txt"}
     warnings = []
-    for name, target in zip(formats, outputs):
+    for name, target in pairs:
         suffix = Path(target).suffix.lower()
-        if ":" in name or suffix not in _REPORT_NAME_SUFFIXES or (suffix == ".json" and name.startswith("json")):
+        if ":" in name or suffix not in ours or (suffix == ".json" and name.startswith("json")):
             continue
         warnings.append(
             f"{target} gets behave's {name} output, not a report: behave pairs each -o with the -f in the same "
             f"position, the command line's after [tool.behave]'s format and outfiles (and adds its default "
-            f"formatter when the command line names none), here {pairs}. Give the report's -f with it: "
-            f"-f behave_aitest.formatter:{_REPORT_NAME_SUFFIXES[suffix]} -o {target}."
+            f"formatter when the command line names none), here {said}. Give the report's -f with it: "
+            f"-f behave_aitest.formatter:{ours[suffix]} -o {target}."
         )
     return warnings
 
